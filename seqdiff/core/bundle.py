@@ -1,0 +1,140 @@
+"""A model as data: a JSON-able spec, and a bundle on disk (safetensors + config.json).
+
+A bundle is a folder with ``model.safetensors`` (weights, never a pickle) and ``config.json``
+(the spec plus what an adapter needs: the protein alphabet name, a table's encoder state, the
+model card's numbers). Loading never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from seqdiff.core.denoiser import Denoiser, DenoiserConfig
+from seqdiff.core.diffusion import MaskedDiffusion
+from seqdiff.core.schedules import make_schedule
+from seqdiff.errors import SeqdiffError
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a ``MaskedDiffusion`` except its weights.
+
+    ``allowed`` is a list of allowed token ids (the same at every position), or one such list
+    per position (table columns). ``groups`` ties GenMD4 rates (token id -> rate group).
+
+    Example:
+        >>> spec = ModelSpec(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2),
+        ...                  mask_id=4, allowed=[0, 1, 2, 3])
+        >>> build_model(spec).mask_id
+        4
+    """
+
+    denoiser: DenoiserConfig
+    mask_id: int
+    allowed: list
+    schedule: str = "linear"
+    schedule_kwargs: dict = field(default_factory=dict)
+    groups: list[int] | None = None
+    timesteps: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["denoiser"] = self.denoiser.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        d = dict(d)
+        d["denoiser"] = DenoiserConfig(**d["denoiser"])
+        return cls(**d)
+
+    def allowed_mask(self) -> torch.Tensor:
+        """Bool [V] or [N, V] from the id lists."""
+        vocab = self.denoiser.vocab_size
+        if self.allowed and isinstance(self.allowed[0], list):
+            mask = torch.zeros(len(self.allowed), vocab, dtype=torch.bool)
+            for row, ids in enumerate(self.allowed):
+                mask[row, ids] = True
+            return mask
+        mask = torch.zeros(vocab, dtype=torch.bool)
+        mask[self.allowed] = True
+        return mask
+
+
+def build_model(spec: ModelSpec) -> MaskedDiffusion:
+    """A freshly initialised model for ``spec``."""
+    groups = torch.tensor(spec.groups) if spec.groups is not None else None
+    schedule = make_schedule(spec.schedule, spec.denoiser.vocab_size, groups=groups, **spec.schedule_kwargs)
+    return MaskedDiffusion(
+        Denoiser(spec.denoiser), schedule, spec.mask_id, spec.allowed_mask(), timesteps=spec.timesteps
+    )
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_bundle(
+    folder: str | Path, model: MaskedDiffusion, spec: ModelSpec, extra: dict | None = None
+) -> Path:
+    """Save weights and config to ``folder`` (created); each file appears atomically.
+
+    Example:
+        >>> save_bundle("runs/my-model", model, spec, {"modality": "protein"})  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".weights.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp)
+        os.replace(tmp, folder / WEIGHTS)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    config = {"spec": spec.to_dict(), **(extra or {})}
+    atomic_write_bytes(folder / CONFIG, json.dumps(config, indent=1).encode())
+    return folder
+
+
+def load_bundle(
+    folder: str | Path, device: str | torch.device = "cpu"
+) -> tuple[MaskedDiffusion, ModelSpec, dict]:
+    """Load a bundle saved by ``save_bundle``: (model in eval mode, spec, the rest of config.json).
+
+    Example:
+        >>> model, spec, extra = load_bundle("seqdiff/models/protein-default")  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
+        raise SeqdiffError(f"{folder}: not a seqdiff model (expected {CONFIG} and {WEIGHTS} in that folder)")
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+        spec = ModelSpec.from_dict(config.pop("spec"))
+        model = build_model(spec)
+        model.load_state_dict(load_file(folder / WEIGHTS))
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SeqdiffError(f"{folder}: cannot load model: {first}") from None
+    return model.to(device).eval(), spec, config

@@ -1,0 +1,173 @@
+"""The denoiser: a bidirectional pre-norm transformer that maps (z_t, t) to logits over x.
+
+LLaMA-style as in MD4's text model (md4_spec.md section 4): RMSNorm, rotary position
+embeddings (or learned per-position embeddings: for tables a "position" is a column, so the
+column embedding is the positional one and the set is order-free), SwiGLU MLP, no biases,
+PyTorch ``scaled_dot_product_attention`` with a key-padding mask so a padded batch gives the
+same result as each sequence alone. Time conditioning (adaLN-Zero) is optional; without it the
+sampler can skip the network when no token changed (MDLM's cache).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+@dataclass
+class DenoiserConfig:
+    """Size and shape of the transformer.
+
+    Example:
+        >>> DenoiserConfig(vocab_size=33, dim=64, n_layers=2, n_heads=4).head_dim
+        16
+    """
+
+    vocab_size: int
+    dim: int = 256
+    n_layers: int = 4
+    n_heads: int = 8
+    mlp_ratio: float = 8 / 3
+    max_len: int = 1024
+    positions: str = "rope"  # "rope" or "learned" (one embedding per position / table column)
+    time_conditioning: bool = False
+    dropout: float = 0.0
+    rope_theta: float = 10_000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    @property
+    def hidden_dim(self) -> int:
+        # Rounded up to a multiple of 32 as MD4 does; keeps matmuls well shaped.
+        return int(math.ceil(self.mlp_ratio * self.dim / 32) * 32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rope_tables(n: int, head_dim: int, theta: float, device: torch.device) -> tuple[Tensor, Tensor]:
+    """cos/sin tables [n, head_dim/2] for rotary embeddings."""
+    freqs = theta ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    angles = torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None]
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate pairs (x[..., :d/2], x[..., d/2:]) of a [B, H, N, D] tensor."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return out.type_as(x)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.attn_norm = nn.RMSNorm(cfg.dim, elementwise_affine=not cfg.time_conditioning)
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
+        self.attn_out = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.mlp_norm = nn.RMSNorm(cfg.dim, elementwise_affine=not cfg.time_conditioning)
+        self.gate_up = nn.Linear(cfg.dim, 2 * cfg.hidden_dim, bias=False)
+        self.down = nn.Linear(cfg.hidden_dim, cfg.dim, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.time_conditioning:
+            # adaLN-Zero: shift, scale, gate for both sub-blocks, zero-initialised.
+            self.ada = nn.Linear(cfg.dim, 6 * cfg.dim)
+            nn.init.zeros_(self.ada.weight)
+            nn.init.zeros_(self.ada.bias)
+
+    def forward(self, h: Tensor, attn_mask: Tensor | None, rope: tuple | None, cond: Tensor | None) -> Tensor:
+        b, n, _ = h.shape
+        if cond is not None:
+            shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond)[:, None].chunk(6, dim=-1)
+        x = self.attn_norm(h)
+        if cond is not None:
+            x = x * (1 + scale1) + shift1
+        q, k, v = self.qkv(x).view(b, n, 3, self.cfg.n_heads, self.cfg.head_dim).permute(2, 0, 3, 1, 4)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        p = self.cfg.dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        a = self.dropout(self.attn_out(a.transpose(1, 2).reshape(b, n, self.cfg.dim)))
+        h = h + (a * (1 + gate1) if cond is not None else a)
+        x = self.mlp_norm(h)
+        if cond is not None:
+            x = x * (1 + scale2) + shift2
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        m = self.dropout(self.down(F.silu(gate) * up))
+        return h + (m * (1 + gate2) if cond is not None else m)
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal features of 1000 t -> MLP, as MD4's ``time_features='t'``."""
+
+    def __init__(self, dim: int, n_freq: int = 128):
+        super().__init__()
+        self.n_freq = n_freq
+        self.mlp = nn.Sequential(nn.Linear(2 * n_freq, 4 * dim), nn.SiLU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        freqs = torch.exp(-math.log(10_000) * torch.arange(self.n_freq, device=t.device) / self.n_freq)
+        angles = 1000 * t.float()[:, None] * freqs[None]
+        return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=-1))
+
+
+class Denoiser(nn.Module):
+    """Bidirectional transformer over token ids -> logits over the vocabulary.
+
+    ``valid`` [B, N] marks real (non-padding) positions; padding never attends or is attended.
+
+    Example:
+        >>> net = Denoiser(DenoiserConfig(vocab_size=10, dim=32, n_layers=1, n_heads=2))
+        >>> net(torch.zeros(2, 5, dtype=torch.long)).shape
+        torch.Size([2, 5, 10])
+    """
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        if cfg.positions == "learned":
+            self.pos = nn.Parameter(torch.zeros(cfg.max_len, cfg.dim))
+            nn.init.normal_(self.pos, std=0.02)
+        elif cfg.positions != "rope":
+            raise ValueError(f"positions must be 'rope' or 'learned', not {cfg.positions!r}")
+        self.time = TimeEmbedding(cfg.dim) if cfg.time_conditioning else None
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.RMSNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for name, p in self.named_parameters():
+            if p.dim() == 2 and "ada" not in name and name != "pos":
+                nn.init.normal_(p, std=0.02)
+        # Residual-branch outputs scaled by depth (GPT-2 / MD4 depth-scaled init).
+        for block in self.blocks:
+            nn.init.normal_(block.attn_out.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
+            nn.init.normal_(block.down.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
+
+    def forward(self, tokens: Tensor, valid: Tensor | None = None, t: Tensor | None = None) -> Tensor:
+        b, n = tokens.shape
+        h = self.embed(tokens)
+        rope = None
+        if self.cfg.positions == "learned":
+            h = h + self.pos[:n]
+        else:
+            rope = rope_tables(n, self.cfg.head_dim, self.cfg.rope_theta, tokens.device)
+        attn_mask = None
+        if valid is not None and not bool(valid.all()):
+            attn_mask = valid[:, None, None, :]
+        cond = self.time(t) if self.time is not None and t is not None else None
+        for block in self.blocks:
+            h = block(h, attn_mask, rope, cond)
+        return self.head(self.norm(h))
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

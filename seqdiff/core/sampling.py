@@ -1,0 +1,159 @@
+"""Ancestral sampling of a masked-diffusion model, with fixed positions.
+
+One loop serves MD4 and GenMD4. From time t to s < t a masked position becomes value i with
+probability mu_i (alpha_{s,i} - alpha_{t,i}) / (1 - alpha_{t,i}) and stays masked otherwise.
+For an MD4 schedule alpha does not depend on i and this is MD4 Alg. 2; for GenMD4's
+alpha_{t,i} = 1 - (1 - eps) t^{w_i} it is P(x_s = i) = (1 - (s/t)^{w_i}) mu_i and
+P(stay masked) = sum_i mu_i (s/t)^{w_i} (md4_spec.md section 5). The schedule's
+``alpha_all`` is the only place the two differ.
+
+Positions that are not the mask id at the start are kept as they are (infilling, motif
+scaffolding, conditional table rows). Categorical draws happen in float64 by inverting the
+CDF, so low-probability tokens are not truncated (md4_spec.md section 5, MD4 App. G).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from seqdiff.core.diffusion import MaskedDiffusion
+
+
+@dataclass
+class SampleResult:
+    """What the sampler returns, all [B, N].
+
+    ``unmask_step`` is the step (0-based) at which a position was decided, -1 for positions that
+    were given. ``confidence`` is the probability of the chosen token under the distribution it
+    was drawn from and ``entropy`` (nats) that distribution's entropy; both NaN where given.
+    ``network_calls`` counts denoiser evaluations (fewer than steps when the cache hits).
+    """
+
+    tokens: Tensor
+    unmask_step: Tensor
+    confidence: Tensor
+    entropy: Tensor
+    network_calls: int
+
+
+def time_grid(steps: int, grid: str = "cosine", device: torch.device | None = None) -> Tensor:
+    """Times 1 = t_0 > t_1 > ... > t_steps = 0 (float64).
+
+    ``cosine`` maps the uniform grid through t -> cos(pi/2 (1 - t)) as MD4 does: small steps
+    early, when almost everything is masked (md4_spec.md section 5).
+
+    Example:
+        >>> time_grid(4, "uniform").tolist()
+        [1.0, 0.75, 0.5, 0.25, 0.0]
+    """
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    t = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=device)
+    if grid == "cosine":
+        t = torch.cos(math.pi / 2 * (1 - t))
+        t[-1] = 0.0
+    elif grid != "uniform":
+        raise ValueError(f"grid must be 'cosine' or 'uniform', not {grid!r}")
+    return t
+
+
+def shape_probs(log_probs: Tensor, temperature: float = 1.0, top_p: float = 1.0) -> Tensor:
+    """Temperature and nucleus (top-p) filtering of log-probabilities -> float64 probabilities.
+
+    Example:
+        >>> p = shape_probs(torch.log(torch.tensor([[0.6, 0.3, 0.1]])), top_p=0.8)
+        >>> [round(v, 3) for v in p[0].tolist()]
+        [0.667, 0.333, 0.0]
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    probs = torch.softmax(log_probs.double() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest set whose mass reaches top_p (the first token always stays).
+        keep_sorted = (sorted_p.cumsum(-1) - sorted_p) < top_p
+        keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+        probs = torch.where(keep, probs, torch.zeros_like(probs))
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def draw_categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Inverse-CDF draw from [..., K] float64 probabilities (rows need not sum exactly to 1)."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[:-1], generator=generator, device=probs.device, dtype=torch.float64)
+    u = u * cdf[..., -1]
+    idx = torch.searchsorted(cdf, u[..., None]).squeeze(-1)
+    return idx.clamp(max=probs.shape[-1] - 1)
+
+
+@torch.no_grad()
+def sample(
+    model: MaskedDiffusion,
+    z: Tensor,
+    valid: Tensor | None = None,
+    steps: int = 128,
+    grid: str = "cosine",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
+) -> SampleResult:
+    """Fill every mask in ``z`` [B, N]; all other tokens (and padding) are kept unchanged.
+
+    Example:
+        >>> z = torch.full((2, 10), model.mask_id)  # doctest: +SKIP
+        >>> sample(model, z, steps=10).tokens.shape  # doctest: +SKIP
+        torch.Size([2, 10])
+    """
+    model.eval()
+    device = z.device
+    mask_id = model.mask_id
+    vocab = model.vocab_size
+    z = z.clone()
+    todo = z == mask_id
+    if valid is not None:
+        todo &= valid
+    unmask_step = torch.full(z.shape, -1, dtype=torch.long, device=device)
+    confidence = torch.full(z.shape, float("nan"), dtype=torch.float64, device=device)
+    entropy = torch.full_like(confidence, float("nan"))
+    times = time_grid(steps, grid, device)
+    time_conditioned = model.denoiser.cfg.time_conditioning
+    probs, calls = None, 0
+    for i in range(steps):
+        if not bool(todo.any()):
+            break
+        t, s = times[i], times[i + 1]
+        if probs is None or time_conditioned or not use_cache:
+            t_batch = torch.full((z.shape[0],), float(t), device=device)
+            log_probs = model.log_probs(z, valid, t_batch if time_conditioned else None)
+            probs = shape_probs(log_probs, temperature, top_p)
+            calls += 1
+        if i == steps - 1:
+            move = probs  # the last step decides every position still masked
+        else:
+            a_t = model.schedule.alpha_all(t.float().reshape(1), vocab).double()
+            a_s = model.schedule.alpha_all(s.float().reshape(1), vocab).double()
+            move = probs * ((a_s - a_t) / (1 - a_t)).clamp(0, 1)
+        stay = (1 - move.sum(-1, keepdim=True)).clamp(min=0)
+        choice = draw_categorical(torch.cat([move, stay], dim=-1), generator)
+        newly = todo & (choice < vocab)
+        if bool(newly.any()):
+            chosen = choice.clamp(max=vocab - 1)
+            p_chosen = probs.gather(-1, chosen[..., None])[..., 0]
+            h = -(probs * torch.log(probs.clamp(min=1e-300))).sum(-1)
+            z = torch.where(newly, chosen, z)
+            unmask_step = torch.where(newly, torch.full_like(unmask_step, i), unmask_step)
+            confidence = torch.where(newly, p_chosen, confidence)
+            entropy = torch.where(newly, h, entropy)
+            todo &= ~newly
+            probs = None  # the input changed: the cached prediction is stale
+        if on_step is not None:
+            on_step(i + 1, steps)
+    return SampleResult(z, unmask_step, confidence.float(), entropy.float(), calls)

@@ -1,0 +1,116 @@
+"""Proteins as an adapter over the engine: the model spec, the training data, the default model.
+
+Tokens use the ESM-1b 33-token alphabet (ESM-2 weights share it). The model may output only
+the 20 standard amino acids. Ambiguous or rare letters in training data (X, B, Z, U, O) are
+treated as missing: masked as input and left out of the loss and of every NELBO we report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqdiff.core.bundle import ModelSpec, load_bundle
+from seqdiff.core.denoiser import DenoiserConfig
+from seqdiff.core.diffusion import MaskedDiffusion
+from seqdiff.errors import SeqdiffError
+from seqdiff.protein import alphabet
+from seqdiff.protein.io import iter_sequences
+from seqdiff.training.config import ModelConfig
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "protein-default"
+
+
+def default_model_path() -> Path:
+    """The shipped default protein model (inside the package).
+
+    Example:
+        >>> default_model_path().name
+        'protein-default'
+    """
+    return DEFAULT_MODEL
+
+
+def designable_ids() -> list[int]:
+    """Token ids of the 20 standard amino acids: the only values the model outputs."""
+    return [i for i in range(alphabet.VOCAB_SIZE) if bool(alphabet.DESIGNABLE[i])]
+
+
+def tokens_for_training(sequence: str, record: str = "?", source: str = "?") -> np.ndarray:
+    """Encode a sequence; non-standard residues become the mask id (missing data).
+
+    Example:
+        >>> tokens_for_training("MKX").tolist()[-1] == alphabet.MASK_ID
+        True
+    """
+    ids = np.asarray(alphabet.encode(sequence, record=record, source=source), dtype=np.int64)
+    standard = np.asarray(alphabet.DESIGNABLE, dtype=bool)[ids]
+    return np.where(standard, ids, alphabet.MASK_ID)
+
+
+class ProteinAdapter:
+    """The protein side of the training loop (see ``seqdiff.training.train.Adapter``).
+
+    Example:
+        >>> ProteinAdapter().pad_id == alphabet.PAD_ID
+        True
+    """
+
+    modality = "protein"
+    pad_id = alphabet.PAD_ID
+
+    def sequences(self, path: str) -> list[np.ndarray]:
+        seqs = [tokens_for_training(r.sequence, r.id, str(path)) for r in iter_sequences(path)]
+        if not seqs:
+            raise SeqdiffError(f"{path}: no sequences")
+        return seqs
+
+    def spec(self, model: ModelConfig, max_len: int) -> ModelSpec:
+        return protein_spec(model, max_len)
+
+    def bundle_extra(self) -> dict:
+        return {"modality": "protein", "alphabet": "ESM-1b"}
+
+
+def protein_spec(model: ModelConfig, max_len: int = 1024) -> ModelSpec:
+    """The model spec of a protein denoiser over the ESM-1b alphabet.
+
+    Example:
+        >>> protein_spec(ModelConfig(dim=64, n_layers=2, n_heads=4)).mask_id == alphabet.MASK_ID
+        True
+    """
+    cfg = DenoiserConfig(
+        vocab_size=alphabet.VOCAB_SIZE,
+        dim=model.dim,
+        n_layers=model.n_layers,
+        n_heads=model.n_heads,
+        mlp_ratio=model.mlp_ratio,
+        max_len=max_len,
+        positions="rope",
+        time_conditioning=model.time_conditioning,
+        dropout=model.dropout,
+    )
+    return ModelSpec(
+        denoiser=cfg,
+        mask_id=alphabet.MASK_ID,
+        allowed=designable_ids(),
+        schedule=model.schedule,
+        timesteps=model.timesteps,
+    )
+
+
+def load_protein_model(
+    checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
+) -> tuple[MaskedDiffusion, dict]:
+    """Load a protein model bundle (the shipped default when ``checkpoint`` is None).
+
+    Example:
+        >>> model, info = load_protein_model()  # doctest: +SKIP
+    """
+    path = Path(checkpoint) if checkpoint else DEFAULT_MODEL
+    model, _, extra = load_bundle(path, device)
+    if extra.get("modality") != "protein":
+        raise SeqdiffError(f"{path}: not a protein model (modality: {extra.get('modality')!r})")
+    return model, extra

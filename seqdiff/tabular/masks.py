@@ -1,0 +1,192 @@
+"""Benchmark missingness masks (MCAR / MAR / MNAR, DiffPuter protocol) and imputation metrics.
+
+Masks and metrics cover the "imputable" columns: schema-numeric columns with a pandas numeric dtype and
+schema-categorical columns. Passthrough and date/time columns are never masked or scored.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"x": [0.5, 1.5, 2.5, 3.5], "c": ["a", "b", "a", "b"]})
+    >>> mask = make_missing_mask(df, rate=0.5, mechanism="mcar", rng=0)
+    >>> mask.shape, mask.dtype
+    ((4, 2), dtype('bool'))
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.schema import Schema, infer_schema
+
+Mechanism = Literal["mcar", "mar", "mnar"]
+
+
+def imputable_columns(df: pd.DataFrame, schema: Schema | None = None) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) column names that masks, metrics and the baselines work on.
+
+    Example:
+        >>> imputable_columns(pd.DataFrame({"x": [1.5, 2.5], "c": ["a", "b"]}))
+        (['x'], ['c'])
+    """
+    schema = schema if schema is not None else infer_schema(df)
+    schema.check(df)
+    numeric = [c for c in schema.numeric if pd.api.types.is_numeric_dtype(df[c].dtype)]
+    return numeric, schema.categorical
+
+
+def _as_float(series: pd.Series) -> np.ndarray:
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _logistic_inputs(df: pd.DataFrame, numeric: list[str], columns: list[str]) -> np.ndarray:
+    """Columns as z-scored floats (categories as their sorted index), missing cells at 0 (the mean)."""
+    values = []
+    for name in columns:
+        if name in numeric:
+            x = _as_float(df[name])
+        else:
+            codes = pd.factorize(df[name], sort=True)[0].astype(np.float64)
+            x = np.where(codes < 0, np.nan, codes)
+        std = np.nanstd(x)
+        values.append(np.nan_to_num((x - np.nanmean(x)) / (std if std > 0 else 1.0)))
+    return np.stack(values, axis=1)
+
+
+def _logistic_mask(inputs: np.ndarray, n_targets: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Mask [n, n_targets]: cell (i, k) is missing with probability sigmoid(w_k . inputs_i + b_k).
+
+    Weights are standard normal, rescaled so that w_k . inputs has unit variance; each intercept b_k is
+    found by bisection so that the mean probability of column k is `rate` (as in DiffPuter / HyperImpute).
+    """
+    logits = inputs @ rng.standard_normal((inputs.shape[1], n_targets))
+    std = logits.std(axis=0)
+    logits /= np.where(std > 0, std, 1.0)
+    low, high = np.full(n_targets, -50.0), np.full(n_targets, 50.0)
+    for _ in range(60):
+        middle = (low + high) / 2
+        too_many = expit(logits + middle).mean(axis=0) > rate
+        high = np.where(too_many, middle, high)
+        low = np.where(too_many, low, middle)
+    return rng.random(logits.shape) < expit(logits + (low + high) / 2)
+
+
+def make_missing_mask(
+    df: pd.DataFrame,
+    rate: float = 0.3,
+    mechanism: Mechanism = "mcar",
+    rng: np.random.Generator | int | None = None,
+    *,
+    schema: Schema | None = None,
+    obs_fraction: float | None = None,
+) -> np.ndarray:
+    """Boolean mask [rows, len(df.columns)], True = hide the cell, over the imputable columns.
+
+    Rules (d = number of imputable columns, q = `obs_fraction`, by default DiffPuter's 0.3 when
+    ``rate <= 0.3`` else 0.1; d_in = max(floor(q * d), 1) columns drawn at random):
+
+    - ``"mcar"``: every cell independently with probability `rate`.
+    - ``"mar"`` (DiffPuter / HyperImpute ``MAR_mask``): the d_in input columns stay fully observed; each
+      other column is masked by the logistic model of `_logistic_mask` on the input columns with a
+      per-column rate ``rate * d / (d - d_in)``, so that the overall expected rate is `rate` (DiffPuter
+      writes this ``p / (1 - q)``, the same value when q * d is whole).
+    - ``"mnar"`` (HyperImpute ``MNAR_mask_logistic`` with ``exclude_inputs=True``, DiffPuter's
+      ``MNAR_logistic_T2``): the other columns are masked by the logistic model on the d_in input
+      columns with rate `rate`, then the input columns themselves are masked MCAR with rate `rate`, so
+      missingness depends on values that may be hidden.
+
+    Logistic inputs are z-scored (categories as their sorted index, missing cells at the mean); the
+    reference code uses raw values, which lets the widest-ranged column dominate. Cells already missing
+    in `df` may also be selected; `metrics` skips them.
+
+    Example:
+        >>> df = pd.DataFrame({"a": np.arange(1000.0), "b": np.arange(1000.0) % 7, "c": np.ones(1000)})
+        >>> m = make_missing_mask(df, rate=0.3, mechanism="mar", rng=0)
+        >>> int(m.all(axis=0).sum()), int((~m).all(axis=0).sum())  # one column is kept observed
+        (0, 1)
+    """
+    if not 0 < rate < 1:
+        raise SeqdiffError(f"missing rate must be between 0 and 1, got {rate}")
+    if mechanism not in ("mcar", "mar", "mnar"):
+        raise SeqdiffError(f"unknown missingness mechanism {mechanism!r} (expected mcar, mar or mnar)")
+    rng = np.random.default_rng(rng)
+    numeric, categorical = imputable_columns(df, schema)
+    columns = [c for c in df.columns if c in numeric or c in categorical]
+    n, d = len(df), len(columns)
+    if mechanism == "mcar":
+        sub = rng.random((n, d)) < rate
+    else:
+        q = obs_fraction if obs_fraction is not None else (0.3 if rate <= 0.3 else 0.1)
+        d_in = max(int(q * d), 1)
+        if d_in >= d:
+            raise SeqdiffError(f"{mechanism.upper()} masks need at least 2 imputable columns, got {d}")
+        inputs = np.sort(rng.choice(d, d_in, replace=False))
+        targets = np.setdiff1d(np.arange(d), inputs)
+        target_rate = rate * d / len(targets) if mechanism == "mar" else rate
+        if target_rate >= 1:
+            raise SeqdiffError(f"MAR rate {rate} is too high for {len(targets)} maskable columns out of {d}")
+        x = _logistic_inputs(df, numeric, [columns[i] for i in inputs])
+        sub = np.zeros((n, d), bool)
+        sub[:, targets] = _logistic_mask(x, len(targets), target_rate, rng)
+        if mechanism == "mnar":
+            sub[:, inputs] = rng.random((n, d_in)) < rate
+    mask = np.zeros((n, len(df.columns)), bool)
+    mask[:, [df.columns.get_loc(c) for c in columns]] = sub
+    return mask
+
+
+def metrics(
+    true_df: pd.DataFrame, imputed_df: pd.DataFrame, mask: np.ndarray, schema: Schema | None = None
+) -> dict[str, float]:
+    """Imputation error over the masked cells whose true value is known.
+
+    Numeric cells are z-scored with the mean / std of the column's unmasked true values (std 0 -> 1);
+    ``mae`` and ``rmse`` pool all masked numeric cells, ``accuracy`` all masked categorical cells (NaN
+    when there are none); ``n_numeric`` / ``n_categorical`` count the scored cells. A scored cell left
+    missing in `imputed_df` is a SeqdiffError.
+
+    Example:
+        >>> t = pd.DataFrame({"x": [0.0, 2.0, 4.0], "c": ["a", "b", "b"]})
+        >>> i = pd.DataFrame({"x": [0.0, 2.0, 3.0], "c": ["a", "b", "a"]})
+        >>> m = np.array([[False, False], [False, False], [True, True]])
+        >>> metrics(t, i, m)
+        {'mae': 1.0, 'rmse': 1.0, 'accuracy': 0.0, 'n_numeric': 1, 'n_categorical': 1}
+    """
+    if mask.shape != true_df.shape or list(imputed_df.columns) != list(true_df.columns):
+        raise SeqdiffError(
+            "metrics: the true table, the imputed table and the mask must have the same columns"
+        )
+    numeric, categorical = imputable_columns(true_df, schema)
+    errors, hits = [], []
+    for name in numeric + categorical:
+        j = true_df.columns.get_loc(name)
+        scored = mask[:, j] & true_df[name].notna().to_numpy()
+        if imputed_df[name][scored].isna().any():
+            raise SeqdiffError(
+                f"imputed table: column {name!r} still has missing cells among the masked ones"
+            )
+        if name in numeric:
+            truth = _as_float(true_df[name])
+            observed = truth[~mask[:, j] & ~np.isnan(truth)]
+            std = observed.std() if len(observed) > 1 else 0.0
+            predicted = _as_float(imputed_df[name])[scored]
+            # Z-scoring both sides with the same mean cancels it: only the std matters.
+            errors.append((predicted - truth[scored]) / (std if std > 0 else 1.0))
+        else:
+            hits.append(imputed_df[name][scored].to_numpy(object) == true_df[name][scored].to_numpy(object))
+    errors_all = np.concatenate(errors) if errors else np.array([])
+    hits_all = np.concatenate(hits) if hits else np.array([], bool)
+
+    def _mean(x: np.ndarray) -> float:
+        return float(x.mean()) if len(x) else float("nan")
+
+    return {
+        "mae": _mean(np.abs(errors_all)),
+        "rmse": float(np.sqrt(_mean(errors_all**2))),
+        "accuracy": _mean(hits_all),
+        "n_numeric": len(errors_all),
+        "n_categorical": len(hits_all),
+    }

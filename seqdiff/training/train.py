@@ -1,0 +1,168 @@
+"""Run a training job from a ``TrainConfig``: data, model, Trainer, checkpoints, export.
+
+The modality adapter (proteins, tables) supplies the token arrays, the padding id and the model
+spec; everything else is shared. Outputs in ``cfg.out``:
+
+- ``checkpoints/last.ckpt`` (and every N steps): full Lightning state for an exact resume;
+- ``model/``: the EMA weights as a bundle (safetensors + config.json), rewritten whenever the
+  validation NELBO improves (early stopping keeps the best);
+- ``logs/``: CSV (and TensorBoard when installed) metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Protocol
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
+from seqdiff.errors import SeqdiffError
+from seqdiff.training.config import ModelConfig, TrainConfig
+from seqdiff.training.data import SequenceDataModule
+from seqdiff.training.module import DiffusionModule
+
+
+class Adapter(Protocol):
+    """What a modality provides to the shared training loop."""
+
+    modality: str
+    pad_id: int
+
+    def sequences(self, path: str) -> list[np.ndarray]: ...
+
+    def spec(self, model: ModelConfig, max_len: int) -> ModelSpec: ...
+
+    def bundle_extra(self) -> dict: ...
+
+
+class ExportBest(Callback):
+    """Save the EMA weights as a bundle whenever the validation NELBO improves."""
+
+    def __init__(self, folder: Path, adapter: Adapter, cfg: TrainConfig):
+        self.folder, self.adapter, self.cfg = folder, adapter, cfg
+        self.best = math.inf
+        self.start = time.time()
+
+    def on_validation_end(self, trainer: L.Trainer, module: DiffusionModule) -> None:
+        nelbo = trainer.callback_metrics.get("val/nelbo")
+        if nelbo is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        nelbo = float(nelbo)
+        if nelbo < self.best:
+            self.best = nelbo
+            extra = {
+                **self.adapter.bundle_extra(),
+                "training": {
+                    "step": trainer.global_step,
+                    "tokens_seen": int(module.tokens_seen),
+                    "valid_nelbo_nats": nelbo,
+                    "valid_perplexity": math.exp(nelbo),
+                    "wall_minutes_this_run": (time.time() - self.start) / 60,
+                    "init": self.cfg.init,
+                    "config": self.cfg.to_dict(),
+                },
+            }
+            save_bundle(self.folder, module.ema, module.spec, extra)
+
+
+def resolve_init(init: str) -> Path:
+    """'default' -> the shipped protein model; otherwise a bundle folder."""
+    if init == "default":
+        from seqdiff.protein.model import default_model_path
+
+        return default_model_path()
+    return Path(init)
+
+
+def train(cfg: TrainConfig, adapter: Adapter) -> Path:
+    """Train and return the folder of the exported (best EMA) model bundle.
+
+    Example:
+        >>> from seqdiff.protein.model import ProteinAdapter  # doctest: +SKIP
+        >>> train(TrainConfig.load("pipelines/configs/protein_default.yaml"), ProteinAdapter())  # doctest: +SKIP
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    if not cfg.data.train:
+        raise SeqdiffError("config: data.train is required")
+    train_seqs = adapter.sequences(cfg.data.train)
+    valid_seqs = adapter.sequences(cfg.data.valid) if cfg.data.valid else None
+    data = SequenceDataModule(
+        train_seqs,
+        valid_seqs,
+        pad_id=adapter.pad_id,
+        max_len=cfg.data.max_len,
+        max_tokens=cfg.data.max_tokens,
+        valid_fraction=cfg.data.valid_fraction,
+        seed=cfg.trainer.seed,
+        num_workers=cfg.data.num_workers,
+    )
+    init_state = None
+    if cfg.init:
+        init_model, spec, _ = load_bundle(resolve_init(cfg.init))
+        init_state = init_model.state_dict()
+    else:
+        spec = adapter.spec(cfg.model, cfg.data.max_len)
+    module = DiffusionModule(spec.to_dict(), cfg.to_dict()["optim"])
+    if init_state is not None:
+        module.model.load_state_dict(init_state)
+        module.ema.load_state_dict(init_state)
+
+    gpu = torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+    precision = cfg.trainer.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if gpu else "32-true"
+    loggers = [L.pytorch.loggers.CSVLogger(out, name="logs")]
+    try:
+        import tensorboard  # noqa: F401
+
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(out, name="tb"))
+    except ImportError:
+        pass
+    ckpt_dir = out / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            every_n_train_steps=cfg.trainer.checkpoint_every_steps,
+            save_last=True,
+            save_top_k=1,
+        ),
+        ExportBest(out / "model", adapter, cfg),
+    ]
+    max_time = None
+    if cfg.trainer.max_minutes:
+        max_time = {"minutes": cfg.trainer.max_minutes}
+    trainer = L.Trainer(
+        max_steps=cfg.trainer.max_steps,
+        max_time=max_time,
+        val_check_interval=cfg.trainer.val_every_steps,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        precision=precision,
+        gradient_clip_val=cfg.trainer.gradient_clip,
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        strategy=cfg.trainer.strategy,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_progress_bar=cfg.trainer.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+        use_distributed_sampler=False,
+    )
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if cfg.resume and last.exists() else None
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    # A final validation so the last steps can also be exported if they are the best.
+    trainer.validate(module, datamodule=data, verbose=False)
+    return out / "model"

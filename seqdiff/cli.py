@@ -32,6 +32,141 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model saved to {folder}")
 
 
+def progress_bar(desc: str):
+    """A tqdm bar on stderr (silent when stderr is not a terminal) and its update callback."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="step", disable=None, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def write_per_position(designs: list, path: str) -> None:
+    import pandas as pd
+
+    from seqdiff.atomic import atomic_path
+
+    table = pd.concat([d.per_position() for d in designs], ignore_index=True)
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def cmd_design(args: argparse.Namespace) -> None:
+    from seqdiff.protein import design as api
+    from seqdiff.protein.io import ensure_not_input, read_sequences, write_fasta
+    from seqdiff.protein.positions import parse_length_range
+
+    if args.n < 1:
+        raise SeqdiffError("-n must be at least 1")
+    outputs = [o for o in (args.output, args.per_position) if o and o != "-"]
+    for out in outputs:
+        ensure_not_input(out, [args.input])
+    if args.contig:
+        if args.fix or args.redesign:
+            raise SeqdiffError("--contig designs around the motif: do not combine it with --fix/--redesign")
+        length = parse_length_range(args.length) if args.length else None
+        jobs = api.plan_from_contig(
+            args.contig, args.input, length, n=args.n, seed=args.seed, numbering=args.numbering
+        )
+    else:
+        if args.length:
+            raise SeqdiffError("--length goes with --contig")
+        jobs = api.plan_from_records(read_sequences(args.input), args.fix, args.redesign, n=args.n)
+    bar, update = progress_bar("designing")
+    with bar:
+        designs = api.design(
+            jobs,
+            checkpoint=args.checkpoint,
+            steps=args.steps,
+            grid=args.grid,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=update,
+        )
+    if args.rank_by:
+        designs.sort(key=lambda d: d.nelbo_per_residue)
+    write_fasta([d.to_record() for d in designs], args.output, inputs=[args.input])
+    if args.per_position:
+        write_per_position(designs, args.per_position)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    import json
+
+    from seqdiff.core.diffusion import evaluate_nelbo
+    from seqdiff.protein.design import resolve_device
+    from seqdiff.protein.model import ProteinAdapter, load_protein_model
+    from seqdiff.training.data import BucketBatchSampler, pad_batch
+
+    device = resolve_device(args.device)
+    model, _ = load_protein_model(args.checkpoint, device)
+    seqs = ProteinAdapter().sequences(args.input)
+    if args.limit:
+        seqs = seqs[: args.limit]
+    max_len = model.denoiser.cfg.max_len
+    too_long = sum(len(s) > max_len for s in seqs)
+    seqs = [s[:max_len] for s in seqs]
+    import torch
+
+    lengths = [len(s) for s in seqs]
+    batches = []
+    for idx in BucketBatchSampler(lengths, args.max_tokens, shuffle=False):
+        x, valid = pad_batch([torch.as_tensor(seqs[i]) for i in idx], model.denoiser.cfg.vocab_size and 1)
+        batches.append((x.to(device), valid.to(device)))
+    report = evaluate_nelbo(model, batches, passes=args.passes, seed=args.seed).to_dict()
+    report["truncated_sequences"] = too_long
+    report["input"] = args.input
+    report["checkpoint"] = args.checkpoint or "default"
+    print(json.dumps(report, indent=1))
+
+
+def cmd_sample_protein(args: argparse.Namespace) -> None:
+    from seqdiff.protein import design as api
+    from seqdiff.protein.io import write_fasta
+
+    if args.length < 1 or args.n < 1:
+        raise SeqdiffError("--length and -n must be at least 1")
+    jobs = [api.DesignJob("sample", i, "_" * args.length) for i in range(args.n)]
+    bar, update = progress_bar("sampling")
+    with bar:
+        designs = api.design(
+            jobs,
+            checkpoint=args.checkpoint,
+            steps=args.steps,
+            grid=args.grid,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=update,
+        )
+    write_fasta([d.to_record() for d in designs], args.output)
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", type=int, default=1, help="designs per input (default 1)")
+    p.add_argument("--steps", type=int, default=100, help="sampler steps (default 100)")
+    p.add_argument(
+        "--grid", choices=["cosine", "uniform"], default="cosine", help="time grid (default cosine)"
+    )
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--checkpoint", help="model folder (default: the shipped protein model)")
+    p.add_argument("-o", "--output", default="-", help="output FASTA (default stdout)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqdiff", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +179,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. trainer.max_steps=100"
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "design",
+        help="design protein sequences around fixed positions or a motif",
+        description="Keep some residues of each input and design the rest. Ranges are 1-based and "
+        "inclusive. '_' in an input sequence marks a position to design.",
+    )
+    p.add_argument("input", help="FASTA (sequences), or PDB/FASTA motif source with --contig")
+    p.add_argument("--fix", help="residues to keep, e.g. 10-25,40-45; all others are designed")
+    p.add_argument("--redesign", help="residues to design, e.g. 30-40; all others are kept")
+    p.add_argument("--contig", help="RFdiffusion contig, e.g. '5-20,A16-35,10-25,A52-71,5-20'")
+    p.add_argument("--length", help="total length range for --contig, e.g. 60-105")
+    p.add_argument(
+        "--numbering", choices=["pdb", "sequential"], default="pdb", help="how contig motif numbers count"
+    )
+    p.add_argument(
+        "--per-position", metavar="FILE.parquet", help="write per-position probabilities and steps"
+    )
+    p.add_argument("--rank-by", choices=["nelbo"], help="sort designs by this score (best first)")
+    add_sampling_flags(p)
+    p.set_defaults(func=cmd_design)
+
+    p = sub.add_parser("eval", help="NELBO and perplexity of a protein model on a FASTA file")
+    p.add_argument("input", help="FASTA / A3M file")
+    p.add_argument("--checkpoint", help="model folder (default: the shipped protein model)")
+    p.add_argument("--passes", type=int, default=4, help="Monte-Carlo passes (for the standard error)")
+    p.add_argument("--limit", type=int, help="only the first N sequences")
+    p.add_argument("--max-tokens", type=int, default=8192)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sample", help="unconditional samples")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    q = kinds.add_parser("protein", help="protein sequences of a given length")
+    q.add_argument("--length", type=int, default=120)
+    add_sampling_flags(q)
+    q.set_defaults(func=cmd_sample_protein)
     return parser
 
 

@@ -8,14 +8,13 @@ model card's numbers). Loading never executes code from the file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from seqdiff.atomic import atomic_path
 from seqdiff.core.denoiser import Denoiser, DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.schedules import make_schedule
@@ -79,21 +78,6 @@ def build_model(spec: ModelSpec) -> MaskedDiffusion:
     )
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_bundle(
     folder: str | Path, model: MaskedDiffusion, spec: ModelSpec, extra: dict | None = None
 ) -> Path:
@@ -105,16 +89,11 @@ def save_bundle(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".weights.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(folder / WEIGHTS) as tmp:
         save_file(tensors, tmp)
-        os.replace(tmp, folder / WEIGHTS)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     config = {"spec": spec.to_dict(), **(extra or {})}
-    atomic_write_bytes(folder / CONFIG, json.dumps(config, indent=1).encode())
+    with atomic_path(folder / CONFIG) as tmp:
+        tmp.write_text(json.dumps(config, indent=1))
     return folder
 
 

@@ -16,7 +16,6 @@ import gzip
 import io
 import os
 import re
-import secrets
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -27,6 +26,7 @@ from typing import TextIO
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 
+from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.alphabet import normalize
 
@@ -203,17 +203,5 @@ def write_fasta(
     path = Path(output)
     if not allow_overwrite_input:
         ensure_not_input(path, inputs)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        # os.open rather than tempfile so the file gets the usual umask-based mode, not 0600.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            _write_records(handle, records, line_width, str(path))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise SeqdiffError(f"{path}: cannot write ({err.strerror or err})") from None
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        _write_records(handle, records, line_width, str(path))

@@ -1,0 +1,36 @@
+"""Outputs appear whole or not at all: write to a temporary sibling, fsync, rename."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from seqdiff.errors import SeqdiffError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
+
+    On any error (or a kill) the temporary file is removed or left as a hidden ``.tmp`` file, and
+    ``path`` is untouched: a reader never sees a half-written output.
+
+    Example:
+        >>> with atomic_path("out.parquet") as tmp:  # doctest: +SKIP
+        ...     table.to_parquet(tmp)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise SeqdiffError(f"{path}: cannot write ({err.strerror or err})") from None
+        raise

@@ -101,29 +101,13 @@ def cmd_design(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     import json
 
-    from seqdiff.core.diffusion import evaluate_nelbo
     from seqdiff.protein.design import resolve_device
-    from seqdiff.protein.model import ProteinAdapter, load_protein_model
-    from seqdiff.training.data import BucketBatchSampler, pad_batch
+    from seqdiff.protein.model import evaluate_file, load_protein_model
 
-    device = resolve_device(args.device)
-    model, _ = load_protein_model(args.checkpoint, device)
-    seqs = ProteinAdapter().sequences(args.input)
-    if args.limit:
-        seqs = seqs[: args.limit]
-    max_len = model.denoiser.cfg.max_len
-    too_long = sum(len(s) > max_len for s in seqs)
-    seqs = [s[:max_len] for s in seqs]
-    import torch
-
-    lengths = [len(s) for s in seqs]
-    batches = []
-    for idx in BucketBatchSampler(lengths, args.max_tokens, shuffle=False):
-        x, valid = pad_batch([torch.as_tensor(seqs[i]) for i in idx], model.denoiser.cfg.vocab_size and 1)
-        batches.append((x.to(device), valid.to(device)))
-    report = evaluate_nelbo(model, batches, passes=args.passes, seed=args.seed).to_dict()
-    report["truncated_sequences"] = too_long
-    report["input"] = args.input
+    model, _ = load_protein_model(args.checkpoint, resolve_device(args.device))
+    report = evaluate_file(
+        model, args.input, passes=args.passes, limit=args.limit, max_tokens=args.max_tokens, seed=args.seed
+    )
     report["checkpoint"] = args.checkpoint or "default"
     print(json.dumps(report, indent=1))
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from seqdiff.core.diffusion import MaskedDiffusion
+from seqdiff.core.noise import GeneratorNoise
 
 
 @dataclass
@@ -83,10 +84,16 @@ def shape_probs(log_probs: Tensor, temperature: float = 1.0, top_p: float = 1.0)
     return probs
 
 
-def draw_categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Inverse-CDF draw from [..., K] float64 probabilities (rows need not sum exactly to 1)."""
+def draw_categorical(probs: Tensor, u: Tensor) -> Tensor:
+    """Inverse-CDF draw from [..., K] float64 probabilities given uniforms ``u`` [...].
+
+    Rows need not sum exactly to 1.
+
+    Example:
+        >>> draw_categorical(torch.tensor([[0.2, 0.8]], dtype=torch.float64), torch.tensor([0.5])).tolist()
+        [1]
+    """
     cdf = probs.cumsum(-1)
-    u = torch.rand(probs.shape[:-1], generator=generator, device=probs.device, dtype=torch.float64)
     u = u * cdf[..., -1]
     idx = torch.searchsorted(cdf, u[..., None]).squeeze(-1)
     return idx.clamp(max=probs.shape[-1] - 1)
@@ -104,8 +111,12 @@ def sample(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     on_step: Callable[[int, int], None] | None = None,
+    noise: Callable[[int, tuple[int, ...], torch.device], Tensor] | None = None,
 ) -> SampleResult:
     """Fill every mask in ``z`` [B, N]; all other tokens (and padding) are kept unchanged.
+
+    Randomness comes from ``noise(step, shape, device)`` (see ``seqdiff.core.noise``; keyed
+    noise makes each row's result independent of its batch), or from ``generator``.
 
     Example:
         >>> z = torch.full((2, 10), model.mask_id)  # doctest: +SKIP
@@ -126,6 +137,7 @@ def sample(
     times = time_grid(steps, grid, device)
     time_conditioned = model.denoiser.cfg.time_conditioning
     probs, calls = None, 0
+    noise = noise or GeneratorNoise(generator)
     for i in range(steps):
         if not bool(todo.any()):
             break
@@ -142,7 +154,7 @@ def sample(
             a_s = model.schedule.alpha_all(s.float().reshape(1), vocab).double()
             move = probs * ((a_s - a_t) / (1 - a_t)).clamp(0, 1)
         stay = (1 - move.sum(-1, keepdim=True)).clamp(min=0)
-        choice = draw_categorical(torch.cat([move, stay], dim=-1), generator)
+        choice = draw_categorical(torch.cat([move, stay], dim=-1), noise(i, tuple(z.shape), device))
         newly = todo & (choice < vocab)
         if bool(newly.any()):
             chosen = choice.clamp(max=vocab - 1)

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from seqdiff.core.diffusion import MaskedDiffusion
+from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
@@ -233,9 +234,9 @@ def design(
 ) -> list[Design]:
     """Fill the ``_`` of every job's template; fixed residues are never changed.
 
-    Jobs are sampled in order, ``batch_size`` at a time, from one seeded generator: the same
-    jobs, seed and batch size give the same designs. ``progress(done, total)`` is called after
-    every sampler step (total = batches x steps).
+    Jobs are sampled ``batch_size`` at a time with noise keyed by (seed, job number): the same
+    jobs and seed give the same designs whatever the batch size or device batching.
+    ``progress(done, total)`` is called after every sampler step (total = batches x steps).
 
     Example:
         >>> jobs = plan_from_records([ProteinRecord("x", "", "MKT___LLV")], n=4)
@@ -260,14 +261,12 @@ def design(
             raise SeqdiffError(
                 f"record {job.source!r}: length {len(job.template)} exceeds the model's maximum of {max_len}"
             )
-    generator = torch.Generator(device=dev).manual_seed(seed)
     params = {
         "seed": seed,
         "steps": steps,
         "grid": grid,
         "temperature": temperature,
         "top_p": top_p,
-        "batch_size": batch_size,
         "model": checkpoint or "default",
     }
     n_batches = (len(jobs) + batch_size - 1) // batch_size
@@ -283,7 +282,7 @@ def design(
 
         result = sample(
             model, z, valid, steps=steps, grid=grid, temperature=temperature, top_p=top_p,
-            generator=generator, on_step=on_step,
+            noise=KeyedNoise(seed, torch.arange(b * batch_size, b * batch_size + len(chunk))), on_step=on_step,
         )  # fmt: skip
         for row, job in enumerate(chunk):
             n = len(job.template)

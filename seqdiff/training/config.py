@@ -50,6 +50,7 @@ class TrainerConfig:
     max_minutes: float | None = None
     val_every_steps: int = 500
     checkpoint_every_steps: int = 500
+    log_every_steps: int = 10
     gradient_clip: float = 1.0
     precision: str = "auto"  # auto: bf16-mixed on GPU, 32-true on CPU
     accelerator: str = "auto"

@@ -18,11 +18,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class CroppedSequences(Dataset):
-    """Token arrays, each randomly cropped to ``max_len`` when longer (a fresh window per access).
+    """Token arrays, each randomly cropped to ``max_len`` when longer.
+
+    Items are addressed as ``(index, epoch)``: the crop window is a function of (seed, epoch,
+    index), so a new window each epoch, and no hidden state to restore on resume.
 
     Example:
         >>> ds = CroppedSequences([np.arange(10)], max_len=4)
-        >>> len(ds[0])
+        >>> len(ds[0, 0])
         4
     """
 
@@ -32,7 +35,7 @@ class CroppedSequences(Dataset):
         self.sequences = sequences
         self.max_len = max_len
         self.random_crop = random_crop
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -40,20 +43,26 @@ class CroppedSequences(Dataset):
     def length(self, i: int) -> int:
         return min(len(self.sequences[i]), self.max_len)
 
-    def __getitem__(self, i: int) -> Tensor:
+    def __getitem__(self, item: tuple[int, int]) -> Tensor:
+        i, epoch = item
         seq = self.sequences[i]
         if len(seq) > self.max_len:
-            start = int(self.rng.integers(0, len(seq) - self.max_len + 1)) if self.random_crop else 0
+            start = 0
+            if self.random_crop:
+                rng = np.random.default_rng((self.seed, epoch, i))
+                start = int(rng.integers(0, len(seq) - self.max_len + 1))
             seq = seq[start : start + self.max_len]
         return torch.as_tensor(np.asarray(seq), dtype=torch.long)
 
 
-class BucketBatchSampler(Sampler[list[int]]):
+class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of similar-length indices under a padded-token budget; order set by (seed, epoch).
 
     Sequences are sorted by length within random chunks of ``chunk`` batches' worth of items,
     cut into batches whose ``len(batch) * max_len_in_batch <= max_tokens``, and the batches are
-    shuffled. ``state_dict``/``load_state_dict`` let a resumed run continue mid-epoch.
+    shuffled. Each item is ``(index, epoch)``. With ``num_replicas`` > 1 (DDP) each rank takes
+    every num_replicas-th batch. Every epoch has the same number of batches, so the position in
+    the data is a function of the step alone: ``resume_at(step)`` continues mid-epoch.
 
     Example:
         >>> s = BucketBatchSampler([5, 6, 50, 52], max_tokens=104)
@@ -68,12 +77,15 @@ class BucketBatchSampler(Sampler[list[int]]):
         shuffle: bool = True,
         seed: int = 0,
         chunk: int = 100,
+        rank: int = 0,
+        num_replicas: int = 1,
     ):
         self.lengths = np.asarray(lengths)
         self.max_tokens = max_tokens
         self.shuffle = shuffle
         self.seed = seed
         self.chunk = chunk
+        self.rank, self.num_replicas = rank, num_replicas
         self.epoch = 0
         self._skip = 0
         self._batches = self._make_batches()
@@ -100,19 +112,21 @@ class BucketBatchSampler(Sampler[list[int]]):
                 batches.append(batch)
         if self.shuffle:
             batches = [batches[j] for j in rng.permutation(len(batches))]
-        return batches
+        # Equal batch counts on every rank (DDP steps in lockstep): drop the remainder.
+        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
+        return batches[self.rank : usable : self.num_replicas]
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
             self.epoch = epoch
             self._batches = self._make_batches()
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         skip, self._skip = self._skip, 0
-        for k, batch in enumerate(self._batches):
-            if k >= skip:
-                yield batch
-        self.set_epoch(self.epoch + 1)
+        epoch = self.epoch
+        for batch in self._batches[skip:]:
+            yield [(i, epoch) for i in batch]
+        self.set_epoch(epoch + 1)
 
     def __len__(self) -> int:
         return len(self._batches)
@@ -123,13 +137,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         padded = sum(len(b) * int(self.lengths[b].max()) for b in self._batches)
         return 1 - real / padded
 
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch}
-
-    def load_state_dict(self, state: dict, batches_done: int = 0) -> None:
-        self.epoch = state["epoch"]
+    def resume_at(self, step: int) -> None:
+        """Position the sampler where an uninterrupted run would be after ``step`` batches."""
+        self.epoch = step // len(self._batches)
         self._batches = self._make_batches()
-        self._skip = batches_done
+        self._skip = step % len(self._batches)
 
 
 def pad_batch(items: list[Tensor], pad_id: int) -> tuple[Tensor, Tensor]:
@@ -182,11 +194,24 @@ class SequenceDataModule(L.LightningDataModule):
         self.valid = CroppedSequences(valid, max_len, seed=seed, random_crop=False)
         self.pad_id = pad_id
         self.max_tokens = max_tokens
-        self.seed = seed
         self.num_workers = num_workers
-        self.train_sampler = BucketBatchSampler(
-            [self.train.length(i) for i in range(len(self.train))], max_tokens, shuffle=True, seed=seed
-        )
+        self.seed = seed
+        self._train_sampler: BucketBatchSampler | None = None
+        self.resume_step = 0
+
+    @property
+    def train_sampler(self) -> BucketBatchSampler:
+        if self._train_sampler is None:
+            rank, world = 0, 1
+            if self.trainer is not None:
+                rank, world = self.trainer.global_rank, self.trainer.world_size
+            lengths = [self.train.length(i) for i in range(len(self.train))]
+            self._train_sampler = BucketBatchSampler(
+                lengths, self.max_tokens, shuffle=True, seed=self.seed, rank=rank, num_replicas=world
+            )
+            if self.resume_step:
+                self._train_sampler.resume_at(self.resume_step)
+        return self._train_sampler
 
     def _loader(self, ds: CroppedSequences, sampler: Sampler) -> DataLoader:
         return DataLoader(
@@ -204,7 +229,8 @@ class SequenceDataModule(L.LightningDataModule):
         return self._loader(self.valid, BucketBatchSampler(lengths, self.max_tokens, shuffle=False))
 
     def state_dict(self) -> dict:
-        return self.train_sampler.state_dict()
+        return {"step": self.trainer.global_step if self.trainer is not None else 0}
 
     def load_state_dict(self, state: dict) -> None:
-        self.train_sampler.load_state_dict(state)
+        self.resume_step = state["step"]
+        self._train_sampler = None

@@ -55,7 +55,7 @@ class DiffusionModule(L.LightningModule):
         >>> module = DiffusionModule(spec.to_dict(), asdict(OptimConfig()))  # doctest: +SKIP
     """
 
-    def __init__(self, spec: dict, optim: dict):
+    def __init__(self, spec: dict, optim: dict, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.spec = ModelSpec.from_dict(spec)
@@ -65,10 +65,22 @@ class DiffusionModule(L.LightningModule):
         self.ema.load_state_dict(self.model.state_dict())
         self.ema.requires_grad_(False)
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.long))
+        self.seed = seed
+        self._noise: torch.Generator | None = None
+        self._noise_state: Tensor | None = None
+
+    def noise(self, device: torch.device) -> torch.Generator:
+        """The generator of the training noise (t and masks), separate from the global RNG so that
+        nothing else (data loaders, init) shifts it, and saved in checkpoints for exact resume."""
+        if self._noise is None:
+            self._noise = torch.Generator(device=device).manual_seed(self.seed + self.global_rank)
+            if self._noise_state is not None:
+                self._noise.set_state(self._noise_state)
+        return self._noise
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, valid = batch
-        out = self.model.losses(x, valid)
+        out = self.model.losses(x, valid, generator=self.noise(x.device))
         tokens = out.tokens.sum().clamp(min=1)
         self.tokens_seen += tokens.long()
         self.log("train/nelbo", out.nelbo.sum() / tokens, prog_bar=True, batch_size=x.shape[0])
@@ -97,6 +109,15 @@ class DiffusionModule(L.LightningModule):
         nelbo = sums[0] / sums[1].clamp(min=1)
         self.log("val/nelbo", nelbo, prog_bar=True, rank_zero_only=True)
         self.log("val/ppl", nelbo.exp(), rank_zero_only=True)
+
+    # Exact resume: the training noise continues where it stopped (Lightning saves no RNG state).
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self._noise is not None:
+            checkpoint["noise_rng"] = self._noise.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._noise_state = checkpoint.get("noise_rng")
+        self._noise = None
 
     def configure_optimizers(self):
         decay, no_decay = [], []

@@ -112,7 +112,7 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         init_state = init_model.state_dict()
     else:
         spec = adapter.spec(cfg.model, cfg.data.max_len)
-    module = DiffusionModule(spec.to_dict(), cfg.to_dict()["optim"])
+    module = DiffusionModule(spec.to_dict(), cfg.to_dict()["optim"], seed=cfg.trainer.seed)
     if init_state is not None:
         module.model.load_state_dict(init_state)
         module.ema.load_state_dict(init_state)
@@ -157,7 +157,7 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         callbacks=callbacks,
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
-        log_every_n_steps=10,
+        log_every_n_steps=cfg.trainer.log_every_steps,
         use_distributed_sampler=False,
     )
     last = ckpt_dir / "last.ckpt"

@@ -1,0 +1,26 @@
+"""The app's front page: what seqdiff does and where each page is."""
+
+import common
+import streamlit as st
+
+st.set_page_config(page_title="seqdiff", page_icon="🧬", layout="wide")
+st.title("seqdiff")
+st.markdown(
+    "Order-free **masked discrete diffusion** (MD4 / GenMD4). The model learns to fill in masked "
+    "tokens in any order, so it can design any subset of a protein's residues while keeping the "
+    "rest exactly as given."
+)
+st.page_link(
+    "pages/1_Protein_design.py",
+    label="**Protein design**: keep some residues (ranges, clicks, `_` masks, or a motif contig) "
+    "and design the rest",
+    icon="🧬",
+)
+st.page_link(
+    "pages/3_Model.py",
+    label="**Model**: the model card, its training record and the learned unmasking order",
+    icon="📊",
+)
+st.caption(
+    f"Model: `{common.default_model_folder()}` (set ${common.MODEL_ENV} or change it in a page's sidebar)."
+)

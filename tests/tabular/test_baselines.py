@@ -1,0 +1,132 @@
+"""Missingness masks, imputation metrics and the classical baselines."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from threadpoolctl import threadpool_limits
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.masks import imputable_columns, make_missing_mask, metrics
+from seqdiff.tabular.schema import infer_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder, not part of the installed package
+from pipelines.tabular_baselines import BASELINES, mean_mode_impute, mice_impute  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "tabular"
+FAST = {"missforest": {"n_estimators": 10, "max_iter": 3}}
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    # Multi-threaded BLAS on a shared 2-core machine is many times slower than one thread here.
+    with threadpool_limits(1):
+        yield
+
+
+def complete_sample(name: str, n: int) -> pd.DataFrame:
+    df = pq.read_table(DATA / f"{name}.parquet").to_pandas().dropna()
+    return df.sample(n, random_state=0).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("mechanism", ["mcar", "mar", "mnar"])
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+def test_mask_rates(mechanism, rate):
+    df = complete_sample("adult", 2000)
+    mask = make_missing_mask(df, rate, mechanism, rng=0)
+    assert mask.shape == df.shape and mask.dtype == bool
+    assert abs(mask.mean() - rate) < 0.03
+    observed_columns = (~mask).all(axis=0)
+    if mechanism == "mar":
+        # DiffPuter: floor(q * 16) conditioning columns stay observed, q = 0.3 up to a 30% rate, else 0.1.
+        assert observed_columns.sum() == (4 if rate <= 0.3 else 1)
+        assert (mask[:, ~observed_columns].mean(axis=0) > 0).all()
+    else:
+        assert not observed_columns.any()
+
+
+def test_mar_depends_on_observed_values():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=20_000), "b": rng.normal(size=20_000)})
+    mask = make_missing_mask(df, 0.25, "mar", rng=1, obs_fraction=0.5)
+    observed = int(np.flatnonzero(~mask.any(axis=0))[0])
+    hidden, driver = mask[:, 1 - observed], df.iloc[:, observed].to_numpy()
+    # The logistic weight has unit scale, so missingness differs clearly between low and high drivers.
+    assert abs(hidden[driver > 1].mean() - hidden[driver < -1].mean()) > 0.3
+    assert abs(mask.mean() - 0.25) < 0.02
+
+
+def test_mask_errors_and_skipped_columns():
+    df = pd.DataFrame({"x": np.arange(10.0), "when": pd.date_range("2024-01-01", periods=10)})
+    mask = make_missing_mask(df, 0.5, "mcar", rng=0)
+    assert not mask[:, 1].any()  # date/time columns are never masked
+    with pytest.raises(SeqdiffError, match="at least 2 imputable columns"):
+        make_missing_mask(df, 0.3, "mar", rng=0)
+    with pytest.raises(SeqdiffError, match="between 0 and 1"):
+        make_missing_mask(df, 1.2)
+    with pytest.raises(SeqdiffError, match="unknown missingness mechanism"):
+        make_missing_mask(df, 0.3, "mnr")
+
+
+def test_metrics():
+    df = complete_sample("california", 500)
+    mask = make_missing_mask(df, 0.3, "mcar", rng=0)
+    perfect = metrics(df, df, mask)
+    assert perfect["mae"] == perfect["rmse"] == 0 and perfect["accuracy"] == 1
+    assert perfect["n_numeric"] + perfect["n_categorical"] == mask.sum()
+    mean = metrics(df, mean_mode_impute(df.mask(mask)), mask)
+    assert 0.5 < mean["mae"] < 1.0 and mean["rmse"] > mean["mae"] and mean["accuracy"] < 0.7
+    with pytest.raises(SeqdiffError, match="column 'longitude' still has missing cells"):
+        metrics(df, df.mask(mask), mask)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baseline_fills_only_missing_cells(name):
+    df = complete_sample("adult", 500)
+    df["n_children"] = pd.array(np.arange(500) % 4, dtype="Int64")
+    df["grade"] = df["education"].astype("category")
+    df["n_cars"] = pd.array(np.arange(500) % 3, dtype="Int64")
+    schema = infer_schema(df, numeric=["n_children"])
+    holed = df.mask(make_missing_mask(df, 0.3, "mcar", rng=0))
+    out = BASELINES[name](holed, schema, **FAST.get(name, {}))
+    assert list(out.columns) == list(df.columns) and out.dtypes.equals(df.dtypes)
+    assert not out.isna().any().any()
+    observed = holed.notna()
+    for column in df.columns:
+        assert out[column][observed[column]].equals(holed[column][observed[column]])
+    assert set(out["grade"]) <= set(df["grade"].cat.categories)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baseline_keeps_unimputable_columns(name):
+    df = pd.DataFrame(
+        {
+            "x": [1.0, None, 3.0, 4.0, 5.0, 6.0],
+            "c": ["a", "b", None, "b", "a", "b"],
+            "nothing": [np.nan] * 6,
+            "when": pd.to_datetime(["2024-01-01", None, "2024-01-03", None, "2024-01-05", "2024-01-06"]),
+        }
+    )
+    out = BASELINES[name](df, **({"n_neighbors": 2} if name == "knn" else FAST.get(name, {})))
+    assert out[["x", "c"]].notna().all().all()
+    assert out["nothing"].isna().all() and out["when"].equals(df["when"])
+
+
+def test_mice_learns_a_linear_relation():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=1000), "b": rng.normal(size=1000)})
+    df["c"] = df["a"] + df["b"]
+    df["g"] = np.where(df["a"] > 0, "pos", "neg")
+    mask = make_missing_mask(df, 0.2, "mcar", rng=1)
+    holed = df.mask(mask)
+    c = df.columns.get_loc("c")
+    column_mask = np.zeros_like(mask)
+    column_mask[:, c] = mask[:, c]
+    mice = metrics(df, mice_impute(holed), column_mask)["mae"]
+    mean = metrics(df, mean_mode_impute(holed), column_mask)["mae"]
+    assert mice < 0.3 * mean
+    assert imputable_columns(df) == (["a", "b", "c"], ["g"])

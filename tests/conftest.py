@@ -1,0 +1,33 @@
+"""Shared fixtures: paths to ../shared/data and a tiny untrained protein model bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """../shared/data, read in place (skips when it is absent)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_protein_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer protein model bundle (random weights): fast, and enough to exercise every path."""
+    from seqdiff.core.bundle import build_model, save_bundle
+    from seqdiff.protein.model import protein_spec
+    from seqdiff.training.config import ModelConfig
+
+    torch.manual_seed(0)
+    spec = protein_spec(ModelConfig(dim=32, n_layers=1, n_heads=2), max_len=512)
+    folder = tmp_path_factory.mktemp("models") / "tiny-protein"
+    save_bundle(folder, build_model(spec), spec, {"modality": "protein", "alphabet": "ESM-1b"})
+    return folder

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from seqdiff.atomic import atomic_path
+from seqdiff.core.autoregressive import AutoregressiveLM
 from seqdiff.core.denoiser import Denoiser, DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.schedules import make_schedule
@@ -44,6 +45,8 @@ class ModelSpec:
     schedule_kwargs: dict = field(default_factory=dict)
     groups: list[int] | None = None
     timesteps: int = 0
+    kind: str = "diffusion"  # or "autoregressive" (the baseline; then bos_id is its start token)
+    bos_id: int | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -69,8 +72,10 @@ class ModelSpec:
         return mask
 
 
-def build_model(spec: ModelSpec) -> MaskedDiffusion:
+def build_model(spec: ModelSpec) -> MaskedDiffusion | AutoregressiveLM:
     """A freshly initialised model for ``spec``."""
+    if spec.kind == "autoregressive":
+        return AutoregressiveLM(Denoiser(spec.denoiser), spec.bos_id, spec.mask_id, spec.allowed_mask())
     groups = torch.tensor(spec.groups) if spec.groups is not None else None
     schedule = make_schedule(spec.schedule, spec.denoiser.vocab_size, groups=groups, **spec.schedule_kwargs)
     return MaskedDiffusion(

@@ -35,6 +35,7 @@ class DenoiserConfig:
     max_len: int = 1024
     positions: str = "rope"  # "rope" or "learned" (one embedding per position / table column)
     time_conditioning: bool = False
+    causal: bool = False  # left-to-right attention: the autoregressive baseline
     dropout: float = 0.0
     rope_theta: float = 10_000.0
 
@@ -82,7 +83,14 @@ class Block(nn.Module):
             nn.init.zeros_(self.ada.weight)
             nn.init.zeros_(self.ada.bias)
 
-    def forward(self, h: Tensor, attn_mask: Tensor | None, rope: tuple | None, cond: Tensor | None) -> Tensor:
+    def forward(
+        self,
+        h: Tensor,
+        attn_mask: Tensor | None,
+        rope: tuple | None,
+        cond: Tensor | None,
+        cache: dict | None = None,
+    ) -> Tensor:
         b, n, _ = h.shape
         if cond is not None:
             shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond)[:, None].chunk(6, dim=-1)
@@ -92,8 +100,13 @@ class Block(nn.Module):
         q, k, v = self.qkv(x).view(b, n, 3, self.cfg.n_heads, self.cfg.head_dim).permute(2, 0, 3, 1, 4)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:  # incremental decoding: attend to every earlier position
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
         p = self.cfg.dropout if self.training else 0.0
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        causal = self.cfg.causal and cache is None
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=causal)
         a = self.dropout(self.attn_out(a.transpose(1, 2).reshape(b, n, self.cfg.dim)))
         h = h + (a * (1 + gate1) if cond is not None else a)
         x = self.mlp_norm(h)
@@ -153,20 +166,31 @@ class Denoiser(nn.Module):
             nn.init.normal_(block.attn_out.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
             nn.init.normal_(block.down.weight, std=0.02 / math.sqrt(2 * self.cfg.n_layers))
 
-    def forward(self, tokens: Tensor, valid: Tensor | None = None, t: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        tokens: Tensor,
+        valid: Tensor | None = None,
+        t: Tensor | None = None,
+        caches: list[dict] | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        """Logits [B, N, V]. ``caches`` (one dict per layer) and ``offset`` (the position of
+        ``tokens[:, 0]``) serve incremental decoding in a causal model."""
         b, n = tokens.shape
         h = self.embed(tokens)
         rope = None
         if self.cfg.positions == "learned":
-            h = h + self.pos[:n]
+            h = h + self.pos[offset : offset + n]
         else:
-            rope = rope_tables(n, self.cfg.head_dim, self.cfg.rope_theta, tokens.device)
+            cos, sin = rope_tables(offset + n, self.cfg.head_dim, self.cfg.rope_theta, tokens.device)
+            rope = (cos[offset:], sin[offset:])
         attn_mask = None
-        if valid is not None and not bool(valid.all()):
+        # A causal model needs no key-padding mask: right padding comes after every real token.
+        if valid is not None and not self.cfg.causal and not bool(valid.all()):
             attn_mask = valid[:, None, None, :]
         cond = self.time(t) if self.time is not None and t is not None else None
-        for block in self.blocks:
-            h = block(h, attn_mask, rope, cond)
+        for i, block in enumerate(self.blocks):
+            h = block(h, attn_mask, rope, cond, caches[i] if caches is not None else None)
         return self.head(self.norm(h))
 
     def n_params(self) -> int:

@@ -92,6 +92,7 @@ def protein_spec(model: ModelConfig, max_len: int = 1024) -> ModelSpec:
         positions="rope",
         time_conditioning=model.time_conditioning,
         dropout=model.dropout,
+        causal=model.kind == "autoregressive",
     )
     return ModelSpec(
         denoiser=cfg,
@@ -99,6 +100,8 @@ def protein_spec(model: ModelConfig, max_len: int = 1024) -> ModelSpec:
         allowed=designable_ids(),
         schedule=model.schedule,
         timesteps=model.timesteps,
+        kind=model.kind,
+        bos_id=alphabet.CLS_ID,
     )
 
 

@@ -42,6 +42,7 @@ class ModelConfig:
     schedule: str = "linear"  # linear | cosine | polynomial | geometric | genmd4
     tie_rates: str = "value"  # genmd4: one rate per token value, or "column" (tables)
     timesteps: int = 0  # 0: continuous-time NELBO
+    kind: str = "diffusion"  # or "autoregressive": the same-size left-to-right baseline
 
 
 @dataclass

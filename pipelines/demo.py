@@ -34,7 +34,9 @@ def run() -> int:
     code = main(args)
     if code == 0:
         print((out / "designs.fasta").read_text(), end="")
-        print(f"wrote {out.relative_to(ROOT)}/designs.fasta and per_position.parquet in {time.time() - start:.1f} s")
+        print(
+            f"wrote {out.relative_to(ROOT)}/designs.fasta and per_position.parquet in {time.time() - start:.1f} s"
+        )
     return code
 
 

@@ -118,7 +118,9 @@ def run() -> None:
     evaluation = evaluate_file(model, test, passes=args.passes)
     evaluation["unigram_perplexity"] = unigram_perplexity(cfg.data.train, test)
     evaluation["date"] = date.today().isoformat()
-    evaluation["machine"] = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    evaluation["machine"] = (
+        f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     evaluation["eval_seconds"] = round(time.time() - started, 1)
     target = default_model_path()
     target.mkdir(parents=True, exist_ok=True)

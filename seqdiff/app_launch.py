@@ -1,8 +1,7 @@
 """Start the Streamlit app (``seqdiff app``): the app lives in ``app/`` of the source checkout.
 
 Example:
-    >>> app_command(port=8600)[-8:-6]  # doctest: +SKIP
-    ['--server.port', '8600']
+    >>> launch(port=8600)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ def app_command(address: str = "127.0.0.1", port: int = 8501, headless: bool = T
     """The command line that serves the app on ``address:port``.
 
     Example:
-        >>> app_command()[1:4]  # doctest: +SKIP
+        >>> app_command(port=8600)[1:4]  # doctest: +SKIP
         ['-m', 'streamlit', 'run']
     """
     home = APP_DIR / "Home.py"

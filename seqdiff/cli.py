@@ -136,6 +136,16 @@ def cmd_sample_protein(args: argparse.Namespace) -> None:
     write_fasta([d.to_record() for d in designs], args.output)
 
 
+def cmd_app(args: argparse.Namespace) -> None:
+    from seqdiff.app_launch import launch
+
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        print(f"seqdiff: serving on {args.address}: anyone who can reach it can use the app", file=sys.stderr)
+    code = launch(args.address, args.port, headless=not args.browser)
+    if code not in (0, 130):
+        raise SeqdiffError(f"the app stopped with status {code}")
+
+
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=1, help="designs per input (default 1)")
     p.add_argument("--steps", type=int, default=100, help="sampler steps (default 100)")
@@ -152,7 +162,15 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqdiff", description=__doc__.splitlines()[0])
+    from seqdiff import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="seqdiff",
+        description="Order-free masked discrete diffusion (MD4 / GenMD4): design proteins around fixed "
+        "residues, impute and synthesise tables.",
+        epilog="Run 'seqdiff COMMAND -h' for a command's options. Manual: README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqdiff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train or fine-tune a model from a YAML config")
@@ -201,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--length", type=int, default=120)
     add_sampling_flags(q)
     q.set_defaults(func=cmd_sample_protein)
+
+    p = sub.add_parser("app", help="start the web app (Streamlit) in your browser")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--browser", action="store_true", help="open a browser window")
+    p.set_defaults(func=cmd_app)
     return parser
 
 

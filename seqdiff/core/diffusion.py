@@ -209,6 +209,22 @@ class MaskedDiffusion(nn.Module):
         return torch.where(observed, per_token, torch.zeros_like(per_token)).sum(-1)
 
 
+def learned_rates(model: MaskedDiffusion, names: dict[int, str]) -> list[tuple[str, float]]:
+    """GenMD4's learned rates w by token name, largest first ("which tokens unmask first").
+
+    A larger w keeps a token unmasked longer in the forward process, so the reverse process
+    decides it earlier. ``names`` maps the token ids to report to their names.
+
+    Example:
+        >>> learned_rates(model, {4: "L", 5: "A"})  # doctest: +SKIP
+        [('A', 1.31), ('L', 0.97)]
+    """
+    if not model.genmd4:
+        raise ValueError("an MD4 model has one schedule shared by every token; no learned rates")
+    w = model.schedule.rates().detach().cpu()
+    return sorted(((name, float(w[i])) for i, name in names.items()), key=lambda item: -item[1])
+
+
 def reinforce_loo(values: list[Tensor], log_qs: list[Tensor]) -> Tensor:
     """REINFORCE with a leave-one-out baseline over two samples (GenMD4 App. I.2).
 

@@ -14,7 +14,7 @@ import torch
 
 from seqdiff.core.bundle import ModelSpec, load_bundle
 from seqdiff.core.denoiser import DenoiserConfig
-from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo
+from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo, learned_rates
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences
@@ -148,3 +148,13 @@ def evaluate_file(
         batches.append((x.to(device), valid.to(device)))
     report = evaluate_nelbo(model, batches, passes=passes, seed=seed).to_dict()
     return {**report, "truncated_sequences": truncated, "input": str(path)}
+
+
+def amino_acid_rates(model: MaskedDiffusion) -> list[tuple[str, float]]:
+    """A GenMD4 protein model's learned rate per amino acid, largest (decided first) first.
+
+    Example:
+        >>> amino_acid_rates(model)[:2]  # doctest: +SKIP
+        [('W', 1.42), ('C', 1.38)]
+    """
+    return learned_rates(model, {i: alphabet.TOKENS[i] for i in designable_ids()})

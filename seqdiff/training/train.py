@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +24,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
 from seqdiff.errors import SeqdiffError
-from seqdiff.training.config import ModelConfig, TrainConfig
+from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
 from seqdiff.training.module import DiffusionModule
 
@@ -117,10 +118,6 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         module.model.load_state_dict(init_state)
         module.ema.load_state_dict(init_state)
 
-    gpu = torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
-    precision = cfg.trainer.precision
-    if precision == "auto":
-        precision = "bf16-mixed" if gpu else "32-true"
     loggers = [L.pytorch.loggers.CSVLogger(out, name="logs")]
     try:
         import tensorboard  # noqa: F401
@@ -138,31 +135,58 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         ),
         ExportBest(out / "model", adapter, cfg),
     ]
-    max_time = None
-    if cfg.trainer.max_minutes:
-        max_time = {"minutes": cfg.trainer.max_minutes}
-    trainer = L.Trainer(
-        max_steps=cfg.trainer.max_steps,
-        max_time=max_time,
-        val_check_interval=cfg.trainer.val_every_steps,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        precision=precision,
-        gradient_clip_val=cfg.trainer.gradient_clip,
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
-        num_nodes=cfg.trainer.num_nodes,
-        strategy=cfg.trainer.strategy,
-        logger=loggers,
-        callbacks=callbacks,
-        enable_progress_bar=cfg.trainer.progress_bar,
-        enable_model_summary=False,
-        log_every_n_steps=cfg.trainer.log_every_steps,
-        use_distributed_sampler=False,
-    )
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.resume and last.exists() else None
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    trainer = fit_module(module, data, cfg.trainer, logger=loggers, callbacks=callbacks, ckpt_path=resume)
     # A final validation so the last steps can also be exported if they are the best.
     trainer.validate(module, datamodule=data, verbose=False)
     return out / "model"
+
+
+def fit_module(
+    module: DiffusionModule,
+    data: L.LightningDataModule,
+    cfg: TrainerConfig,
+    *,
+    logger: list | bool = False,
+    callbacks: Sequence[Callback] = (),
+    ckpt_path: str | None = None,
+    validate: bool = True,
+) -> L.Trainer:
+    """Fit ``module`` on ``data`` with a Lightning Trainer set up from ``cfg``; returns the Trainer.
+
+    Precision ``auto`` is bf16-mixed on GPU and fp32 on CPU. Checkpoints are written only by the
+    ``ModelCheckpoint`` callbacks given (no implicit one), logs only by ``logger``. With
+    ``validate=False`` no validation runs (the data module's validation split may be empty).
+
+    Example:
+        >>> data = SequenceDataModule(rows, [], pad_id=mask_id, max_len=8, max_tokens=512)  # doctest: +SKIP
+        >>> fit_module(module, data, TrainerConfig(max_steps=100), validate=False)  # doctest: +SKIP
+    """
+    gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if gpu else "32-true"
+    trainer = L.Trainer(
+        max_steps=cfg.max_steps,
+        max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,
+        val_check_interval=cfg.val_every_steps,
+        check_val_every_n_epoch=None,
+        limit_val_batches=None if validate else 0,
+        num_sanity_val_steps=0,
+        precision=precision,
+        gradient_clip_val=cfg.gradient_clip,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        logger=logger,
+        callbacks=list(callbacks),
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=cfg.log_every_steps,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    return trainer

@@ -1,0 +1,618 @@
+"""A scikit-learn imputer and synthesiser for mixed-type tables, backed by one masked-diffusion model.
+
+Every modelled cell is one token (quantile bins for numeric columns, categories for categorical ones;
+see `seqdiff.tabular.encoding`). The model is MD4 (or GenMD4) trained on the observed cells only:
+missing cells are the mask token, masked throughout and left out of the loss. Imputation keeps the
+observed cells of a row as context and samples its missing cells with the ancestral sampler; a
+synthetic row is a row with every cell missing (or only some cells given).
+
+Stated behaviours:
+
+- only cells that are null (or NaN) in the input are written; every other cell is copied unchanged, so
+  the output equals the input wherever the input had a value; dtypes, index and column order are kept;
+- passthrough columns, columns that were all-missing at fit time (skipped, logged) and columns the model
+  was not trained on are returned untouched;
+- a category not seen at fit time is treated as missing for the model's context (with a warning) but
+  the cell itself is kept as it is in the output;
+- a table whose modelled columns are missing or of an incompatible type is a one-line SeqdiffError
+  naming the column; a table with a single row, or a constant column, is handled like any other;
+- randomness is keyed by (seed, draw, global row number), so a row is imputed the same way whatever
+  batch it comes in: `seqdiff.tabular.stream.impute_file` equals an in-memory `transform`.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"a": [1.0, 2.0, None, 4.0] * 25, "c": ["x", "y", "x", None] * 25})
+    >>> imputer = MaskedDiffusionImputer(dim=32, n_layers=1, n_heads=2, max_steps=50)
+    >>> imputer.fit_transform(df).isna().any().any()  # doctest: +SKIP
+    False
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
+from seqdiff.core.noise import KeyedNoise
+from seqdiff.core.sampling import sample
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.encoding import TableEncoder, _from_values, _numeric_values
+from seqdiff.tabular.model import TIE_RATES, table_spec
+from seqdiff.tabular.schema import Schema, TableLike, infer_schema, to_arrow
+from seqdiff.training.config import ModelConfig, TrainerConfig
+from seqdiff.training.data import SequenceDataModule
+from seqdiff.training.module import DiffusionModule, OptimConfig
+from seqdiff.training.train import fit_module
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES = ("linear", "cosine", "polynomial", "geometric", "genmd4")
+DECODE_BLOCK = 1024  # global rows per in-bin-draw generator: values do not depend on the batching
+INFER_ROWS = 2048  # rows per sampler call (the sampler holds float64 [rows, columns, vocab] tensors)
+WARMUP_STEPS = 100
+SAMPLING_GRID = "cosine"
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cpu'; 'cuda' or 'cuda:N' (an error without a GPU).
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise SeqdiffError(f"device {device!r}: choose auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SeqdiffError(f"device {device!r}: no CUDA GPU is available here")
+    return torch.device(device)
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's start-up banner and its hints about data loaders (an estimator's fit stays
+    quiet; its own progress bar and log messages remain)."""
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    level = lightning_logger.level
+    lightning_logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PossibleUserWarning)
+            yield
+    finally:
+        lightning_logger.setLevel(level)
+
+
+class _FitProgress(L.Callback):
+    """A tqdm bar (stderr) over training steps, showing the training NELBO per cell."""
+
+    def __init__(self, disable: bool | None):
+        self.disable = disable
+        self.bar: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.bar = tqdm(total=trainer.max_steps, desc="fitting", unit="step", disable=self.disable)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        self.bar.update(1)
+        nelbo = trainer.callback_metrics.get("train/nelbo")
+        if nelbo is not None and trainer.global_step % 10 == 0:
+            self.bar.set_postfix(nelbo=f"{float(nelbo):.3f}")
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.bar.close()
+
+
+@dataclass
+class _Draws:
+    """Sampled imputations of one table.
+
+    ``missing`` [rows, n_columns]: input cells (of the modelled columns) that were null or NaN;
+    ``rows`` [m]: the rows with at least one such cell; ``tokens`` [K, m, n_columns] and ``tables``
+    (K decoded Arrow tables of m rows): the K draws of those rows.
+    """
+
+    missing: np.ndarray
+    rows: np.ndarray
+    tokens: np.ndarray
+    tables: list[pa.Table]
+
+
+def _draw_seed(seed: int, draw: int) -> int:
+    """The KeyedNoise seed of draw `draw` (a 32-bit hash, so it fits the int64 key arithmetic)."""
+    return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
+    """Impute missing cells of mixed-type tables, and sample synthetic rows, with masked diffusion.
+
+    Args:
+        n_bins: quantile bins per numeric column.
+        dim, n_layers, n_heads: transformer size (one token per column).
+        schedule: masking schedule (linear = MD4, genmd4 = learned per-token rates).
+        tie_rates: for genmd4, one rate per column value ("value") or per column ("column").
+        max_steps, max_minutes: training budget (whichever ends first); lr: peak AdamW learning rate
+            (linear warmup, cosine decay over ``max_steps``); batch_rows: rows per training batch.
+        sampling_steps: sampler steps (default: the number of modelled columns).
+        n_samples: draws per missing cell in `transform`; the value returned is the mean of the draws
+            for numeric columns (rounded for integer ones) and the most frequent draw for categorical
+            ones (the first category on ties).
+        categorical, numeric: column kind overrides (see `seqdiff.tabular.schema.infer_schema`).
+        max_fit_rows: `fit` trains on a random subsample of this many rows of larger tables (logged).
+        device: auto, cpu or cuda[:N].
+        seed: model initialisation, training noise and sampling noise.
+        progress: tqdm bars on stderr for fitting and imputing (None: only when stderr is a terminal).
+
+    Fitted attributes: ``schema_``, ``encoder_`` (`TableEncoder`), ``spec_`` (`ModelSpec`), ``model_``
+    (the EMA `MaskedDiffusion`), ``feature_names_in_``, ``n_features_in_``, ``training_`` (steps, rows,
+    minutes, final training NELBO per cell).
+
+    Example:
+        >>> imputer = MaskedDiffusionImputer(max_steps=500).fit(df)  # doctest: +SKIP
+        >>> filled = imputer.transform(df)  # doctest: +SKIP
+        >>> synthetic = imputer.sample(1000, fixed={"genre": "Action"})  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        n_bins: int = 32,
+        dim: int = 128,
+        n_layers: int = 3,
+        n_heads: int = 4,
+        schedule: str = "linear",
+        tie_rates: str = "value",
+        max_steps: int = 2000,
+        max_minutes: float | None = None,
+        batch_rows: int = 512,
+        lr: float = 2e-3,
+        sampling_steps: int | None = None,
+        n_samples: int = 1,
+        categorical: tuple[str, ...] | list[str] = (),
+        numeric: tuple[str, ...] | list[str] = (),
+        max_fit_rows: int = 200_000,
+        device: str = "auto",
+        seed: int = 0,
+        progress: bool | None = False,
+    ):
+        self.n_bins = n_bins
+        self.dim = dim
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.schedule = schedule
+        self.tie_rates = tie_rates
+        self.max_steps = max_steps
+        self.max_minutes = max_minutes
+        self.batch_rows = batch_rows
+        self.lr = lr
+        self.sampling_steps = sampling_steps
+        self.n_samples = n_samples
+        self.categorical = categorical
+        self.numeric = numeric
+        self.max_fit_rows = max_fit_rows
+        self.device = device
+        self.seed = seed
+        self.progress = progress
+
+    # ----------------------------------------------------------------------------------------- fitting
+    def _check_params(self) -> None:
+        positive = ["n_bins", "dim", "n_layers", "n_heads", "max_steps", "batch_rows", "n_samples"]
+        for name in [*positive, "max_fit_rows"]:
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 1:
+                raise SeqdiffError(f"{name} must be a positive integer, got {value!r}")
+        if self.sampling_steps is not None and self.sampling_steps < 1:
+            raise SeqdiffError(f"sampling_steps must be at least 1, got {self.sampling_steps}")
+        if self.schedule not in SCHEDULES:
+            raise SeqdiffError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if self.tie_rates not in TIE_RATES:
+            raise SeqdiffError(f"tie_rates must be one of {', '.join(TIE_RATES)}, not {self.tie_rates!r}")
+        if not isinstance(self.seed, int | np.integer) or self.seed < 0:
+            raise SeqdiffError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.lr <= 0 or (self.max_minutes is not None and self.max_minutes <= 0):
+            raise SeqdiffError("lr and max_minutes must be positive")
+
+    def fit(self, X: TableLike, y: None = None, *, source: str = "table") -> MaskedDiffusionImputer:
+        """Infer the schema, fit the encoder and train the model on the observed cells of `X`.
+
+        `source` names the table in error messages (e.g. its file path).
+
+        Example:
+            >>> MaskedDiffusionImputer(max_steps=200).fit(df).training_["steps"]  # doctest: +SKIP
+            200
+        """
+        self._check_params()
+        table = _as_table(X, source)
+        n_rows = table.num_rows
+        if n_rows > self.max_fit_rows:
+            keep = np.random.default_rng(self.seed).choice(n_rows, self.max_fit_rows, replace=False)
+            table = table.take(np.sort(keep))
+            logger.info(
+                "%s: fitting on a random subsample of %d of %d rows (max_fit_rows)", source, len(keep), n_rows
+            )
+        schema = infer_schema(table, self.categorical, self.numeric, source=source)
+        encoder = TableEncoder.fit(table, schema, n_bins=self.n_bins, source=source)
+        if encoder.skipped:
+            logger.warning(
+                "%s: column(s) %s have no observed value: not modelled, left missing",
+                source,
+                ", ".join(map(repr, encoder.skipped)),
+            )
+        tokens = encoder.encode(table, source=source)
+        cfg = ModelConfig(
+            dim=self.dim,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            schedule=self.schedule,
+            tie_rates=self.tie_rates,
+        )
+        spec = table_spec(encoder, cfg)
+        device = resolve_device(self.device)
+        start = time.perf_counter()
+        module, steps, nelbo = self._train(spec, tokens, device)
+        self.schema_: Schema = schema
+        self.encoder_: TableEncoder = encoder
+        self.spec_: ModelSpec = spec
+        self.model_ = module.ema.to(device).eval()
+        self.feature_names_in_ = np.asarray(table.column_names, dtype=object)
+        self.n_features_in_ = table.num_columns
+        self.training_ = {
+            "steps": steps,
+            "rows": table.num_rows,
+            "minutes": (time.perf_counter() - start) / 60,
+            "train_nelbo_per_cell": nelbo,
+        }
+        return self
+
+    def _train(
+        self, spec: ModelSpec, tokens: np.ndarray, device: torch.device
+    ) -> tuple[DiffusionModule, int, float | None]:
+        """Train with the shared Lightning module (EMA, warmup-cosine AdamW); (module, steps, NELBO)."""
+        n_columns = tokens.shape[1]
+        optim = OptimConfig(
+            lr=self.lr,
+            warmup_steps=min(WARMUP_STEPS, max(1, self.max_steps // 10)),
+            total_steps=self.max_steps,
+        )
+        trainer_cfg = TrainerConfig(
+            max_steps=self.max_steps,
+            max_minutes=self.max_minutes,
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=[device.index or 0] if device.type == "cuda" else 1,
+            log_every_steps=10,
+            progress_bar=False,
+            seed=self.seed,
+        )
+        # Rows are one token per column: a batch of max_tokens // n_columns rows, never padded.
+        data = SequenceDataModule(
+            list(tokens),
+            [],
+            pad_id=spec.mask_id,
+            max_len=n_columns,
+            max_tokens=min(self.batch_rows, len(tokens)) * n_columns,
+            seed=self.seed,
+        )
+        progress = None if self.progress is None else not self.progress
+        # Leave the caller's global RNG as it was; the seed alone fixes initialisation and training.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            module = DiffusionModule(spec.to_dict(), asdict(optim), seed=self.seed)
+            with _quiet_lightning():
+                trainer = fit_module(
+                    module, data, trainer_cfg, callbacks=[_FitProgress(progress)], validate=False
+                )
+        nelbo = trainer.callback_metrics.get("train/nelbo")
+        return module, trainer.global_step, None if nelbo is None else float(nelbo)
+
+    # -------------------------------------------------------------------------------------- sampling
+    def _impute(
+        self, table: pa.Table, first_row: int, n_draws: int, seed: int, source: str, on_unseen: str = "mask"
+    ) -> _Draws:
+        """Sample `n_draws` imputations of the rows of `table` that have a missing modelled cell."""
+        check_is_fitted(self, "model_")
+        enc = self.encoder_
+        tokens = enc.encode(table, on_unseen=on_unseen, source=source)
+        missing = np.zeros(tokens.shape, bool)
+        for j, name in enumerate(enc.columns):
+            missing[:, j] = pc.is_null(table.column(name), nan_is_null=True).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(missing.any(axis=1))
+        n_columns = len(enc.columns)
+        sampled = np.empty((n_draws, len(rows), n_columns), np.int64)
+        device = next(self.model_.parameters()).device
+        steps = self.sampling_steps or n_columns
+        progress = None if self.progress is None else not self.progress
+        with tqdm(total=n_draws * len(rows), desc="imputing", unit="row", disable=progress) as bar:
+            for k in range(n_draws):
+                noise_seed = _draw_seed(seed, k)
+                for start in range(0, len(rows), INFER_ROWS):
+                    chunk = rows[start : start + INFER_ROWS]
+                    z = torch.as_tensor(tokens[chunk], device=device)
+                    keys = torch.as_tensor(first_row + chunk, dtype=torch.long)
+                    result = sample(
+                        self.model_, z, steps=steps, grid=SAMPLING_GRID, noise=KeyedNoise(noise_seed, keys)
+                    )
+                    sampled[k, start : start + len(chunk)] = result.tokens.cpu().numpy()
+                    bar.update(len(chunk))
+        tables = [self._decode(sampled[k], first_row + rows, (seed, k)) for k in range(n_draws)]
+        return _Draws(missing, rows, sampled, tables)
+
+    def _decode(self, tokens: np.ndarray, rows: np.ndarray, key: tuple[int, int]) -> pa.Table:
+        """Values for `tokens` of the ascending global row numbers `rows`.
+
+        In-bin numeric values are drawn by one generator per block of DECODE_BLOCK global rows, seeded
+        by (key, block), over the whole block (rows not given are filled with a valid token): a row's
+        values do not depend on which other rows are decoded with it.
+        """
+        enc = self.encoder_
+        if len(rows) == 0:
+            return enc.decode_sample(np.empty((0, len(enc.columns)), np.int64))
+        blocks = rows // DECODE_BLOCK
+        bounds = np.flatnonzero(np.diff(blocks)) + 1
+        pieces = []
+        for part in np.split(np.arange(len(rows)), bounds):
+            block = int(blocks[part[0]])
+            local = rows[part] - block * DECODE_BLOCK
+            full = np.repeat(enc.offsets[None], DECODE_BLOCK, axis=0)
+            full[local] = tokens[part]
+            decoded = enc.decode_sample(full, rng=np.random.default_rng([*key, block]))
+            pieces.append(decoded.take(local))
+        return pa.concat_tables(pieces)
+
+    def _point(self, draws: _Draws) -> pa.Table:
+        """One value per cell from K draws: the mean (numeric) or the most frequent value (categorical)."""
+        if len(draws.tables) == 1:
+            return draws.tables[0]
+        enc = self.encoder_
+        n = len(draws.rows)
+        columns = []
+        for j, name in enumerate(enc.columns):
+            arrays = [t.column(name).combine_chunks() for t in draws.tables]
+            if enc.kinds[j] == "numeric":
+                values = np.stack([_numeric_values(a)[0] for a in arrays])
+                if pa.types.is_floating(arrays[0].type):
+                    mean = values.mean(axis=0)
+                else:
+                    # Mean of differences: int64 nanosecond timestamps exceed float64 precision.
+                    mean = values[0] + np.rint((values - values[0]).mean(axis=0)).astype(np.int64)
+                columns.append(_from_values(mean, arrays[0].type))
+            else:
+                local = draws.tokens[:, :, j] - enc.offsets[j]
+                counts = np.zeros((n, enc.vocab_sizes[j]), np.int64)
+                np.add.at(counts, (np.broadcast_to(np.arange(n), local.shape), local), 1)
+                first_draw = (local == counts.argmax(axis=1)).argmax(axis=0)
+                columns.append(pa.concat_arrays(arrays).take(first_draw * n + np.arange(n)))
+        return pa.Table.from_arrays(columns, names=enc.columns)
+
+    # -------------------------------------------------------------------------------------- filling
+    def _spread(self, n_rows: int, draws: _Draws, values: pa.Table) -> dict[str, pa.Array]:
+        """Per modelled column with a missing cell: `values` at rows `draws.rows`, nulls elsewhere."""
+        index = np.full(n_rows, -1, np.int64)
+        index[draws.rows] = np.arange(len(draws.rows))
+        take = pa.array(index, mask=index < 0)
+        return {
+            name: values.column(name).combine_chunks().take(take)
+            for j, name in enumerate(self.encoder_.columns)
+            if draws.missing[:, j].any()
+        }
+
+    def _fill_arrow(self, table: pa.Table, draws: _Draws, values: pa.Table) -> pa.Table:
+        """`table` with its missing modelled cells taken from `values` (rows `draws.rows`)."""
+        for name, imputed in self._spread(table.num_rows, draws, values).items():
+            i = table.schema.get_field_index(name)
+            original = table.column(i).combine_chunks()
+            if pa.types.is_null(original.type):
+                column = imputed  # an all-null input column takes the training type
+            else:
+                try:
+                    imputed = imputed.cast(original.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise SeqdiffError(
+                        f"column {name!r}: imputed values do not fit its type {original.type} "
+                        f"({str(exc).splitlines()[0]})"
+                    ) from exc
+                missing = draws.missing[:, self.encoder_.columns.index(name)]
+                column = pc.if_else(pa.array(missing), imputed, original)
+            table = table.set_column(i, table.schema.field(i).with_type(column.type), column)
+        return table
+
+    def _fill_frame(self, df: pd.DataFrame, draws: _Draws, values: pa.Table) -> pd.DataFrame:
+        """A copy of `df` with its missing modelled cells taken from `values`; dtypes kept."""
+        out = df.copy()
+        names = [str(c) for c in df.columns]
+        for name, imputed in self._spread(len(df), draws, values).items():
+            i = names.index(name)
+            column = df.iloc[:, i]
+            missing = draws.missing[:, self.encoder_.columns.index(name)]
+            replacement = pd.Series(imputed.to_pandas(), index=df.index).astype(column.dtype)
+            out.isetitem(i, column.where(~missing, replacement))
+        return out
+
+    def _output(self, X: TableLike, draws: _Draws, values: pa.Table) -> TableLike:
+        if isinstance(X, pd.DataFrame):
+            return self._fill_frame(X, draws, values)
+        return self._fill_arrow(to_arrow(X), draws, values)
+
+    # ------------------------------------------------------------------------------------ public API
+    def transform(self, X: TableLike) -> TableLike:
+        """Fill the missing cells of `X` (a DataFrame, or an Arrow table / record batch, returned as the
+        same kind: a DataFrame, or an Arrow table) with the point estimate of `n_samples` draws.
+
+        Example:
+            >>> imputer.transform(pd.DataFrame({"a": [1.0, None], "c": [None, "x"]}))  # doctest: +SKIP
+        """
+        table = _as_table(X, "table")
+        draws = self._impute(table, 0, self.n_samples, self.seed, "table")
+        return self._output(X, draws, self._point(draws))
+
+    def transform_samples(self, X: TableLike, n_samples: int) -> list[TableLike]:
+        """`n_samples` imputed copies of `X`, one per draw (the draws `transform` averages).
+
+        Example:
+            >>> [t["a"][1] for t in imputer.transform_samples(df, 3)]  # doctest: +SKIP
+            [1.9, 2.4, 2.1]
+        """
+        if n_samples < 1:
+            raise SeqdiffError(f"n_samples must be at least 1, got {n_samples}")
+        draws = self._impute(_as_table(X, "table"), 0, n_samples, self.seed, "table")
+        return [self._output(X, draws, values) for values in draws.tables]
+
+    def impute_arrow(
+        self, table: pa.Table, *, first_row: int = 0, n_samples: int | None = None, source: str = "table"
+    ) -> pa.Table:
+        """`transform` for an Arrow table holding rows ``first_row ..`` of a larger table: the global row
+        numbers key the randomness, so imputing a file batch by batch equals imputing it whole.
+
+        Example:
+            >>> imputer.impute_arrow(batch_table, first_row=65_536)  # doctest: +SKIP
+        """
+        draws = self._impute(table, first_row, n_samples or self.n_samples, self.seed, source)
+        return self._fill_arrow(table, draws, self._point(draws))
+
+    def sample(
+        self,
+        n_rows: int,
+        fixed: Mapping[str, Any] | pd.DataFrame | pa.Table | None = None,
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """`n_rows` synthetic rows of the modelled columns (training order and types).
+
+        `fixed` conditions the rows: ``{"column": value}`` gives that value to every row; a DataFrame (or
+        Arrow table) of `n_rows` partial rows gives, cell by cell, the values to keep (its null cells are
+        sampled). Fixed cells appear unchanged in the output; a category not seen in training, an unknown
+        column or a value that does not fit the column's type is a SeqdiffError.
+
+        Example:
+            >>> imputer.sample(3, fixed={"genre": "Action"})["genre"].tolist()  # doctest: +SKIP
+            ['Action', 'Action', 'Action']
+        """
+        check_is_fitted(self, "model_")
+        if not isinstance(n_rows, int | np.integer) or n_rows < 1:
+            raise SeqdiffError(f"n_rows must be a positive integer, got {n_rows!r}")
+        partial = self._partial_rows(int(n_rows), fixed)
+        draws = self._impute(partial, 0, 1, self.seed if seed is None else seed, "fixed", on_unseen="error")
+        return self._fill_arrow(partial, draws, draws.tables[0]).to_pandas()
+
+    def _partial_rows(self, n_rows: int, fixed: Mapping[str, Any] | TableLike | None) -> pa.Table:
+        """The modelled columns in their training types: the `fixed` cells, nulls elsewhere."""
+        enc = self.encoder_
+        types = enc.decode_sample(np.empty((0, len(enc.columns)), np.int64)).schema
+        if fixed is None:
+            given: dict[str, Any] = {}
+        elif isinstance(fixed, Mapping):
+            given = {str(name): pa.repeat(pa.scalar(value), n_rows) for name, value in fixed.items()}
+        else:
+            table = _as_table(fixed, "fixed")
+            if table.num_rows != n_rows:
+                raise SeqdiffError(f"fixed: {table.num_rows} partial rows given for n_rows={n_rows}")
+            given = {name: table.column(name) for name in table.column_names}
+        unknown = sorted(set(given) - set(enc.columns))
+        if unknown:
+            raise SeqdiffError(
+                f"fixed: column(s) {', '.join(map(repr, unknown))} are not modelled "
+                f"(modelled columns: {', '.join(enc.columns)})"
+            )
+        columns = []
+        for field in types:
+            if field.name not in given:
+                columns.append(pa.nulls(n_rows, field.type))
+                continue
+            try:
+                columns.append(given[field.name].cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise SeqdiffError(
+                    f"fixed: column {field.name!r}: value does not fit its type {field.type} "
+                    f"({str(exc).splitlines()[0]})"
+                ) from exc
+        return pa.Table.from_arrays(columns, schema=types)
+
+    def learned_rates(self) -> pd.DataFrame:
+        """GenMD4's learned rate per token (``column=value``), highest first: a higher rate keeps a token
+        unmasked longer in the forward process, so it tends to be decided earlier when sampling.
+
+        Example:
+            >>> MaskedDiffusionImputer(schedule="genmd4").fit(df).learned_rates().head(3)  # doctest: +SKIP
+        """
+        check_is_fitted(self, "model_")
+        if not self.model_.genmd4:
+            raise SeqdiffError(
+                f"learned_rates: the model uses the fixed {self.spec_.schedule!r} schedule; "
+                "rates are learned with schedule='genmd4'"
+            )
+        rates = self.model_.schedule.rates().detach().cpu().numpy()[: self.encoder_.vocab_size]
+        table = pd.DataFrame({"token": self.encoder_.token_names, "rate": rates.astype(np.float64)})
+        return table.sort_values("rate", ascending=False, kind="stable", ignore_index=True)
+
+    # -------------------------------------------------------------------------------- persistence
+    def save(self, folder: str | Path) -> Path:
+        """Save the model bundle: safetensors weights, and JSON with the spec, schema, encoder state,
+        these parameters and the training summary.
+
+        Example:
+            >>> imputer.save("runs/adult-imputer")  # doctest: +SKIP
+        """
+        check_is_fitted(self, "model_")
+        extra = {
+            "modality": "table",
+            "schema": self.schema_.to_dict(),
+            "encoder": self.encoder_.to_dict(),
+            "imputer": _jsonable(self.get_params()),
+            "training": self.training_,
+        }
+        return save_bundle(folder, self.model_, self.spec_, extra)
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | None = None) -> MaskedDiffusionImputer:
+        """Load a table model saved by `save` (or exported by ``seqdiff train`` with ``modality: table``).
+
+        Example:
+            >>> imputer = MaskedDiffusionImputer.load("runs/adult-imputer", device="cpu")  # doctest: +SKIP
+        """
+        model, spec, extra = load_bundle(folder)
+        if extra.get("modality") != "table":
+            raise SeqdiffError(f"{folder}: not a table model (modality: {extra.get('modality')!r})")
+        d = spec.denoiser
+        params = {"dim": d.dim, "n_layers": d.n_layers, "n_heads": d.n_heads, "schedule": spec.schedule}
+        params.update(extra.get("imputer", {}))
+        if device is not None:
+            params["device"] = device
+        try:
+            imputer = cls(**params)
+        except TypeError as exc:
+            raise SeqdiffError(f"{folder}: unknown imputer settings ({exc})") from None
+        imputer.schema_ = Schema.from_dict(extra["schema"])
+        imputer.encoder_ = TableEncoder.from_dict(extra["encoder"])
+        imputer.spec_ = spec
+        imputer.model_ = model.to(resolve_device(imputer.device)).eval()
+        imputer.feature_names_in_ = np.asarray(imputer.schema_.names, dtype=object)
+        imputer.n_features_in_ = len(imputer.schema_.names)
+        imputer.training_ = extra.get("training", {})
+        return imputer
+
+
+def _as_table(X: Any, source: str) -> pa.Table:
+    if not isinstance(X, pd.DataFrame | pa.Table | pa.RecordBatch):
+        raise SeqdiffError(
+            f"{source}: expected a pandas DataFrame or a pyarrow Table, got {type(X).__name__}"
+        )
+    return to_arrow(X, source)

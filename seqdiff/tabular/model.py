@@ -1,0 +1,134 @@
+"""Tables as an adapter over the engine: the model spec of a table and the ``seqdiff train`` adapter.
+
+A row is a sequence with one token per modelled column (see `seqdiff.tabular.encoding`). Positions are
+columns: the denoiser uses one learned embedding per column (no order between them) and each column may
+output only its own slice of the flat vocabulary. Missing cells are the mask id, so they are masked
+throughout training and left out of the loss.
+
+Example:
+    >>> import pandas as pd
+    >>> from seqdiff.tabular.encoding import TableEncoder
+    >>> enc = TableEncoder.fit(pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]}))
+    >>> spec = table_spec(enc, ModelConfig(dim=32, n_layers=1, n_heads=2))
+    >>> spec.mask_id, spec.allowed
+    (5, [[0, 1, 2], [3, 4]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from seqdiff.core.bundle import ModelSpec
+from seqdiff.core.denoiser import DenoiserConfig
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.encoding import N_BINS, TableEncoder, read_table
+from seqdiff.tabular.schema import infer_schema
+from seqdiff.training.config import ModelConfig
+
+TIE_RATES = ("value", "column")
+
+
+def rate_groups(encoder: TableEncoder, tie_rates: str) -> list[int] | None:
+    """GenMD4 rate groups per token id (mask id last): None for one rate per column value (the identity),
+    or the column index of each token for one rate per column.
+
+    Example:
+        >>> import pandas as pd
+        >>> enc = TableEncoder.fit(pd.DataFrame({"c": ["a", "b"], "d": ["u", "v"]}))
+        >>> rate_groups(enc, "column")
+        [0, 0, 1, 1, 2]
+    """
+    if tie_rates not in TIE_RATES:
+        raise SeqdiffError(f"tie_rates must be one of {', '.join(TIE_RATES)}, not {tie_rates!r}")
+    if tie_rates == "value":
+        return None
+    columns = np.repeat(np.arange(len(encoder.columns)), encoder.vocab_sizes)
+    return [*columns.tolist(), len(encoder.columns)]
+
+
+def table_spec(encoder: TableEncoder, model_cfg: ModelConfig) -> ModelSpec:
+    """The model spec for rows encoded by ``encoder``: vocabulary ``encoder.vocab_size + 1`` with the mask
+    id last, each column restricted to its own tokens, learned column embeddings (``max_len`` = number
+    of columns), and for ``schedule: genmd4`` the rate groups of ``model_cfg.tie_rates``.
+
+    Example:
+        >>> import pandas as pd
+        >>> enc = TableEncoder.fit(pd.DataFrame({"c": ["a", "b"]}))
+        >>> table_spec(enc, ModelConfig(dim=16, n_layers=1, n_heads=2, schedule="genmd4")).groups is None
+        True
+    """
+    if model_cfg.dim % model_cfg.n_heads:
+        raise SeqdiffError(f"dim ({model_cfg.dim}) must be a multiple of n_heads ({model_cfg.n_heads})")
+    groups = rate_groups(encoder, model_cfg.tie_rates) if model_cfg.schedule == "genmd4" else None
+    denoiser = DenoiserConfig(
+        vocab_size=encoder.vocab_size + 1,
+        dim=model_cfg.dim,
+        n_layers=model_cfg.n_layers,
+        n_heads=model_cfg.n_heads,
+        mlp_ratio=model_cfg.mlp_ratio,
+        max_len=len(encoder.columns),
+        positions="learned",
+        time_conditioning=model_cfg.time_conditioning,
+        dropout=model_cfg.dropout,
+    )
+    return ModelSpec(
+        denoiser=denoiser,
+        mask_id=encoder.mask_id,
+        allowed=[np.flatnonzero(row).tolist() for row in encoder.allowed],
+        schedule=model_cfg.schedule,
+        groups=groups,
+        timesteps=model_cfg.timesteps,
+    )
+
+
+class TableAdapter:
+    """The table side of ``seqdiff train`` (see ``seqdiff.training.train.Adapter``).
+
+    The first file read (the training file) fixes the schema and the encoder; later files (the
+    validation file) are encoded with it, unseen categories as missing cells.
+
+    Example:
+        >>> adapter = TableAdapter(categorical=["zip"])
+        >>> rows = adapter.sequences("train.parquet")  # doctest: +SKIP
+        >>> adapter.bundle_extra()["modality"]  # doctest: +SKIP
+        'table'
+    """
+
+    modality = "table"
+
+    def __init__(self, categorical: Iterable[str] = (), numeric: Iterable[str] = (), n_bins: int = N_BINS):
+        self.categorical, self.numeric, self.n_bins = list(categorical), list(numeric), n_bins
+        self.encoder: TableEncoder | None = None
+
+    def _fitted(self) -> TableEncoder:
+        if self.encoder is None:
+            raise SeqdiffError("table adapter: read the training file first")
+        return self.encoder
+
+    @property
+    def pad_id(self) -> int:
+        # Rows all have one token per column, so padding never occurs; the mask id is a valid filler.
+        return self._fitted().mask_id
+
+    def sequences(self, path: str) -> list[np.ndarray]:
+        table = read_table(path)
+        source = str(path)
+        if self.encoder is None:
+            schema = infer_schema(table, self.categorical, self.numeric, source=source)
+            self.encoder = TableEncoder.fit(table, schema, n_bins=self.n_bins, source=source)
+        return list(self.encoder.encode(table, source=source))
+
+    def spec(self, model: ModelConfig, max_len: int) -> ModelSpec:
+        encoder = self._fitted()
+        if max_len < len(encoder.columns):
+            raise SeqdiffError(
+                f"config: data.max_len ({max_len}) is below the table's {len(encoder.columns)} modelled "
+                "columns; rows would be cut"
+            )
+        return table_spec(encoder, model)
+
+    def bundle_extra(self) -> dict:
+        encoder = self._fitted()
+        return {"modality": "table", "schema": encoder.schema.to_dict(), "encoder": encoder.to_dict()}

@@ -11,6 +11,7 @@ spec; everything else is shared. Outputs in ``cfg.out``:
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
 from seqdiff.errors import SeqdiffError
 from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
@@ -140,7 +142,24 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
     trainer = fit_module(module, data, cfg.trainer, logger=loggers, callbacks=callbacks, ckpt_path=resume)
     # A final validation so the last steps can also be exported if they are the best.
     trainer.validate(module, datamodule=data, verbose=False)
+    if trainer.world_size > 1:
+        check_replicas_in_sync(trainer, module, out / "replicas.json")
     return out / "model"
+
+
+def check_replicas_in_sync(trainer: L.Trainer, module: DiffusionModule, report: Path) -> None:
+    """After data-parallel training every rank must hold the same weights: record a checksum
+    per rank, and fail loudly if they differ."""
+    with torch.no_grad():
+        flat = torch.cat([p.detach().double().flatten() for p in module.model.parameters()])
+        position = torch.arange(1, flat.numel() + 1, dtype=torch.float64, device=flat.device)
+        checksum = torch.stack([flat.sum(), (flat * position).sum() / flat.numel()])
+    sums = trainer.strategy.all_gather(checksum).reshape(-1, 2).cpu().tolist()
+    if trainer.is_global_zero:
+        with atomic_path(report) as tmp:
+            tmp.write_text(json.dumps({"world_size": trainer.world_size, "checksums": sums}, indent=1))
+    if any(s != sums[0] for s in sums):
+        raise SeqdiffError(f"data-parallel replicas diverged: parameter checksums {sums}")
 
 
 def fit_module(

@@ -14,12 +14,12 @@ st.page_link(
     "pages/1_Protein_design.py",
     label="**Protein design**: keep some residues (ranges, clicks, `_` masks, or a motif contig) "
     "and design the rest",
-    icon="🧬",
+    icon=":material/biotech:",
 )
 st.page_link(
     "pages/3_Model.py",
     label="**Model**: the model card, its training record and the learned unmasking order",
-    icon="📊",
+    icon=":material/insights:",
 )
 st.caption(
     f"Model: `{common.default_model_folder()}` (set ${common.MODEL_ENV} or change it in a page's sidebar)."

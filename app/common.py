@@ -73,7 +73,7 @@ def user_errors(stop: bool = True) -> Iterator[None]:
     try:
         yield
     except SeqdiffError as err:
-        st.error(str(err), icon="🚫")
+        st.error(str(err), icon=":material/error:")
         if stop:
             st.stop()
 

@@ -19,6 +19,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = list(args.set)
     if args.init:
         overrides.append(f"init={args.init}")
+    if args.init_from:
+        overrides.append(f"init_from={args.init_from}")
     if args.out:
         overrides.append(f"out={args.out}")
     cfg = TrainConfig.load(args.config, overrides)
@@ -92,7 +94,9 @@ def cmd_design(args: argparse.Namespace) -> None:
             progress=update,
         )
     if args.rank_by:
-        designs.sort(key=lambda d: d.nelbo_per_residue)
+        from seqdiff.protein.esm import rank_designs
+
+        designs = rank_designs(designs, args.rank_by, args.esm, device=args.device)
     write_fasta([d.to_record() for d in designs], args.output, inputs=[args.input])
     if args.per_position:
         write_per_position(designs, args.per_position)
@@ -176,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train or fine-tune a model from a YAML config")
     p.add_argument("--config", help="YAML config (see pipelines/configs/)")
     p.add_argument("--init", help="start from a model: 'default' or a model folder")
+    p.add_argument("--init-from", help="start from ESM-2: a .pt file or a name, e.g. esm2_t6_8M_UR50D")
     p.add_argument("--out", help="output folder (overrides the config's out:)")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. trainer.max_steps=100"
@@ -199,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--per-position", metavar="FILE.parquet", help="write per-position probabilities and steps"
     )
-    p.add_argument("--rank-by", choices=["nelbo"], help="sort designs by this score (best first)")
+    p.add_argument("--rank-by", choices=["nelbo", "esm"], help="sort designs by this score (best first)")
+    p.add_argument("--esm", help="ESM-2 checkpoint (.pt file or name) for --rank-by esm")
     add_sampling_flags(p)
     p.set_defaults(func=cmd_design)
 
@@ -212,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_eval)
+
+    from seqdiff.protein.esm_cli import add_score_parser
+
+    add_score_parser(sub)
 
     p = sub.add_parser("sample", help="unconditional samples")
     kinds = p.add_subparsers(dest="kind", required=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from seqdiff.cli import write_per_position
 from seqdiff.protein.design import Design, DesignJob, design, plan_from_contig, plan_from_records
@@ -75,7 +76,7 @@ def sampling_settings() -> tuple[int, dict]:
     }
 
 
-def input_file(text: str, upload) -> tuple[str, bytes] | None:
+def input_file(text: str, upload: UploadedFile | None) -> tuple[str, bytes] | None:
     """The input as (file name, bytes): the upload, else the pasted text as FASTA."""
     if upload is not None:
         return upload.name, upload.getvalue()
@@ -91,7 +92,9 @@ def read_records(path: Path) -> list[ProteinRecord]:
         return read_sequences(path)
     stem = path.name.split(".")[0]
     return [
-        ProteinRecord(f"{stem}_{chain}", f"chain {chain}", "".join(residue.aa for residue in residues))
+        ProteinRecord(
+            f"{stem}_{chain}".rstrip(), f"chain {chain}", "".join(residue.aa for residue in residues)
+        )
         for chain, residues in load_motif_source(path).chains.items()
     ]
 
@@ -179,7 +182,7 @@ def plan(
 
 def run_designs(jobs: list[DesignJob], reference: str | None, folder: str, settings: dict) -> DesignRun:
     """Sample the designs with a progress bar, and prepare the downloads."""
-    bar = st.progress(0.0, text="Loading the model…")
+    bar = st.progress(0.0, text="Sampling…")
     model, _ = common.load_model("protein", folder)
 
     def report(done: int, total: int) -> None:
@@ -284,11 +287,14 @@ def confidence_figure(designs: list[Design]) -> go.Figure:
 
 
 def unmasking_figure(designs: list[Design], steps: int) -> go.Figure:
-    """Share of designs that decided each position at each sampler step."""
-    decided = stack([d.unmask_step for d in designs], -1)
-    share = np.zeros((steps, decided.shape[1]))
-    rows, cols = np.nonzero(decided >= 0)
-    np.add.at(share, (decided[rows, cols], cols), 1 / len(designs))
+    """Share of designs in which each position is decided after each sampler step (fixed: from the start)."""
+    # Row 0 counts the given (fixed) positions, whose step is -1; row s + 1 those decided at step s.
+    decided = stack([d.unmask_step + 1 for d in designs], steps + 1)
+    present = stack([np.ones(len(d.sequence), dtype=bool) for d in designs], False)
+    counts = np.zeros((steps + 1, decided.shape[1]))
+    rows, cols = np.nonzero(present)
+    np.add.at(counts, (decided[rows, cols], cols), 1)
+    share = counts.cumsum(axis=0)[1:] / present.sum(axis=0)
     fig = go.Figure(
         go.Heatmap(
             z=share,
@@ -297,8 +303,8 @@ def unmasking_figure(designs: list[Design], steps: int) -> go.Figure:
             colorscale="Blues",
             zmin=0,
             zmax=1,
-            colorbar={"title": "share"},
-            hovertemplate="position %{x}<br>step %{y}<br>%{z:.0%} of designs<extra></extra>",
+            colorbar={"title": "decided"},
+            hovertemplate="position %{x}<br>after step %{y}: %{z:.0%} of designs decided<extra></extra>",
         )
     )
     fig.update_yaxes(autorange="reversed")
@@ -319,7 +325,7 @@ def logo_figure(designs: list[Design]) -> go.Figure:
             text=aa,
             textposition="inside",
             insidetextanchor="middle",
-            marker_color=AA_COLOURS.get(aa, "#999999"),
+            marker={"color": AA_COLOURS.get(aa, "#999999"), "line": {"color": "white", "width": 0.5}},
             hovertemplate=f"position %{{x}}<br>{aa}: %{{y:.0%}}<extra></extra>",
         )
     fig.update_layout(
@@ -362,7 +368,8 @@ def show_results(run: DesignRun) -> None:
         rows.insert(0, ("input", run.reference, designs[0].job.fixed))
     st.html(alignment_html(rows, run.reference))
     st.caption(
-        "Highlighted: fixed residues, kept from the input. Grey: designed residues that equal the input."
+        "Highlighted: fixed residues."
+        + (" Grey: designed residues that equal the input." if run.reference is not None else "")
     )
     left, right = st.columns(2)
     left.plotly_chart(confidence_figure(designs), key="plot_confidence")
@@ -420,7 +427,7 @@ if jobs:
     preview = [("template", jobs[0].template, jobs[0].fixed)]
     if reference is not None:
         preview.insert(0, ("input", reference, jobs[0].fixed))
-    st.html(alignment_html(preview, None))
+    st.html(alignment_html(preview, reference))
 if st.button("Design", type="primary", key="design_run", disabled=not jobs):
     with common.user_errors(stop=False):
         st.session_state.design_results = run_designs(jobs, reference, folder, settings)

@@ -63,7 +63,7 @@ def show_card(folder: Path) -> None:
     st.subheader("Model card")
     cards = [folder / name for name in CARDS if (folder / name).is_file()]
     for card in cards:
-        st.markdown(card.read_text(encoding="utf-8", errors="replace"))
+        st.container(border=True).markdown(card.read_text(encoding="utf-8", errors="replace"))
     if not cards:
         st.caption(f"No {' or '.join(CARDS)} in {folder}.")
 

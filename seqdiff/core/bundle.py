@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core.autoregressive import AutoregressiveLM
@@ -72,14 +74,31 @@ class ModelSpec:
         return mask
 
 
+def make_denoiser(cfg: DenoiserConfig) -> nn.Module:
+    """A freshly initialised denoiser of ``cfg.architecture``: "seqdiff" (``Denoiser``) or "esm2".
+
+    Example:
+        >>> make_denoiser(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2)).cfg.architecture
+        'seqdiff'
+    """
+    if cfg.architecture == "seqdiff":
+        return Denoiser(cfg)
+    if cfg.architecture == "esm2":
+        # Imported here: the engine must not need fair-esm unless an ESM-2 model is built.
+        from seqdiff.protein.esm import ESMDenoiser
+
+        return ESMDenoiser(cfg)
+    raise SeqdiffError(f"unknown model architecture {cfg.architecture!r} (seqdiff, esm2)")
+
+
 def build_model(spec: ModelSpec) -> MaskedDiffusion | AutoregressiveLM:
     """A freshly initialised model for ``spec``."""
     if spec.kind == "autoregressive":
-        return AutoregressiveLM(Denoiser(spec.denoiser), spec.bos_id, spec.mask_id, spec.allowed_mask())
+        return AutoregressiveLM(make_denoiser(spec.denoiser), spec.bos_id, spec.mask_id, spec.allowed_mask())
     groups = torch.tensor(spec.groups) if spec.groups is not None else None
     schedule = make_schedule(spec.schedule, spec.denoiser.vocab_size, groups=groups, **spec.schedule_kwargs)
     return MaskedDiffusion(
-        Denoiser(spec.denoiser), schedule, spec.mask_id, spec.allowed_mask(), timesteps=spec.timesteps
+        make_denoiser(spec.denoiser), schedule, spec.mask_id, spec.allowed_mask(), timesteps=spec.timesteps
     )
 
 
@@ -118,7 +137,8 @@ def load_bundle(
         spec = ModelSpec.from_dict(config.pop("spec"))
         model = build_model(spec)
         model.load_state_dict(load_file(folder / WEIGHTS))
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as err:
+    # SafetensorError (a corrupt or truncated weights file) derives from Exception only.
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SeqdiffError(f"{folder}: cannot load model: {first}") from None
     return model.to(device).eval(), spec, config

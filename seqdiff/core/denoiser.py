@@ -38,6 +38,7 @@ class DenoiserConfig:
     causal: bool = False  # left-to-right attention: the autoregressive baseline
     dropout: float = 0.0
     rope_theta: float = 10_000.0
+    architecture: str = "seqdiff"  # this transformer, or "esm2": fair-esm's ESM-2 (seqdiff.protein.esm)
 
     @property
     def head_dim(self) -> int:

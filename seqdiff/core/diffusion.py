@@ -29,8 +29,9 @@ class Losses:
     """Per-sequence terms of one Monte-Carlo estimate of the NELBO.
 
     ``nelbo`` [B] is what is reported; ``objective`` is the scalar to differentiate (for GenMD4
-    it adds the REINFORCE leave-one-out surrogate, which has value zero in expectation but
-    carries the score-function gradient for the rates); ``tokens`` [B] counts observed tokens.
+    it adds the REINFORCE leave-one-out surrogate, whose value is noise (not zero, not even in
+    expectation) but whose gradient is the score-function term for the rates); ``tokens`` [B]
+    counts observed tokens.
     """
 
     nelbo: Tensor
@@ -181,6 +182,9 @@ class MaskedDiffusion(nn.Module):
         logp = self.log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
         xc = x.clamp(max=self.vocab_size - 1)
         logp_x = logp.gather(-1, xc[..., None])[..., 0]
+        # Unscored tokens (padding, missing) may hold ids outside the allowed set, where log mu is
+        # -inf: zero them before they meet w, or the backward pass gives the rates 0 * inf = NaN.
+        logp_x = torch.where(masked, logp_x, torch.zeros_like(logp_x))
         expected_w = (logp.exp() * w).sum(-1)
         per_token = (-w[xc] * (1 + logp_x) + expected_w) / t[:, None]
         per_token = torch.where(masked, per_token, torch.zeros_like(per_token))
@@ -231,7 +235,9 @@ def reinforce_loo(values: list[Tensor], log_qs: list[Tensor]) -> Tensor:
     Autodiff through a sampled mask cannot see how the masking probabilities move with w, and
     the naive estimator is biased toward w -> 0 (Shi et al. 2024, section 6). The score-function
     term 1/2 sg(L1 - L2)(log q1 - log q2) adds the missing part with the other sample as the
-    baseline. Its value is zero; only its gradient matters.
+    baseline. Only its gradient matters: in expectation it is E[L grad log q], because
+    E[grad log q] = 0. Its value is not zero (in expectation it is Cov(L, log q)), so it is kept
+    out of the reported NELBO.
     """
     (l1, l2), (q1, q2) = values, log_qs
     return 0.5 * (l1 - l2).detach() * (q1 - q2)

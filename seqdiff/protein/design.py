@@ -28,7 +28,7 @@ from seqdiff.core.sampling import sample
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import ProteinRecord
-from seqdiff.protein.model import load_protein_model
+from seqdiff.protein.model import load_protein_model, tokens_for_training
 from seqdiff.protein.positions import (
     format_ranges,
     load_motif_source,
@@ -209,7 +209,8 @@ def score_nelbo(
     out = np.zeros(len(sequences))
     for start in range(0, len(sequences), batch_size):
         chunk = sequences[start : start + batch_size]
-        x, valid = pad_batch([torch.tensor(alphabet.encode(s)) for s in chunk], alphabet.PAD_ID)
+        # Non-standard residues (X, B, Z, U, O) are missing data, as in training and eval.
+        x, valid = pad_batch([torch.as_tensor(tokens_for_training(s)) for s in chunk], alphabet.PAD_ID)
         x, valid = x.to(device), valid.to(device)
         total = torch.zeros(len(chunk), device=device)
         for _ in range(passes):

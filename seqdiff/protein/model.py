@@ -93,6 +93,7 @@ def protein_spec(model: ModelConfig, max_len: int = 1024) -> ModelSpec:
         time_conditioning=model.time_conditioning,
         dropout=model.dropout,
         causal=model.kind == "autoregressive",
+        architecture=model.architecture,
     )
     return ModelSpec(
         denoiser=cfg,

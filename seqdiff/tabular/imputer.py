@@ -54,7 +54,7 @@ from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import TableEncoder, _from_values, _numeric_values
-from seqdiff.tabular.model import TIE_RATES, table_spec
+from seqdiff.tabular.model import TIE_RATES, init_ordered_bins, table_spec
 from seqdiff.tabular.schema import Schema, TableLike, infer_schema, to_arrow
 from seqdiff.training.config import ModelConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 
 SCHEDULES = ("linear", "cosine", "polynomial", "geometric", "genmd4")
 DECODE_BLOCK = 1024  # global rows per in-bin-draw generator: values do not depend on the batching
-INFER_ROWS = 2048  # rows per sampler call (the sampler holds float64 [rows, columns, vocab] tensors)
+SAMPLER_CELLS = 8_000_000  # rows x columns x vocab per sampler call: it holds float64 tensors of that size
 WARMUP_STEPS = 100
 SAMPLING_GRID = "cosine"
 
@@ -96,6 +96,8 @@ def _quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PossibleUserWarning)
+            # Lightning 2.6 with recent torch: an internal deprecation, nothing a user can act on.
+            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
             yield
     finally:
         lightning_logger.setLevel(level)
@@ -139,6 +141,17 @@ class _Draws:
 def _draw_seed(seed: int, draw: int) -> int:
     """The KeyedNoise seed of draw `draw` (a 32-bit hash, so it fits the int64 key arithmetic)."""
     return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
+
+
+def _zero_mask_rate_gradient(schedule: torch.nn.Module, mask_id: int) -> None:
+    """Keep GenMD4 training finite with missing cells.
+
+    For a missing cell (x = mask id) ``MaskedDiffusion.genmd4_integrand`` multiplies the mask id's rate by
+    log mu[mask] = -inf before ``torch.where`` drops the term, so that rate's gradient is NaN (and gradient
+    clipping would spread it to every parameter). Its true gradient is 0: the mask id is never a value.
+    """
+    group = schedule.groups[mask_id : mask_id + 1]
+    schedule.w_raw.register_hook(lambda grad: grad.index_fill(0, group.to(grad.device), 0.0))
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,7 +283,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         spec = table_spec(encoder, cfg)
         device = resolve_device(self.device)
         start = time.perf_counter()
-        module, steps, nelbo = self._train(spec, tokens, device)
+        module, steps, nelbo = self._train(encoder, spec, tokens, device)
         self.schema_: Schema = schema
         self.encoder_: TableEncoder = encoder
         self.spec_: ModelSpec = spec
@@ -286,7 +299,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         return self
 
     def _train(
-        self, spec: ModelSpec, tokens: np.ndarray, device: torch.device
+        self, encoder: TableEncoder, spec: ModelSpec, tokens: np.ndarray, device: torch.device
     ) -> tuple[DiffusionModule, int, float | None]:
         """Train with the shared Lightning module (EMA, warmup-cosine AdamW); (module, steps, NELBO)."""
         n_columns = tokens.shape[1]
@@ -318,6 +331,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.seed)
             module = DiffusionModule(spec.to_dict(), asdict(optim), seed=self.seed)
+            init_ordered_bins(module.model, encoder)
+            module.ema.load_state_dict(module.model.state_dict())
+            if module.model.genmd4:
+                _zero_mask_rate_gradient(module.model.schedule, spec.mask_id)
             with _quiet_lightning():
                 trainer = fit_module(
                     module, data, trainer_cfg, callbacks=[_FitProgress(progress)], validate=False
@@ -342,11 +359,13 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         device = next(self.model_.parameters()).device
         steps = self.sampling_steps or n_columns
         progress = None if self.progress is None else not self.progress
-        with tqdm(total=n_draws * len(rows), desc="imputing", unit="row", disable=progress) as bar:
+        per_call = max(1, SAMPLER_CELLS // (n_columns * self.model_.vocab_size))
+        bar = tqdm(total=n_draws * len(rows), desc="sampling", unit="row", disable=progress, leave=False)
+        with bar:
             for k in range(n_draws):
                 noise_seed = _draw_seed(seed, k)
-                for start in range(0, len(rows), INFER_ROWS):
-                    chunk = rows[start : start + INFER_ROWS]
+                for start in range(0, len(rows), per_call):
+                    chunk = rows[start : start + per_call]
                     z = torch.as_tensor(tokens[chunk], device=device)
                     keys = torch.as_tensor(first_row + chunk, dtype=torch.long)
                     result = sample(
@@ -444,7 +463,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             i = names.index(name)
             column = df.iloc[:, i]
             missing = draws.missing[:, self.encoder_.columns.index(name)]
-            replacement = pd.Series(imputed.to_pandas(), index=df.index).astype(column.dtype)
+            replacement = imputed.to_pandas().set_axis(df.index).astype(column.dtype)
             out.isetitem(i, column.where(~missing, replacement))
         return out
 

@@ -43,6 +43,7 @@ class ModelConfig:
     tie_rates: str = "value"  # genmd4: one rate per token value, or "column" (tables)
     timesteps: int = 0  # 0: continuous-time NELBO
     kind: str = "diffusion"  # or "autoregressive": the same-size left-to-right baseline
+    architecture: str = "seqdiff"  # or "esm2": fair-esm's ESM-2 of n_layers x dim, n_heads (MLP 4 x dim)
 
 
 @dataclass
@@ -65,7 +66,9 @@ class TrainerConfig:
 
 @dataclass
 class TrainConfig:
-    """The whole run. ``init`` fine-tunes from a model bundle ('default' or a path).
+    """The whole run. ``init`` fine-tunes from a model bundle ('default' or a path); ``init_from``
+    starts from ESM-2 weights (a fair-esm ``.pt`` file, or a model name found in the torch hub
+    cache), whose architecture then replaces model.architecture, n_layers, dim and n_heads.
 
     Example:
         >>> TrainConfig.from_dict({"modality": "protein", "model": {"dim": 64}}).model.dim
@@ -79,6 +82,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     out: str = "runs/train"
     init: str | None = None
+    init_from: str | None = None
     resume: bool = True
 
     @classmethod

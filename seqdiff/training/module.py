@@ -87,7 +87,9 @@ class DiffusionModule(L.LightningModule):
         self.log("train/tokens", tokens, reduce_fx="sum", batch_size=x.shape[0])
         return out.objective / tokens
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        # The EMA follows each optimizer step here, before any callback (a checkpoint) runs.
+        super().optimizer_step(*args, **kwargs)
         decay = min(self.optim.ema_decay, (1 + self.global_step) / (10 + self.global_step))
         with torch.no_grad():
             for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):

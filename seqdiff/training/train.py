@@ -15,6 +15,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -97,6 +98,8 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         torch.set_num_threads(cfg.trainer.threads)
     if not cfg.data.train:
         raise SeqdiffError("config: data.train is required")
+    if cfg.init and cfg.init_from:
+        raise SeqdiffError("config: give init (a seqdiff model) or init_from (ESM-2 weights), not both")
     train_seqs = adapter.sequences(cfg.data.train)
     valid_seqs = adapter.sequences(cfg.data.valid) if cfg.data.valid else None
     data = SequenceDataModule(
@@ -109,16 +112,26 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         seed=cfg.trainer.seed,
         num_workers=cfg.data.num_workers,
     )
-    init_state = None
+    init_state = denoiser_state = None
     if cfg.init:
         init_model, spec, _ = load_bundle(resolve_init(cfg.init))
         init_state = init_model.state_dict()
     else:
+        if cfg.init_from:
+            if adapter.modality != "protein":
+                raise SeqdiffError(f"config: init_from (ESM-2) is for proteins, not {adapter.modality}")
+            from seqdiff.protein.esm import init_from_esm
+
+            model_cfg, denoiser_state = init_from_esm(cfg.model, cfg.init_from)
+            cfg = replace(cfg, model=model_cfg)
         spec = adapter.spec(cfg.model, cfg.data.max_len)
     module = DiffusionModule(spec.to_dict(), cfg.to_dict()["optim"], seed=cfg.trainer.seed)
     if init_state is not None:
         module.model.load_state_dict(init_state)
         module.ema.load_state_dict(init_state)
+    if denoiser_state is not None:
+        module.model.denoiser.load_state_dict(denoiser_state)
+        module.ema.load_state_dict(module.model.state_dict())
 
     loggers = [L.pytorch.loggers.CSVLogger(out, name="logs")]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -50,6 +51,19 @@ def run_design(at: AppTest) -> list:
     return at.session_state["design_results"].designs
 
 
+def chart_spec(chart) -> dict:
+    """The Plotly figure of an ``st.plotly_chart`` element."""
+    return json.loads(chart.proto.spec)
+
+
+def plotly_array(value: dict | list) -> np.ndarray:
+    """An array of Plotly's JSON: a list, or a typed array (base64 bytes with dtype and shape)."""
+    if isinstance(value, list):
+        return np.asarray(value)
+    shape = tuple(int(n) for n in value["shape"].split(","))
+    return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+
+
 def pdb_text(residues: str) -> str:
     """A minimal PDB file: one CA atom per residue of chain A, numbered from 1."""
     three = {"M": "MET", "K": "LYS", "T": "THR", "A": "ALA", "Y": "TYR", "I": "ILE", "Q": "GLN", "R": "ARG"}
@@ -89,7 +103,11 @@ def test_fixed_ranges_are_kept(design_page: AppTest) -> None:
     assert fasta.count(">") == 3 and "fixed=1-5,20-24" in fasta
     alignment = at.get("html")[-1].proto.body
     assert all(d.sequence[:5] in alignment for d in designs)
-    assert len(at.get("plotly_chart")) == 4
+    charts = {c["layout"]["title"]["text"]: c for c in map(chart_spec, at.get("plotly_chart"))}
+    assert len(charts) == 4
+    decided = plotly_array(charts["Unmasking order"]["data"][0]["z"])
+    assert decided.shape == (4, len(SEQ)) and (decided[-1] == 1).all()
+    assert (decided[:, fixed] == 1).all() and (decided[0, ~fixed] < 1).any()
 
 
 def test_redesign_ranges_blank_only_those(design_page: AppTest) -> None:
@@ -203,7 +221,7 @@ def test_model_page_genmd4(genmd4_model: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SEQDIFF_MODEL", str(genmd4_model))
     at = page("3_Model")
     (chart,) = at.get("plotly_chart")
-    bars = json.loads(chart.proto.spec)["data"][0]
+    bars = chart_spec(chart)["data"][0]
     model, _, _ = load_bundle(genmd4_model)
     with torch.no_grad():
         rates = model.schedule.rates()

@@ -1,0 +1,190 @@
+"""Table subcommands for the ``seqdiff`` command line: ``seqdiff impute`` and ``seqdiff sample table``.
+
+``seqdiff.cli`` wires them in with `add_impute_parser` and `add_sample_table_parser`; each sets ``func``
+on its parser, called with the parsed arguments. Errors are SeqdiffErrors (one line, exit status 2).
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="seqdiff")
+    >>> _ = add_impute_parser(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["impute", "in.parquet", "-o", "out.parquet"]).samples
+    1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seqdiff.errors import SeqdiffError
+
+
+def _say(message: str) -> None:
+    print(f"seqdiff: {message}", file=sys.stderr)
+
+
+def cmd_impute(args: argparse.Namespace) -> None:
+    """Fill the missing cells of a Parquet / CSV file with a saved model or one fitted on the file."""
+    from seqdiff.tabular.imputer import MaskedDiffusionImputer
+    from seqdiff.tabular.stream import check_output, impute_file, read_sample
+
+    output = args.output or (args.input if args.in_place else None)
+    if output is None:
+        raise SeqdiffError("impute: give an output with -o OUT.parquet (or --in-place)")
+    check_output(args.input, output, args.in_place)
+    if args.samples < 1 or args.batch_rows < 1:
+        raise SeqdiffError("--samples and --batch-rows must be at least 1")
+    if args.checkpoint:
+        fit_only = [
+            flag
+            for flag, value in [
+                ("--categorical", args.categorical),
+                ("--numeric", args.numeric),
+                ("--max-steps", args.max_steps),
+                ("--save-model", args.save_model),
+            ]
+            if value
+        ]
+        if fit_only:
+            raise SeqdiffError(f"{', '.join(fit_only)}: only when fitting, not with --checkpoint")
+        imputer = MaskedDiffusionImputer.load(args.checkpoint, device=args.device)
+        imputer.set_params(progress=None)
+    else:
+        settings = {"max_steps": args.max_steps} if args.max_steps else {}
+        imputer = MaskedDiffusionImputer(
+            categorical=args.categorical or (),
+            numeric=args.numeric or (),
+            device=args.device,
+            seed=args.seed,
+            progress=None,
+            **settings,
+        )
+        table, total = read_sample(
+            args.input, imputer.max_fit_rows, seed=args.seed, batch_rows=args.batch_rows
+        )
+        if table.num_rows < total:
+            _say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
+        imputer.fit(table, source=str(args.input))
+        if args.save_model:
+            imputer.save(args.save_model)
+            _say(f"model saved to {args.save_model}")
+    report = impute_file(
+        args.input,
+        output,
+        imputer,
+        batch_rows=args.batch_rows,
+        n_samples=args.samples,
+        progress=None,
+        in_place=args.in_place,
+    )
+    _say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
+
+
+def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``seqdiff impute`` on the top-level subparsers; returns its parser.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="seqdiff")
+        >>> p = add_impute_parser(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["impute", "a.csv", "-o", "b.parquet", "--samples", "5"]).func.__name__
+        'cmd_impute'
+    """
+    p = subparsers.add_parser(
+        "impute",
+        help="fill the missing cells of a table (Parquet or CSV)",
+        description="Fill the missing cells of a Parquet or CSV table with a masked-diffusion model: a saved "
+        "one (--checkpoint) or one fitted on the observed cells of IN. Observed cells are kept unchanged; "
+        "the output is Parquet with the input's columns and types.",
+    )
+    p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv)")
+    p.add_argument("-o", "--output", help="output Parquet file")
+    p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")
+    p.add_argument("--save-model", metavar="PATH", help="save the model fitted on IN to this folder")
+    p.add_argument(
+        "--samples", type=int, default=1, help="draws per cell, averaged (numeric) or voted (default 1)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--categorical", nargs="+", metavar="COL", help="columns to model as categorical")
+    p.add_argument("--numeric", nargs="+", metavar="COL", help="columns to model as numeric")
+    p.add_argument("--max-steps", type=int, help="training steps when fitting (default 2000)")
+    p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
+    p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")
+    p.set_defaults(func=cmd_impute)
+    return p
+
+
+def _parse_fix(items: list[str]) -> dict[str, str]:
+    fixed: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SeqdiffError(f"--fix {item!r}: expected COLUMN=VALUE, e.g. --fix genre=Action")
+        if name in fixed:
+            raise SeqdiffError(f"--fix: column {name!r} given twice")
+        fixed[name] = value
+    return fixed
+
+
+def cmd_sample_table(args: argparse.Namespace) -> None:
+    """Sample synthetic rows from a table model, optionally with some cells fixed."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from seqdiff.atomic import atomic_path
+    from seqdiff.tabular.encoding import read_table
+    from seqdiff.tabular.imputer import MaskedDiffusionImputer
+
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise SeqdiffError(f"{out}: name the output .parquet, .pq or .csv")
+    fixed = None
+    rows = args.rows
+    if args.fix_file:
+        if Path(args.fix_file).resolve() == out.resolve():
+            raise SeqdiffError(f"{out}: the output would overwrite --fix-file")
+        fixed = read_table(args.fix_file)
+        rows = rows or fixed.num_rows
+    elif args.fix:
+        fixed = _parse_fix(args.fix)
+    if rows is None or rows < 1:
+        raise SeqdiffError("--rows must be at least 1 (or give --fix-file)")
+    imputer = MaskedDiffusionImputer.load(args.checkpoint, device=args.device)
+    imputer.set_params(progress=None)
+    table = pa.Table.from_pandas(imputer.sample(rows, fixed, seed=args.seed), preserve_index=False)
+    with atomic_path(out) as tmp:
+        if suffix == ".csv":
+            pacsv.write_csv(table, tmp)
+        else:
+            pq.write_table(table, tmp)
+    _say(f"{rows:,} rows written to {out}")
+
+
+def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``seqdiff sample table`` on the subparsers of ``seqdiff sample``; returns its parser.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="seqdiff sample")
+        >>> p = add_sample_table_parser(parser.add_subparsers(dest="kind"))
+        >>> parser.parse_args(["table", "--checkpoint", "m", "--rows", "5", "-o", "s.parquet"]).rows
+        5
+    """
+    p = sample_subparsers.add_parser(
+        "table",
+        help="synthetic table rows",
+        description="Sample synthetic rows from a table model. --fix COLUMN=VALUE gives every row that value; "
+        "--fix-file gives partial rows whose non-null cells are kept.",
+    )
+    p.add_argument("--checkpoint", required=True, help="table model folder (seqdiff impute --save-model)")
+    p.add_argument("--rows", type=int, help="rows to sample (default with --fix-file: its row count)")
+    p.add_argument("-o", "--output", required=True, help="output file (.parquet, .pq or .csv)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--fix", action="append", default=[], metavar="COL=VALUE", help="fix a column's value")
+    group.add_argument("--fix-file", metavar="PARTIAL", help="Parquet/CSV of partial rows to complete")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=cmd_sample_table)
+    return p

@@ -1,0 +1,394 @@
+"""MaskedDiffusionImputer, streaming imputation, the table adapter and the table CLI, with tiny models."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from seqdiff.core.bundle import load_bundle
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.cli import add_impute_parser, add_sample_table_parser
+from seqdiff.tabular.encoding import TableEncoder
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.model import TableAdapter, table_spec
+from seqdiff.tabular.stream import impute_file, read_sample
+from seqdiff.training.config import ModelConfig, TrainConfig
+from seqdiff.training.train import train
+
+TINY = {"dim": 32, "n_layers": 1, "n_heads": 2, "batch_rows": 128, "lr": 5e-3, "n_bins": 16, "device": "cpu"}
+LEVELS = np.array(["lo", "mid", "hi"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The test machine is shared: one thread is faster than contending for two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def relation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """c = f(a, b): "hi" when a is "p", else "mid" when b is "u", else "lo" (as indices into LEVELS)."""
+    return np.where(a == 0, 2, np.where(b == 0, 1, 0))
+
+
+def complete_table(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """c = f(a, b) and y = x1 + x2; n is a nullable integer, when a timestamp, tags a passthrough column."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    df = pd.DataFrame(
+        {
+            "a": np.array(["p", "q", "r"])[a],
+            "b": np.array(["u", "v", "w"])[b],
+            "c": LEVELS[relation(a, b)],
+            "x1": x1,
+            "x2": x2,
+            "y": x1 + x2,
+            "n": pd.array(rng.integers(0, 1000, n), dtype="Int64"),
+            "when": pd.date_range("2024-01-01", periods=n, freq="h"),
+            "tags": [[int(i)] for i in range(n)],
+        }
+    )
+    df.index = pd.RangeIndex(1000, 1000 + n)[rng.permutation(n)]
+    return df
+
+
+def holed_table(df: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """c and y missing in 30% of rows, the other modelled columns in 10%."""
+    rng = np.random.default_rng(seed)
+    rates = {"a": 0.1, "b": 0.1, "c": 0.3, "x1": 0.1, "x2": 0.1, "y": 0.3, "n": 0.1, "when": 0.1}
+    out = df.copy()
+    for name, rate in rates.items():
+        out[name] = out[name].mask(rng.random(len(df)) < rate)
+    return out
+
+
+@pytest.fixture(scope="module")
+def complete() -> pd.DataFrame:
+    return complete_table()
+
+
+@pytest.fixture(scope="module")
+def holed(complete) -> pd.DataFrame:
+    return holed_table(complete)
+
+
+@pytest.fixture(scope="module")
+def fitted(holed) -> MaskedDiffusionImputer:
+    return MaskedDiffusionImputer(max_steps=400, **TINY).fit(holed)
+
+
+def assert_observed_unchanged(out: pd.DataFrame, holed: pd.DataFrame) -> None:
+    assert list(out.columns) == list(holed.columns) and out.index.equals(holed.index)
+    assert out.dtypes.equals(holed.dtypes)
+    for name in holed.columns:
+        observed = holed[name].notna().to_numpy()
+        pd.testing.assert_series_equal(out[name][observed], holed[name][observed])
+
+
+def test_no_missing_cells_round_trip(fitted, complete):
+    pd.testing.assert_frame_equal(fitted.transform(complete), complete)
+    table = pa.Table.from_pandas(complete, preserve_index=False)
+    assert fitted.transform(table).equals(table)
+
+
+def test_observed_cells_kept_and_missing_filled(fitted, holed):
+    out = fitted.transform(holed)
+    assert_observed_unchanged(out, holed)
+    assert not out.drop(columns="tags").isna().any().any()
+    table = pa.Table.from_pandas(holed, preserve_index=False)
+    filled = fitted.transform(table)
+    assert filled.schema.equals(table.schema)
+    for name in fitted.encoder_.columns:
+        observed = pc.invert(pc.is_null(table.column(name), nan_is_null=True))
+        assert filled.column(name).filter(observed).equals(table.column(name).filter(observed))
+        assert filled.column(name).null_count == 0
+    assert filled.column("tags").equals(table.column("tags"))
+
+
+def test_learns_a_deterministic_column(fitted, complete, holed):
+    fitted.set_params(n_samples=5)
+    try:
+        out = fitted.transform(holed)
+    finally:
+        fitted.set_params(n_samples=1)
+    target = holed["c"].isna() & holed["a"].notna() & holed["b"].notna()
+    accuracy = (out["c"][target] == complete["c"][target]).mean()
+    mode = (complete["c"][target] == holed["c"].mode()[0]).mean()
+    assert target.sum() > 100 and accuracy > 0.95 and mode < 0.5, (accuracy, mode)
+    target = holed["y"].isna() & holed["x1"].notna() & holed["x2"].notna()
+    error = (out["y"][target] - complete["y"][target]).abs().mean()
+    mean_error = (holed["y"].mean() - complete["y"][target]).abs().mean()
+    assert error < 0.5 * mean_error, (error, mean_error)
+
+
+def test_point_estimate_of_several_draws(fitted, holed):
+    draws = fitted.transform_samples(holed, 3)
+    assert len(draws) == 3 and not draws[0].equals(draws[1])
+    fitted.set_params(n_samples=3)
+    try:
+        point = fitted.transform(holed)
+    finally:
+        fitted.set_params(n_samples=1)
+    missing = holed["x1"].isna()
+    mean = sum(d["x1"][missing] for d in draws) / 3
+    np.testing.assert_allclose(point["x1"][missing], mean, rtol=1e-12)
+    n_missing = holed["n"].isna()
+    mean_n = np.rint(sum(d["n"][n_missing].astype(float) for d in draws) / 3)
+    np.testing.assert_array_equal(point["n"][n_missing].astype(float), mean_n)
+    votes = pd.concat([d["c"][holed["c"].isna()] for d in draws], axis=1)
+    winners = point["c"][holed["c"].isna()]
+    for (_, row), winner in zip(votes.iterrows(), winners, strict=True):
+        assert (row == winner).sum() == row.value_counts().max()
+
+
+def test_unseen_category_kept_and_used_as_missing(fitted, holed):
+    new = holed.head(20).copy()
+    new["a"] = "zzz"
+    with pytest.warns(UserWarning, match="column 'a'.*not seen in training.*'zzz'"):
+        out = fitted.transform(new)
+    assert (out["a"] == "zzz").all()
+    assert not out[["b", "c", "x1", "y"]].isna().any().any()
+
+
+def test_schema_mismatch_is_one_line_error(fitted, holed):
+    with pytest.raises(SeqdiffError, match="column 'x1' is missing"):
+        fitted.transform(holed.drop(columns="x1"))
+    with pytest.raises(SeqdiffError, match="column 'x1' is numeric in the model's schema"):
+        fitted.transform(holed.assign(x1="text"))
+    with pytest.raises(SeqdiffError, match="expected a pandas DataFrame"):
+        fitted.transform(holed.to_numpy())
+    with pytest.raises(NotFittedError):
+        MaskedDiffusionImputer().transform(holed)
+
+
+def test_constant_all_missing_and_subsampled_tables(caplog):
+    df = pd.DataFrame(
+        {
+            "k": [5.0] * 60,
+            "empty": [np.nan] * 60,
+            "c": ["s", "t", None] * 20,
+            "x": [float(i % 7) if i % 5 else None for i in range(60)],
+        }
+    )
+    df.loc[::4, "k"] = np.nan
+    imputer = MaskedDiffusionImputer(max_steps=20, max_fit_rows=50, **TINY)
+    with caplog.at_level(logging.INFO, logger="seqdiff.tabular.imputer"):
+        with pytest.warns(UserWarning, match="'empty' have no observed value"):
+            imputer.fit(df)
+    assert "random subsample of 50 of 60 rows" in caplog.text
+    assert "'empty' have no observed value" in caplog.text
+    out = imputer.transform(df)
+    assert out["empty"].isna().all()
+    assert (out["k"] == 5.0).all()
+    assert not out[["c", "x"]].isna().any().any()
+    assert imputer.encoder_.skipped == ["empty"]
+
+
+def test_single_row_table():
+    row = pd.DataFrame({"a": ["x"], "v": [1.5], "n": [3]})
+    imputer = MaskedDiffusionImputer(max_steps=10, **TINY).fit(row)
+    pd.testing.assert_frame_equal(imputer.transform(row), row)
+    gap = pd.DataFrame({"a": [None, "x"], "v": [1.5, None], "n": [3, 3]})
+    out = imputer.transform(gap)
+    assert out["a"].tolist() == ["x", "x"] and out["v"].tolist() == [1.5, 1.5]
+    assert len(imputer.sample(4)) == 4
+
+
+def test_streaming_equals_in_memory(fitted, holed, tmp_path):
+    table = pa.Table.from_pandas(holed, preserve_index=False)
+    src = tmp_path / "holed.parquet"
+    pq.write_table(table, src, row_group_size=100)
+    out = tmp_path / "out.parquet"
+    report = impute_file(src, out, fitted, batch_rows=37, n_samples=2)
+    streamed = pq.read_table(out)
+    assert streamed.schema.equals(table.schema)
+    assert report.rows == len(holed) and report.imputed_cells == int(
+        holed.drop(columns="tags").isna().sum().sum()
+    )
+    fitted.set_params(n_samples=2)
+    try:
+        assert streamed.equals(fitted.transform(table))
+    finally:
+        fitted.set_params(n_samples=1)
+    csv = tmp_path / "holed.csv"
+    pacsv.write_csv(table.drop_columns(["tags"]), csv)
+    impute_file(csv, tmp_path / "from_csv.parquet", fitted, batch_rows=64)
+    assert pq.read_table(tmp_path / "from_csv.parquet").column("c").null_count == 0
+    with pytest.raises(SeqdiffError, match="would overwrite the input"):
+        impute_file(src, src, fitted)
+    impute_file(src, src, fitted, batch_rows=100, in_place=True)
+    assert pq.read_table(src).equals(fitted.transform(table))
+    sample, total = read_sample(csv, 50, seed=0, batch_rows=64)
+    assert total == len(holed) and sample.num_rows == 50
+
+
+def test_save_load_round_trip(fitted, holed, tmp_path):
+    fitted.save(tmp_path / "model")
+    loaded = MaskedDiffusionImputer.load(tmp_path / "model", device="cpu")
+    assert loaded.get_params() == {**fitted.get_params(), "categorical": [], "numeric": []}
+    pd.testing.assert_frame_equal(loaded.transform(holed), fitted.transform(holed))
+    pd.testing.assert_frame_equal(loaded.sample(20, seed=3), fitted.sample(20, seed=3))
+    with pytest.raises(SeqdiffError, match="rates are learned with schedule='genmd4'"):
+        loaded.learned_rates()
+    with pytest.raises(SeqdiffError, match="not a seqdiff model"):
+        MaskedDiffusionImputer.load(tmp_path)
+
+
+def test_sample_rows_and_fixed_cells(fitted):
+    rows = fitted.sample(60, seed=1)
+    enc = fitted.encoder_
+    assert list(rows.columns) == enc.columns and len(rows) == 60 and not rows.isna().any().any()
+    assert (
+        pa.Table.from_pandas(rows)
+        .select(enc.columns)
+        .schema.equals(enc.decode_sample(np.empty((0, len(enc.columns)), int)).schema)
+    )
+    fixed = fitted.sample(60, fixed={"a": "q", "b": "w", "x1": 0.25}, seed=2)
+    assert (fixed["a"] == "q").all() and (fixed["b"] == "w").all() and (fixed["x1"] == 0.25).all()
+    assert (fixed["c"] == LEVELS[relation(1, 2)]).mean() > 0.9  # conditioning carries through c = f(a, b)
+    partial = pd.DataFrame({"a": ["p", None, "r"], "y": [None, 10.0, None]})
+    out = fitted.sample(3, fixed=partial)
+    assert out["a"][0] == "p" and out["a"][2] == "r" and out["y"][1] == 10.0
+    with pytest.raises(SeqdiffError, match="column 'a': 2 value.*not seen in training.*'nope'"):
+        fitted.sample(2, fixed={"a": "nope"})
+    with pytest.raises(SeqdiffError, match="'tags' are not modelled"):
+        fitted.sample(2, fixed={"tags": [1]})
+    with pytest.raises(SeqdiffError, match="3 partial rows given for n_rows=5"):
+        fitted.sample(5, fixed=partial)
+    with pytest.raises(SeqdiffError, match="column 'x1': value does not fit"):
+        fitted.sample(2, fixed={"x1": "abc"})
+
+
+def test_genmd4_rates_tied_per_column(holed):
+    imputer = MaskedDiffusionImputer(schedule="genmd4", tie_rates="column", max_steps=15, **TINY)
+    rates = imputer.fit(holed).learned_rates()
+    enc = imputer.encoder_
+    assert len(rates) == enc.vocab_size and rates["rate"].is_monotonic_decreasing
+    assert set(rates["token"]) == set(enc.token_names)
+    per_column = rates.assign(column=rates["token"].str.split("=").str[0]).groupby("column")["rate"].nunique()
+    assert (per_column == 1).all()
+    imputed = imputer.transform(holed)
+    assert not imputed.drop(columns="tags").isna().any().any()
+
+
+def test_sklearn_conventions_and_bad_params(holed):
+    imputer = MaskedDiffusionImputer(dim=48, seed=3)
+    assert imputer.get_params()["dim"] == 48 and clone(imputer).get_params() == imputer.get_params()
+    assert imputer.set_params(n_samples=4).n_samples == 4
+    for bad in [
+        {"schedule": "nope"},
+        {"tie_rates": "row"},
+        {"n_samples": 0},
+        {"seed": -1},
+        {"dim": 30, "n_heads": 4},
+    ]:
+        with pytest.raises(SeqdiffError):
+            MaskedDiffusionImputer(**{**TINY, "max_steps": 1, **bad}).fit(holed)
+
+
+def test_table_spec_and_adapter_with_train(complete, tmp_path):
+    enc = TableEncoder.fit(complete)
+    spec = table_spec(enc, ModelConfig(dim=16, n_layers=1, n_heads=2, schedule="genmd4", tie_rates="column"))
+    assert spec.mask_id == enc.vocab_size and spec.denoiser.vocab_size == enc.vocab_size + 1
+    assert spec.denoiser.positions == "learned" and spec.denoiser.max_len == len(enc.columns)
+    assert spec.groups[-1] == len(enc.columns) and len(spec.groups) == enc.vocab_size + 1
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.Table.from_pandas(holed_table(complete), preserve_index=False), path)
+    cfg = TrainConfig.from_dict(
+        {
+            "modality": "table",
+            "data": {"train": str(path), "max_len": 16, "max_tokens": 1024},
+            "model": {"dim": 32, "n_layers": 1, "n_heads": 2},
+            "optim": {"warmup_steps": 2, "total_steps": 10},
+            "trainer": {"max_steps": 10, "val_every_steps": 5, "progress_bar": False},
+            "out": str(tmp_path / "run"),
+        }
+    )
+    folder = train(cfg, TableAdapter())
+    _, _, extra = load_bundle(folder)
+    assert extra["modality"] == "table" and extra["encoder"]["columns"][0]["name"] == "a"
+    imputer = MaskedDiffusionImputer.load(folder, device="cpu")
+    assert (
+        imputer.dim == 32
+        and not imputer.transform(holed_table(complete)).drop(columns="tags").isna().any().any()
+    )
+    adapter = TableAdapter()
+    assert len(adapter.sequences(str(path))) == len(complete)
+    with pytest.raises(SeqdiffError, match="data.max_len \\(4\\) is below"):
+        adapter.spec(ModelConfig(), 4)
+
+
+def run_cli(*argv: str) -> None:
+    parser = argparse.ArgumentParser(prog="seqdiff")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_impute_parser(sub)
+    kinds = sub.add_parser("sample").add_subparsers(dest="kind", required=True)
+    add_sample_table_parser(kinds)
+    args = parser.parse_args(list(argv))
+    args.func(args)
+
+
+def test_cli_impute_and_sample_table(holed, tmp_path):
+    src = tmp_path / "holed.parquet"
+    table = pa.Table.from_pandas(holed.drop(columns="tags"), preserve_index=False)
+    pq.write_table(table, src)
+    out, model = tmp_path / "out.parquet", tmp_path / "model"
+    run_cli(
+        "impute", str(src), "-o", str(out), "--max-steps", "2", "--save-model", str(model), "--device", "cpu"
+    )
+    filled = pq.read_table(out)
+    assert filled.schema.equals(table.schema) and sum(c.null_count for c in filled.columns) == 0
+    again = tmp_path / "again.parquet"
+    run_cli("impute", str(src), "-o", str(again), "--checkpoint", str(model), "--batch-rows", "50")
+    assert pq.read_table(again).equals(filled)
+    synth = tmp_path / "synth.parquet"
+    run_cli(
+        "sample",
+        "table",
+        "--checkpoint",
+        str(model),
+        "--rows",
+        "12",
+        "-o",
+        str(synth),
+        "--fix",
+        "a=r",
+        "--seed",
+        "1",
+    )
+    rows = pq.read_table(synth).to_pandas()
+    assert len(rows) == 12 and (rows["a"] == "r").all()
+    partial = tmp_path / "partial.csv"
+    partial.write_text("a,x1\np,\n,0.5\n")
+    run_cli(
+        "sample",
+        "table",
+        "--checkpoint",
+        str(model),
+        "--fix-file",
+        str(partial),
+        "-o",
+        str(tmp_path / "p.csv"),
+    )
+    completed = pacsv.read_csv(tmp_path / "p.csv").to_pandas()
+    assert completed["a"][0] == "p" and completed["x1"][1] == 0.5 and len(completed) == 2
+    with pytest.raises(SeqdiffError, match="would overwrite the input"):
+        run_cli("impute", str(src), "-o", str(src), "--checkpoint", str(model))
+    with pytest.raises(SeqdiffError, match="only when fitting"):
+        run_cli("impute", str(src), "-o", str(again), "--checkpoint", str(model), "--max-steps", "3")
+    with pytest.raises(SeqdiffError, match="expected COLUMN=VALUE"):
+        run_cli("sample", "table", "--checkpoint", str(model), "--rows", "2", "-o", str(synth), "--fix", "a")

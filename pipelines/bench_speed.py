@@ -1,0 +1,159 @@
+"""Speed on one machine: training throughput against the machine's matmul peak, padding waste,
+and sampling (masked diffusion with and without MDLM's cache, against the autoregressive baseline
+with a KV cache). All figures come from one run, so the ratios are fair.
+
+Usage:
+    .venv/bin/python pipelines/bench_speed.py --out results/speed.json [--threads 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqdiff.core.bundle import build_model
+from seqdiff.core.noise import KeyedNoise
+from seqdiff.core.sampling import sample
+from seqdiff.protein import alphabet
+from seqdiff.protein.model import ProteinAdapter, protein_spec
+from seqdiff.training.config import ModelConfig
+from seqdiff.training.data import BucketBatchSampler, CroppedSequences, pad_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = ROOT.parent / "shared" / "data" / "protein" / "general" / "cath_v4_1_0_S40.train.fasta"
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Dense fp32 matmul throughput of this machine (FLOP/s), best of ``repeats``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def model_flops_per_token(model: torch.nn.Module, length: int) -> float:
+    """Training FLOPs per token: 6 x (non-embedding parameters) + attention (12 x layers x dim x length)."""
+    cfg = model.denoiser.cfg
+    dense = sum(p.numel() for n, p in model.denoiser.named_parameters() if "embed" not in n)
+    return 6 * dense + 12 * cfg.n_layers * cfg.dim * length
+
+
+def random_batch_waste(lengths: list[int], max_tokens: int, seed: int = 0) -> float:
+    """Padding fraction when batches are filled in random order under the same token budget."""
+    order = np.random.default_rng(seed).permutation(lengths)
+    real = padded = 0
+    batch: list[int] = []
+    for n in list(order) + [None]:
+        if n is None or (batch and max(max(batch), n) * (len(batch) + 1) > max_tokens):
+            real += sum(batch)
+            padded += max(batch) * len(batch)
+            batch = []
+        if n is not None:
+            batch.append(int(n))
+    return 1 - real / padded
+
+
+def training_throughput(dim: int, layers: int, heads: int, seconds: float, max_tokens: int) -> dict:
+    seqs = ProteinAdapter().sequences(str(TRAIN))
+    data = CroppedSequences(seqs, max_len=512)
+    lengths = [data.length(i) for i in range(len(data))]
+    bucketed = BucketBatchSampler(lengths, max_tokens, seed=0)
+    model = build_model(protein_spec(ModelConfig(dim=dim, n_layers=layers, n_heads=heads)))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tokens, padded, steps, flops = 0, 0, 0, 0.0
+    batches = iter(bucketed)
+    start = None
+    while start is None or time.perf_counter() - start < seconds:
+        x, valid = pad_batch([data[item] for item in next(batches)], alphabet.PAD_ID)
+        out = model.losses(x, valid)
+        opt.zero_grad()
+        (out.objective / out.tokens.sum()).backward()
+        opt.step()
+        if start is None:  # the first step warms up allocators and kernels
+            start = time.perf_counter()
+            continue
+        steps += 1
+        tokens += int(valid.sum())
+        padded += x.numel()
+        flops += model_flops_per_token(model, x.shape[1]) * x.numel()
+    elapsed = time.perf_counter() - start
+    return {
+        "model": f"{layers} layers, width {dim}, {heads} heads",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": steps,
+        "real_tokens_per_s": tokens / elapsed,
+        "padded_tokens_per_s": padded / elapsed,
+        "model_flops_per_s": flops / elapsed,
+        "padding_waste_bucketed": bucketed.padding_waste(),
+        "padding_waste_random_batches": random_batch_waste(lengths, max_tokens),
+    }
+
+
+def sampling_speed(dim: int, layers: int, heads: int, length: int, n: int, steps: int) -> dict:
+    torch.manual_seed(0)
+    md4 = build_model(protein_spec(ModelConfig(dim=dim, n_layers=layers, n_heads=heads))).eval()
+    ar = build_model(
+        protein_spec(ModelConfig(dim=dim, n_layers=layers, n_heads=heads, kind="autoregressive"))
+    ).eval()
+    z = torch.full((n, length), alphabet.MASK_ID)
+    result = {}
+    for cache in (True, False):
+        start = time.perf_counter()
+        out = sample(md4, z, steps=steps, noise=KeyedNoise(0, torch.arange(n)), use_cache=cache)
+        result[f"md4_cache_{cache}"] = {
+            "seconds": time.perf_counter() - start,
+            "network_calls": out.network_calls,
+        }
+    start = time.perf_counter()
+    ar.generate(n, length, generator=torch.Generator().manual_seed(0))
+    result["autoregressive_kv_cache"] = {"seconds": time.perf_counter() - start, "network_calls": length}
+    ar_seconds = result["autoregressive_kv_cache"]["seconds"]
+    for key in ("md4_cache_True", "md4_cache_False"):
+        result[key]["speedup_vs_autoregressive"] = ar_seconds / result[key]["seconds"]
+        result[key]["designs_per_s"] = n / result[key]["seconds"]
+    result["autoregressive_kv_cache"]["designs_per_s"] = n / ar_seconds
+    result["setting"] = (
+        f"{n} sequences of length {length}, {steps} diffusion steps (length/{length // steps})"
+    )
+    return result
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/speed.json")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
+    parser.add_argument("--quick", action="store_true", help="short measurements (a smoke run)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    seconds = 5.0 if args.quick else args.seconds
+    report = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "matmul_peak_flops": matmul_peak(),
+    }
+    report["training_width320"] = training_throughput(320, 6, 20, seconds, 8192)
+    report["training_width320"]["fraction_of_matmul_peak"] = (
+        report["training_width320"]["model_flops_per_s"] / report["matmul_peak_flops"]
+    )
+    report["sampling"] = sampling_speed(256, 4, 8, 256, 16, 64)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    run()

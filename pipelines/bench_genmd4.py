@@ -55,25 +55,43 @@ def protein_run(schedule: str, steps: int, out: Path, eval_limit: int) -> dict:
     return result
 
 
-def table_run(schedule: str, steps: int, dataset: str, rows: int) -> dict:
+def table_run(schedule: str, steps: int, dataset: str, rows: int, out: Path) -> dict:
+    """Rows split 70/10/20 (train / early stopping / report); one token per cell."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from seqdiff.tabular.encoding import TableEncoder, read_table
-    from seqdiff.tabular.model import table_spec
-    from seqdiff.training.config import ModelConfig
-    from seqdiff.training.train import fit_arrays
+    from seqdiff.tabular.model import TableAdapter
 
     table = read_table(TABLES / f"{dataset}.parquet").to_pandas()
     table = table.sample(n=min(rows, len(table)), random_state=0).reset_index(drop=True)
-    cut = int(0.8 * len(table))
-    encoder = TableEncoder.fit(table.iloc[:cut])
-    train_x, test_x = encoder.encode(table.iloc[:cut]), encoder.encode(table.iloc[cut:])
-    spec = table_spec(encoder, ModelConfig(dim=64, n_layers=2, n_heads=4, schedule=schedule))
+    cuts = [0, int(0.7 * len(table)), int(0.8 * len(table)), len(table)]
+    paths = {}
+    for name, lo, hi in zip(("train", "valid", "test"), cuts[:-1], cuts[1:], strict=True):
+        paths[name] = out / f"{dataset}-{name}.parquet"
+        pq.write_table(pa.Table.from_pandas(table.iloc[lo:hi], preserve_index=False), paths[name])
+    n_columns = table.shape[1]
+    cfg = TrainConfig.from_dict(
+        {
+            "modality": "table",
+            "data": {"train": str(paths["train"]), "valid": str(paths["valid"]), "max_len": n_columns,
+                     "max_tokens": 256 * n_columns},
+            "model": {"dim": 64, "n_layers": 2, "n_heads": 4, "schedule": schedule},
+            "optim": {"lr": 2e-3, "warmup_steps": 50, "total_steps": steps, "ema_decay": 0.99},
+            "trainer": {"max_steps": steps, "val_every_steps": max(steps // 4, 1), "progress_bar": False},
+            "out": str(out / f"{dataset}-{schedule}"),
+        }
+    )  # fmt: skip
     started = time.time()
-    model = fit_arrays(spec, list(train_x), None, steps=steps, lr=2e-3, max_tokens=256 * train_x.shape[1])
+    folder = train(cfg, TableAdapter())
     minutes = (time.time() - started) / 60
+    model, _, extra = load_bundle(folder)
+    encoder = TableEncoder.from_dict(extra["encoder"])
+    test_x = encoder.encode(read_table(paths["test"]))
     batches = [(torch.as_tensor(test_x[i : i + 512]), None) for i in range(0, len(test_x), 512)]
     report = evaluate_nelbo(model, batches, passes=4).to_dict()
     result = {"schedule": schedule, "steps": steps, "train_minutes": round(minutes, 1), **report}
-    result["nats_per_row"] = report["nats_per_token"] * train_x.shape[1]
+    result["nats_per_row"] = report["nats_per_token"] * test_x.shape[1]
     if model.genmd4:
         result["rates"] = learned_rates(model, dict(enumerate(encoder.token_names)))
     return result

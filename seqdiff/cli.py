@@ -28,8 +28,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         from seqdiff.protein.model import ProteinAdapter
 
         adapter = ProteinAdapter()
+    elif cfg.modality == "table":
+        from seqdiff.tabular.model import TableAdapter
+
+        adapter = TableAdapter()
     else:
-        raise SeqdiffError(f"config: unknown modality {cfg.modality!r} (protein)")
+        raise SeqdiffError(f"config: unknown modality {cfg.modality!r} (protein or table)")
     folder = train(cfg, adapter)
     print(f"model saved to {folder}")
 
@@ -220,8 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     from seqdiff.protein.esm_cli import add_score_parser
+    from seqdiff.tabular.cli import add_impute_parser, add_sample_table_parser
 
     add_score_parser(sub)
+    add_impute_parser(sub)
 
     p = sub.add_parser("sample", help="unconditional samples")
     kinds = p.add_subparsers(dest="kind", required=True)
@@ -229,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--length", type=int, default=120)
     add_sampling_flags(q)
     q.set_defaults(func=cmd_sample_protein)
+    add_sample_table_parser(kinds)
 
     p = sub.add_parser("app", help="start the web app (Streamlit) in your browser")
     p.add_argument("--address", default="127.0.0.1", help="address to bind (default: this machine only)")

@@ -168,7 +168,9 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         tie_rates: for genmd4, one rate per column value ("value") or per column ("column").
         max_steps, max_minutes: training budget (whichever ends first); lr: peak AdamW learning rate
             (linear warmup, cosine decay over ``max_steps``); batch_rows: rows per training batch.
-        sampling_steps: sampler steps (default: the number of modelled columns).
+        sampling_steps: sampler steps per row (default: as many as the row has cells to fill, so the
+            number of modelled columns for a synthetic row; on California 1 step imputed as accurately as
+            10, 8 times faster, but draws its cells independently given the observed ones).
         n_samples: draws per missing cell in `transform`; the value returned is the mean of the draws
             for numeric columns (rounded for integer ones) and the most frequent draw for categorical
             ones (the first category on ties).
@@ -357,22 +359,26 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         n_columns = len(enc.columns)
         sampled = np.empty((n_draws, len(rows), n_columns), np.int64)
         device = next(self.model_.parameters()).device
-        steps = self.sampling_steps or n_columns
+        # Rows are sampled in groups of equal masked-cell count m, with m steps by default (one cell decided
+        # per step on average): a row's steps depend on the row alone, so batching does not change it.
+        masked = (tokens[rows] == enc.mask_id).sum(axis=1)
+        groups = [np.flatnonzero(masked == m) for m in np.unique(masked)]
         progress = None if self.progress is None else not self.progress
         per_call = max(1, SAMPLER_CELLS // (n_columns * self.model_.vocab_size))
         bar = tqdm(total=n_draws * len(rows), desc="sampling", unit="row", disable=progress, leave=False)
         with bar:
             for k in range(n_draws):
                 noise_seed = _draw_seed(seed, k)
-                for start in range(0, len(rows), per_call):
-                    chunk = rows[start : start + per_call]
-                    z = torch.as_tensor(tokens[chunk], device=device)
-                    keys = torch.as_tensor(first_row + chunk, dtype=torch.long)
-                    result = sample(
-                        self.model_, z, steps=steps, grid=SAMPLING_GRID, noise=KeyedNoise(noise_seed, keys)
-                    )
-                    sampled[k, start : start + len(chunk)] = result.tokens.cpu().numpy()
-                    bar.update(len(chunk))
+                for group in groups:
+                    steps = self.sampling_steps or int(masked[group[0]])
+                    for start in range(0, len(group), per_call):
+                        part = group[start : start + per_call]
+                        z = torch.as_tensor(tokens[rows[part]], device=device)
+                        keys = torch.as_tensor(first_row + rows[part], dtype=torch.long)
+                        noise = KeyedNoise(noise_seed, keys)
+                        result = sample(self.model_, z, steps=steps, grid=SAMPLING_GRID, noise=noise)
+                        sampled[k, part] = result.tokens.cpu().numpy()
+                        bar.update(len(part))
         tables = [self._decode(sampled[k], first_row + rows, (seed, k)) for k in range(n_draws)]
         return _Draws(missing, rows, sampled, tables)
 

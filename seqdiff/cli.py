@@ -52,16 +52,6 @@ def progress_bar(desc: str):
     return bar, update
 
 
-def write_per_position(designs: list, path: str) -> None:
-    import pandas as pd
-
-    from seqdiff.atomic import atomic_path
-
-    table = pd.concat([d.per_position() for d in designs], ignore_index=True)
-    with atomic_path(path) as tmp:
-        table.to_parquet(tmp, index=False)
-
-
 def cmd_design(args: argparse.Namespace) -> None:
     from seqdiff.protein import design as api
     from seqdiff.protein.io import ensure_not_input, read_sequences, write_fasta
@@ -103,7 +93,7 @@ def cmd_design(args: argparse.Namespace) -> None:
         designs = rank_designs(designs, args.rank_by, args.esm, device=args.device)
     write_fasta([d.to_record() for d in designs], args.output, inputs=[args.input])
     if args.per_position:
-        write_per_position(designs, args.per_position)
+        api.write_per_position(designs, args.per_position)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

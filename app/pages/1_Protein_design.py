@@ -15,8 +15,14 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from seqdiff.cli import write_per_position
-from seqdiff.protein.design import Design, DesignJob, design, plan_from_contig, plan_from_records
+from seqdiff.protein.design import (
+    Design,
+    DesignJob,
+    design,
+    plan_from_contig,
+    plan_from_records,
+    write_per_position,
+)
 from seqdiff.protein.io import ProteinRecord, read_sequences, write_fasta
 from seqdiff.protein.positions import load_motif_source, parse_length_range
 
@@ -192,7 +198,7 @@ def run_designs(jobs: list[DesignJob], reference: str | None, folder: str, setti
     designs = design(jobs, model=model, checkpoint=checkpoint, progress=report, **settings)
     bar.empty()
     fasta = common.written_bytes(lambda p: write_fasta([d.to_record() for d in designs], p), "designs.fasta")
-    table = common.written_bytes(lambda p: write_per_position(designs, str(p)), "per_position.parquet")
+    table = common.written_bytes(lambda p: write_per_position(designs, p), "per_position.parquet")
     return DesignRun(designs, reference, settings["steps"], fasta, table)
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from seqdiff.atomic import atomic_path
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
@@ -308,3 +310,14 @@ def design(
     for d, value in zip(designs, nelbo, strict=True):
         d.nelbo_per_residue = float(value)
     return designs
+
+
+def write_per_position(designs: list[Design], path: str | Path) -> None:
+    """One Parquet row per design and position (``Design.per_position``), written atomically.
+
+    Example:
+        >>> write_per_position(designs, "per_position.parquet")  # doctest: +SKIP
+    """
+    table = pd.concat([d.per_position() for d in designs], ignore_index=True)
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)

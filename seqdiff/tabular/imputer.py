@@ -123,6 +123,29 @@ class _FitProgress(L.Callback):
         self.bar.close()
 
 
+class _TimeBudget(L.Callback):
+    """With a time limit, end the cosine learning-rate decay when the time runs out, not at max_steps.
+
+    Every 20 steps the schedule's ``total_steps`` (read by `DiffusionModule`'s LR lambda at each step)
+    becomes the steps that still fit in the budget at the average speed so far, capped at max_steps.
+    """
+
+    def __init__(self, minutes: float, max_steps: int):
+        self.seconds, self.max_steps = 60 * minutes, max_steps
+        self.start = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step % 20:
+            return
+        elapsed = time.perf_counter() - self.start
+        fits = step + int((self.seconds - elapsed) * step / elapsed)
+        module.optim.total_steps = max(step + 1, min(self.max_steps, fits))
+
+
 @dataclass
 class _Draws:
     """Sampled imputations of one table.
@@ -167,7 +190,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         schedule: masking schedule (linear = MD4, genmd4 = learned per-token rates).
         tie_rates: for genmd4, one rate per column value ("value") or per column ("column").
         max_steps, max_minutes: training budget (whichever ends first); lr: peak AdamW learning rate
-            (linear warmup, cosine decay over ``max_steps``); batch_rows: rows per training batch.
+            (linear warmup, then cosine decay that ends with the budget); batch_rows: rows per batch.
         sampling_steps: sampler steps per row (default: as many as the row has cells to fill, so the
             number of modelled columns for a synthetic row; on California 1 step imputed as accurately as
             10, 8 times faster, but draws its cells independently given the observed ones).
@@ -337,10 +360,11 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             module.ema.load_state_dict(module.model.state_dict())
             if module.model.genmd4:
                 _zero_mask_rate_gradient(module.model.schedule, spec.mask_id)
+            callbacks: list[L.Callback] = [_FitProgress(progress)]
+            if self.max_minutes:
+                callbacks.append(_TimeBudget(self.max_minutes, self.max_steps))
             with _quiet_lightning():
-                trainer = fit_module(
-                    module, data, trainer_cfg, callbacks=[_FitProgress(progress)], validate=False
-                )
+                trainer = fit_module(module, data, trainer_cfg, callbacks=callbacks, validate=False)
         nelbo = trainer.callback_metrics.get("train/nelbo")
         return module, trainer.global_step, None if nelbo is None else float(nelbo)
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.cli import main
@@ -124,3 +131,90 @@ def test_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
         text=True,
     )
     assert_one_line_error(result, "bad.fasta", "'J'")
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+
+def small_table(rows: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=rows)
+    df = pd.DataFrame(
+        {"a": a, "b": 2 * a + rng.normal(scale=0.1, size=rows), "c": rng.choice(["x", "y"], rows)}
+    )
+    df.loc[::5, "b"] = np.nan
+    return df
+
+
+def test_not_parquet_zero_rows_duplicate_columns(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.parquet"
+    fake.write_bytes(b"this is not parquet at all" * 10)
+    assert_one_line_error(seqdiff("impute", str(fake), "-o", str(tmp_path / "o.parquet")), "fake.parquet")
+    empty = tmp_path / "empty.parquet"
+    small_table().iloc[:0].to_parquet(empty)
+    assert_one_line_error(seqdiff("impute", str(empty), "-o", str(tmp_path / "o.parquet")), "empty.parquet")
+    dup = tmp_path / "dup.csv"
+    dup.write_text("a,a,b\n1,2,3\n4,,6\n")
+    assert_one_line_error(seqdiff("impute", str(dup), "-o", str(tmp_path / "o.parquet")), "dup.csv", "'a'")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_model_trained_on_another_schema(tmp_path: Path) -> None:
+    src = tmp_path / "t.parquet"
+    small_table().to_parquet(src)
+    model = tmp_path / "model"
+    code = seqdiff(
+        "impute", str(src), "-o", str(tmp_path / "o.parquet"), "--save-model", str(model), "--max-steps", "5"
+    )
+    assert code.returncode == 0, code.stderr
+    other = tmp_path / "other.parquet"
+    small_table().rename(columns={"c": "colour"}).to_parquet(other)
+    result = seqdiff("impute", str(other), "-o", str(tmp_path / "o2.parquet"), "--checkpoint", str(model))
+    assert_one_line_error(result, "'c'")
+    assert not (tmp_path / "o2.parquet").exists()
+
+
+def test_nested_and_binary_columns_pass_through(tmp_path: Path) -> None:
+    df = small_table()
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.append_column("tags", pa.array([[1, 2]] * len(df), pa.list_(pa.int64())))
+    table = table.append_column("blob", pa.array([b"\x00\x01"] * len(df), pa.binary()))
+    src = tmp_path / "nested.parquet"
+    pq.write_table(table, src)
+    out = tmp_path / "out.parquet"
+    result = seqdiff("impute", str(src), "-o", str(out), "--max-steps", "5")
+    assert result.returncode == 0, result.stderr
+    back = pq.read_table(out)
+    assert back.column("tags").equals(table.column("tags")) and back.column("blob").equals(
+        table.column("blob")
+    )
+    assert back.column("b").null_count == 0
+
+
+@pytest.mark.slow
+def test_sigkill_during_impute_leaves_no_partial_output(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"a": rng.normal(size=200_000), "c": rng.choice(list("pqrs"), 200_000)})
+    df.loc[rng.random(len(df)) < 0.3, "a"] = np.nan
+    src, out, model = tmp_path / "big.parquet", tmp_path / "out.parquet", tmp_path / "model"
+    df.iloc[:500].to_parquet(tmp_path / "small.parquet")
+    fitted = seqdiff("impute", str(tmp_path / "small.parquet"), "-o", str(tmp_path / "s.parquet"),
+                     "--save-model", str(model), "--max-steps", "5")  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    df.to_parquet(src)
+    before = src.read_bytes()
+    cmd = [sys.executable, "-m", "seqdiff.cli", "impute", str(src), "-o", str(out), "--checkpoint", str(model),
+           "--batch-rows", "2000"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    # Kill while the output is being written: its temporary file exists.
+    while time.time() < deadline and proc.poll() is None and not list(tmp_path.glob(".out.parquet.*")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "impute finished before it could be killed"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a partial output appeared under the output name"
+    assert src.read_bytes() == before
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.parquet")]
+    assert all(name.endswith(".tmp") for name in leftovers)  # hidden, never mistaken for the output

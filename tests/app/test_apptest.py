@@ -79,7 +79,7 @@ def test_home_links_to_the_pages(md4_model: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SEQDIFF_MODEL", str(md4_model))
     at = page("Home")
     links = [link.proto.page for link in at.get("page_link")]
-    assert links == ["Protein_design", "Model"]  # the pages' URL paths
+    assert links == ["Protein_design", "Table_imputation", "Model"]  # the pages' URL paths
     assert str(md4_model) in at.caption[0].value
 
 

@@ -1,0 +1,429 @@
+"""Table imputation: upload a table, review its column kinds, fit or load a model, fill the missing cells."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import common
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.encoding import read_table
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.schema import Schema, infer_schema
+from seqdiff.tabular.stream import impute_file
+
+UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "gz"]
+SOURCES = {"fit": "Fit a model on this table", "folder": "Use the model folder in the sidebar"}
+SCHEDULES = {"linear": "MD4 (linear)", "genmd4": "GenMD4 (learned per-value rates)"}
+CHOOSABLE_KINDS = ["numeric", "categorical"]  # the overrides infer_schema accepts
+OBSERVED_COLOUR, IMPUTED_COLOUR, MISSING_COLOUR = "#1f5fbf", "#f08c00", "#d62839"
+HIGHLIGHT = "background-color: #ffd58a; color: #000"
+MAX_SHOWN_CELLS = 50_000  # styled cells sent to the browser: beyond this the table gets slow
+MAX_MATRIX_ROWS = 400
+MAX_PLOTS = 8
+MAX_CATEGORIES = 20
+MAX_PLOTTED_VALUES = 20_000  # per histogram: a random sample of a long column looks the same
+
+
+@dataclass
+class TableFit:
+    """A model fitted on one upload, kept in the session so that Impute does not refit."""
+
+    upload_id: str
+    imputer: MaskedDiffusionImputer
+
+
+@dataclass
+class TableRun:
+    """A finished imputation, kept in the session so that redraws and downloads do not resample.
+
+    ``missing`` [rows, columns]: the input's null (or NaN) cells; ``imputed``: those that now hold a
+    value (cells of columns the model does not cover stay missing).
+    """
+
+    upload_id: str
+    run_id: str
+    file_name: str
+    frame: pd.DataFrame
+    missing: np.ndarray
+    imputed: np.ndarray
+    kinds: dict[str, str]
+    parquet: bytes
+
+
+def settings_sidebar() -> dict:
+    """The sidebar: training steps and schedule (when fitting), draws per cell and seed."""
+    side = st.sidebar
+    side.header("Fitting")
+    steps = side.number_input(
+        "Training steps",
+        10,
+        100_000,
+        300,
+        step=50,
+        key="table_steps",
+        help="More steps fit better and take longer: a few hundred take about a minute on a CPU.",
+    )
+    schedule = side.selectbox("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="table_schedule")
+    side.header("Imputing")
+    draws = side.number_input(
+        "Draws per cell",
+        1,
+        64,
+        1,
+        key="table_draws",
+        help="Several draws are averaged (numeric columns) or voted (categorical ones).",
+    )
+    seed = side.number_input("Seed", 0, 2**31 - 1, 0, key="table_seed")
+    return {"max_steps": int(steps), "schedule": schedule, "draws": int(draws), "seed": int(seed)}
+
+
+@st.cache_resource(show_spinner="Reading the table…", max_entries=4)
+def read_upload(name: str, data: bytes) -> pa.Table:
+    """The uploaded Parquet / CSV file as an Arrow table (cached: Arrow tables are immutable)."""
+    with common.as_file(name, data) as path:
+        return read_table(path)
+
+
+def null_mask(table: pa.Table) -> np.ndarray:
+    """[rows, columns]: the cells that are null, or NaN, as the imputer counts them."""
+    return np.column_stack(
+        [pc.is_null(column, nan_is_null=True).to_numpy() for column in table.columns]
+    ).astype(bool)
+
+
+def review_schema(
+    table: pa.Table, inferred: Schema, upload: UploadedFile, missing: np.ndarray
+) -> Schema | None:
+    """The inferred column kinds in an editable table; returns the schema with the user's overrides,
+    or None (with the error shown) when an override does not fit a column's type."""
+    frame = pd.DataFrame(
+        {
+            "column": inferred.names,
+            "type": [c.arrow_type for c in inferred.columns],
+            "kind": [c.kind for c in inferred.columns],
+            "missing": missing.sum(axis=0),
+        }
+    )
+    edited = st.data_editor(
+        frame,
+        hide_index=True,
+        disabled=["column", "type", "missing"],
+        column_config={
+            "kind": st.column_config.SelectboxColumn(
+                "kind",
+                options=CHOOSABLE_KINDS,
+                required=True,
+                help="Numeric columns are binned by quantiles; categorical ones get one token per value.",
+            ),
+            "missing": st.column_config.NumberColumn("missing cells"),
+        },
+        # A new upload gets a fresh editor instead of the edits made to the previous one.
+        key=f"table_kinds_{upload.file_id}",
+    )
+    kind = edited["kind"]
+    changed = kind != frame["kind"]
+    with common.user_errors(stop=False):
+        return infer_schema(
+            table,
+            categorical=frame["column"][changed & (kind == "categorical")].tolist(),
+            numeric=frame["column"][changed & (kind == "numeric")].tolist(),
+            source=upload.name,
+        )
+    return None
+
+
+def schema_summary(schema: Schema) -> str:
+    """One line: which columns are modelled as what."""
+    parts = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (
+            ("Numeric", schema.numeric),
+            ("categorical", schema.categorical),
+            ("not modelled (copied as they are)", schema.passthrough),
+        )
+        if names
+    ]
+    return "; ".join(parts) + "."
+
+
+def layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go.Figure:
+    """The shared look of this page's plots."""
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        height=height,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={
+            "font": {"size": 10},
+            "orientation": "h",
+            "x": 1,
+            "xanchor": "right",
+            "y": 1.02,
+            "yanchor": "bottom",
+        },
+    )
+    return fig
+
+
+def missingness_figure(names: list[str], missing: np.ndarray) -> go.Figure:
+    """Which cells are missing, row by row (evenly spaced rows of a long table)."""
+    rows = np.unique(np.linspace(0, len(missing) - 1, min(len(missing), MAX_MATRIX_ROWS)).astype(int))
+    labels = [f"{name} ({share:.0%})" for name, share in zip(names, missing.mean(axis=0), strict=True)]
+    shown = missing[rows]
+    fig = go.Figure(
+        go.Heatmap(
+            z=shown.astype(np.int8),
+            x=labels,
+            y=rows,
+            text=np.where(shown, "missing", "observed"),
+            colorscale=[[0, "#e9edf3"], [1, MISSING_COLOUR]],
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            xgap=2,
+            hovertemplate="%{x}<br>row %{y}: %{text}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    title = "Missing cells (red)" + (
+        f" ({len(rows)} of {len(missing):,} rows)" if len(rows) < len(missing) else ""
+    )
+    return layout(fig, title, "column (share missing)", "row", height=380)
+
+
+def fit_model(table: pa.Table, source: str, schema: Schema, settings: dict) -> MaskedDiffusionImputer:
+    """Fit an imputer with the reviewed column kinds, with a spinner that counts the seconds."""
+    imputer = MaskedDiffusionImputer(
+        max_steps=settings["max_steps"],
+        schedule=settings["schedule"],
+        categorical=schema.categorical,
+        numeric=schema.numeric,
+        seed=settings["seed"],
+    )
+    # The imputer reports training progress only to a tqdm bar on stderr, hence a spinner, not a bar.
+    with st.spinner(
+        f"Fitting: {settings['max_steps']:,} training steps on {table.num_rows:,} rows…", show_time=True
+    ):
+        return imputer.fit(table, source=source)
+
+
+def load_imputer(folder: str) -> MaskedDiffusionImputer:
+    """The table model saved in ``folder``."""
+    with st.spinner("Loading the model…"):
+        return MaskedDiffusionImputer.load(folder)
+
+
+def save_imputer(imputer: MaskedDiffusionImputer, folder: str) -> Path:
+    """Save the fitted model as ``seqdiff impute --save-model`` does; an unwritable folder is a SeqdiffError."""
+    try:
+        return imputer.save(folder)
+    except OSError as err:
+        raise SeqdiffError(f"{folder}: cannot save the model there ({err.strerror or err})") from None
+
+
+def show_fit(imputer: MaskedDiffusionImputer, schema: Schema | None) -> None:
+    """What the fitted model is (and whether the column kinds changed since), and a box to save it."""
+    training = imputer.training_
+    nelbo = training.get("train_nelbo_per_cell")
+    st.caption(
+        f"Fitted: {training['steps']:,} steps on {training['rows']:,} rows in "
+        f"{training['minutes'] * 60:.0f} s"
+        + (f"; training NELBO {nelbo:.3f} nats per cell." if nelbo is not None else ".")
+    )
+    if schema is not None and imputer.schema_ != schema:
+        st.warning("The column kinds changed since this model was fitted: fit again to use them.")
+    with st.expander("Save the fitted model"):
+        target = st.text_input("Folder", key="table_save_folder", placeholder="runs/my-table-model")
+        if st.button("Save", key="table_save", disabled=not target.strip()):
+            with common.user_errors(stop=False):
+                saved = save_imputer(imputer, target.strip())
+                st.success(
+                    f"Saved to {saved}. Put it in the sidebar's Model folder to impute with it here "
+                    "or to see it on the Model page."
+                )
+
+
+def impute(
+    upload: UploadedFile, missing: np.ndarray, imputer: MaskedDiffusionImputer, settings: dict
+) -> TableRun:
+    """Fill the upload's missing cells (``missing``: its null mask) as ``seqdiff impute`` does, and keep
+    what the results show."""
+    stem = upload.name.split(".")[0]
+    with (
+        st.spinner("Imputing…", show_time=True),
+        common.as_file(upload.name, upload.getvalue()) as path,
+    ):
+        parquet = common.written_bytes(
+            lambda out: impute_file(path, out, imputer, n_samples=settings["draws"]),
+            f"{stem}_imputed.parquet",
+        )
+    table = pq.read_table(pa.BufferReader(parquet))
+    encoder = imputer.encoder_
+    return TableRun(
+        upload_id=upload.file_id,
+        run_id=uuid.uuid4().hex[:8],
+        file_name=f"{stem}_imputed.parquet",
+        # Pandas metadata could turn a column into the index; the columns must match the masks'.
+        frame=table.to_pandas(ignore_metadata=True),
+        missing=missing,
+        imputed=missing & ~null_mask(table),
+        kinds=dict(zip(encoder.columns, encoder.kinds, strict=True)),
+        parquet=parquet,
+    )
+
+
+def distribution_figure(run: TableRun, column: str) -> go.Figure:
+    """Observed against imputed values of one column: histograms, or shares of the top categories."""
+    j = run.frame.columns.get_loc(column)
+    values = run.frame[column]
+    parts = {"observed": values[~run.missing[:, j]], "imputed": values[run.imputed[:, j]]}
+    colours = {"observed": OBSERVED_COLOUR, "imputed": IMPUTED_COLOUR}
+    fig = go.Figure()
+    if run.kinds[column] == "numeric":
+        for label, part in parts.items():
+            fig.add_histogram(
+                x=part.sample(min(len(part), MAX_PLOTTED_VALUES), random_state=0),
+                name=f"{label} ({len(part):,})",
+                histnorm="probability",
+                bingroup=1,
+                marker_color=colours[label],
+                opacity=0.65,
+            )
+        fig.update_layout(barmode="overlay")
+        return layout(fig, column, "value", "share of cells")
+    shares = pd.DataFrame({label: part.value_counts(normalize=True) for label, part in parts.items()})
+    shares = shares.fillna(0.0).sort_values(["observed", "imputed"], ascending=False).head(MAX_CATEGORIES)
+    for label in parts:
+        fig.add_bar(
+            x=shares.index.astype(str),
+            y=shares[label],
+            name=f"{label} ({len(parts[label]):,})",
+            marker_color=colours[label],
+        )
+    fig.update_layout(barmode="group")
+    return layout(fig, column, "value", "share of cells")
+
+
+def result_table(run: TableRun) -> None:
+    """The imputed table with its imputed cells highlighted."""
+    only_imputed = st.toggle("Only rows with imputed cells", value=True, key="table_only_imputed")
+    rows = np.flatnonzero(run.imputed.any(axis=1)) if only_imputed else np.arange(len(run.frame))
+    shown = rows[: max(1, MAX_SHOWN_CELLS // run.frame.shape[1])]
+    highlight = np.where(run.imputed[shown], HIGHLIGHT, "")
+    floats = list(run.frame.select_dtypes("floating").columns)
+    styled = (
+        run.frame.iloc[shown]
+        .style.apply(lambda _: highlight, axis=None)
+        .format("{:.6g}", subset=floats, na_rep="")
+    )
+    st.dataframe(styled, key="table_result")
+    cut = f" (the first {len(shown):,} of {len(rows):,})" if len(shown) < len(rows) else ""
+    st.caption(f"Highlighted: imputed cells. Row numbers are the input's{cut}.")
+
+
+def show_results(run: TableRun) -> None:
+    """Counts, the table, observed vs imputed distributions, and the download."""
+    st.subheader("Result")
+    left, middle, right = st.columns(3)
+    left.metric("Rows", f"{len(run.frame):,}")
+    middle.metric("Imputed cells", f"{int(run.imputed.sum()):,}")
+    right.metric(
+        "Still missing",
+        f"{int((run.missing & ~run.imputed).sum()):,}",
+        help="Cells of columns the model does not cover: passthrough, or all missing when it was fitted.",
+    )
+    result_table(run)
+    st.download_button(
+        "Download Parquet",
+        run.parquet,
+        file_name=run.file_name,
+        mime="application/vnd.apache.parquet",
+        on_click="ignore",
+        key="table_download",
+    )
+    columns = [c for j, c in enumerate(run.frame.columns) if c in run.kinds and run.imputed[:, j].any()]
+    if not columns:
+        return
+    st.subheader("Observed and imputed values")
+    chosen = st.multiselect(
+        "Columns",
+        columns,
+        default=columns[:MAX_PLOTS],
+        # Each run gets its own selection: another table has other columns.
+        key=f"table_plot_columns_{run.run_id}",
+    )
+    for start in range(0, len(chosen), 2):
+        for place, column in zip(st.columns(2), chosen[start : start + 2], strict=False):
+            place.plotly_chart(distribution_figure(run, column), key=f"plot_distribution_{column}")
+
+
+st.set_page_config(page_title="Table imputation · seqdiff", page_icon="🧮", layout="wide")
+st.title("Table imputation")
+st.caption(
+    "Fill the missing cells of a table with a masked-diffusion model fitted on its observed cells (or a "
+    "saved one). Observed cells are kept exactly as they are; empty CSV fields and NaN count as missing."
+)
+folder = common.model_folder()
+settings = settings_sidebar()
+
+upload = st.file_uploader("Upload a table (Parquet or CSV)", type=UPLOAD_TYPES, key="table_upload")
+if upload is None:
+    st.info("Upload a Parquet or CSV table with some missing cells.")
+    st.stop()
+with common.user_errors():
+    table = read_upload(upload.name, upload.getvalue())
+    inferred = infer_schema(table, source=upload.name)
+missing = null_mask(table)
+st.caption(
+    f"{upload.name}: {table.num_rows:,} rows × {table.num_columns} columns; {int(missing.sum()):,} of "
+    f"{missing.size:,} cells missing ({missing.mean():.1%})."
+)
+
+st.subheader("Columns")
+schema = review_schema(table, inferred, upload, missing)
+if schema is not None:
+    st.caption(schema_summary(schema))
+st.plotly_chart(missingness_figure(table.column_names, missing), key="plot_missing")
+
+st.subheader("Model")
+source = st.radio(
+    "Model",
+    list(SOURCES),
+    format_func=SOURCES.get,
+    key="table_source",
+    horizontal=True,
+    label_visibility="collapsed",
+)
+fitted = st.session_state.get("table_fit")
+if fitted is not None and fitted.upload_id != upload.file_id:
+    fitted = None
+if source == "fit":
+    if st.button("Fit", type="primary", key="table_fit_run", disabled=schema is None):
+        with common.user_errors(stop=False):
+            st.session_state.table_fit = TableFit(
+                upload.file_id, fit_model(table, upload.name, schema, settings)
+            )
+            fitted = st.session_state.table_fit
+    if fitted is not None:
+        show_fit(fitted.imputer, schema)
+else:
+    st.caption(f"Imputing with the table model in `{folder}` (its own column kinds apply).")
+if st.button("Impute", type="primary", key="table_impute_run", disabled=source == "fit" and fitted is None):
+    with common.user_errors(stop=False):
+        imputer = fitted.imputer if source == "fit" else load_imputer(folder)
+        st.session_state.table_run = impute(upload, missing, imputer, settings)
+run = st.session_state.get("table_run")
+if run is not None and run.upload_id == upload.file_id:
+    show_results(run)

@@ -1,0 +1,215 @@
+"""The table imputation page under AppTest: upload, column kinds, fit, impute, results, bad uploads;
+and the Model page of a table model."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from seqdiff.app_launch import APP_DIR
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
+
+TIMEOUT = 120
+FIT_STEPS = 30
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Torch's default thread count oversubscribes cores shared with other jobs: fitting 30 steps took
+    75 s that way on a busy 2-core machine, 4 s with one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def table_model(holed_table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GenMD4 table model fitted on the holed table, saved as ``seqdiff impute --save-model`` does."""
+    imputer = MaskedDiffusionImputer(
+        dim=32, n_layers=1, n_heads=2, schedule="genmd4", max_steps=20, device="cpu"
+    )
+    return imputer.fit(holed_table).save(tmp_path_factory.mktemp("table-model"))
+
+
+def page(
+    monkeypatch: pytest.MonkeyPatch, model: Path | None = None, name: str = "2_Table_imputation"
+) -> AppTest:
+    """An AppTest on page ``name`` (with ``model`` in the sidebar's model folder), run once."""
+    if model is not None:
+        monkeypatch.setenv("SEQDIFF_MODEL", str(model))
+    at = AppTest.from_file(str(APP_DIR / "Home.py"), default_timeout=TIMEOUT).run()
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def file_bytes(table: pd.DataFrame, kind: str) -> bytes:
+    """The table as a CSV file, or a Parquet one as pandas writes it (an index other than 0, 1, ...
+    becomes a column)."""
+    out = io.BytesIO()
+    if kind == "csv":
+        table.to_csv(out, index=False)
+    else:
+        table.to_parquet(out)
+    return out.getvalue()
+
+
+def upload(at: AppTest, table: pd.DataFrame, kind: str = "csv") -> AppTest:
+    at.file_uploader(key="table_upload").upload(f"holes.{kind}", file_bytes(table, kind)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def click(at: AppTest, key: str) -> None:
+    at.button(key=key).click().run()
+    assert not at.exception, at.exception
+    assert not errors(at), errors(at)
+
+
+def captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def assert_filled(result: pd.DataFrame, table: pd.DataFrame) -> None:
+    """No cell of ``result`` is missing and every observed cell of ``table`` is unchanged."""
+    assert list(result.columns) == list(table.columns) and len(result) == len(table)
+    assert not result.isna().any().any()
+    observed = table.notna()
+    for column in table.columns:
+        assert result[column][observed[column]].tolist() == table[column][observed[column]].tolist()
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_fit_and_impute(
+    holed_table: pd.DataFrame, kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    at = upload(page(monkeypatch), holed_table, kind)
+    assert "120 rows × 4 columns" in captions(at)
+    assert "Numeric: a, b, c; categorical: colour." in captions(at)
+    assert chart_titles(at) == ["Missing cells (red)"]
+    assert at.button(key="table_impute_run").disabled  # nothing fitted yet
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    imputer = at.session_state["table_fit"].imputer
+    assert imputer.training_["steps"] == FIT_STEPS
+    assert f"Fitted: {FIT_STEPS} steps on 120 rows" in captions(at)
+    click(at, "table_impute_run")
+
+    run = at.session_state["table_run"]
+    assert_filled(run.frame, holed_table)
+    assert (run.imputed == holed_table.isna().to_numpy()).all()
+    assert_filled(pd.read_parquet(io.BytesIO(run.parquet)), holed_table)
+    shown = at.dataframe[-1].value  # only the rows with an imputed cell, by default
+    assert shown.index.tolist() == np.flatnonzero(holed_table.isna().any(axis=1)).tolist()
+    assert not shown.isna().any().any()
+    assert at.get("download_button")[0].proto.label == "Download Parquet"
+    assert at.metric[1].value == str(int(holed_table.isna().sum().sum()))
+    assert chart_titles(at) == ["Missing cells (red)", "a", "b", "c", "colour"]
+
+    at.text_input(key="table_save_folder").set_value(str(tmp_path / "saved")).run()
+    click(at, "table_save")
+    assert "Saved to" in at.success[0].value
+    assert MaskedDiffusionImputer.load(tmp_path / "saved").schema_ == imputer.schema_
+
+
+def test_overriding_a_kind_changes_the_schema(
+    holed_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = upload(page(monkeypatch), holed_table)
+    (editor,) = at.data_editor
+    assert editor.value["kind"].tolist() == ["numeric", "numeric", "numeric", "categorical"]
+    at.session_state[editor.key] = {
+        "edited_rows": {2: {"kind": "categorical"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert not at.exception and not errors(at)
+    assert "Numeric: a, b; categorical: c, colour." in captions(at)
+    at.session_state[editor.key] = {
+        "edited_rows": {3: {"kind": "numeric"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    at.run()
+    assert not at.exception
+    assert errors(at) == ["holes.csv: column 'colour' has type string and cannot be numeric"]
+    assert at.button(key="table_fit_run").disabled
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("x.parquet", np.random.default_rng(0).bytes(500), "x.parquet: not a readable Parquet file"),
+        ("dup.csv", b"a,a,b\n1,2,3\n4,,6\n", "dup.csv: duplicate column name(s): 'a'"),
+        ("header.csv", b"a,b\n", "header.csv: the table has no rows"),
+        ("big.csv", b"a\n" + b"1\n" * (11 * 2**20), "big.csv: 22.0 MB is over the upload limit of 20 MB"),
+    ],
+)
+def test_bad_upload_is_an_error(
+    name: str, content: bytes, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload(name, content).run()
+    assert not at.exception
+    assert len(at.error) == 1 and message in at.error[0].value
+    assert "seqdiff-app-" not in at.error[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_impute_with_a_saved_model(
+    holed_table: pd.DataFrame, table_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's columns are filled; a column it does not know (here a pandas index, which Parquet
+    stores as a column) is kept as it is."""
+    ids = [f"r{i}" for i in range(len(holed_table))]
+    at = upload(page(monkeypatch, table_model), holed_table.set_axis(pd.Index(ids, name="id")), "parquet")
+    at.radio(key="table_source").set_value("folder").run()
+    assert str(table_model) in captions(at)
+    click(at, "table_impute_run")
+    frame = at.session_state["table_run"].frame
+    assert frame["id"].tolist() == ids
+    assert_filled(frame.drop(columns="id"), holed_table)
+    assert at.dataframe[-1].value.columns.tolist() == [*holed_table.columns, "id"]
+
+
+def test_protein_model_is_not_a_table_model(
+    holed_table: pd.DataFrame, md4_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = upload(page(monkeypatch, md4_model), holed_table)
+    at.radio(key="table_source").set_value("folder").run()
+    at.button(key="table_impute_run").click().run()
+    assert not at.exception
+    assert errors(at) == [f"{md4_model}: not a table model (modality: 'protein')"]
+    assert "table_run" not in at.session_state
+
+
+def test_model_page_shows_the_rates_per_column_value(
+    table_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = page(monkeypatch, table_model, "3_Model")
+    assert not at.error
+    assert at.metric[0].value == "table"
+    rates = MaskedDiffusionImputer.load(table_model).learned_rates()
+    assert len(rates) > 40
+    (chart,) = at.get("plotly_chart")
+    assert json.loads(chart.proto.spec)["data"][0]["x"] == rates["token"].head(40).tolist()
+    assert f"highest 40 of {len(rates)}" in captions(at)
+    assert at.dataframe[0].value["token"].tolist() == rates["token"].tolist()

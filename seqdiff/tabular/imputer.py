@@ -166,17 +166,6 @@ def _draw_seed(seed: int, draw: int) -> int:
     return int(np.random.SeedSequence([seed, draw]).generate_state(1)[0])
 
 
-def _zero_mask_rate_gradient(schedule: torch.nn.Module, mask_id: int) -> None:
-    """Keep GenMD4 training finite with missing cells.
-
-    For a missing cell (x = mask id) ``MaskedDiffusion.genmd4_integrand`` multiplies the mask id's rate by
-    log mu[mask] = -inf before ``torch.where`` drops the term, so that rate's gradient is NaN (and gradient
-    clipping would spread it to every parameter). Its true gradient is 0: the mask id is never a value.
-    """
-    group = schedule.groups[mask_id : mask_id + 1]
-    schedule.w_raw.register_hook(lambda grad: grad.index_fill(0, group.to(grad.device), 0.0))
-
-
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
@@ -203,6 +192,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         seed: model initialisation, training noise and sampling noise.
         progress: tqdm bars on stderr for fitting and imputing (None: only when stderr is a terminal).
 
+    The defaults are sized for a CPU: on California (5,000 rows, 30% MCAR) a 64-wide, 2-layer model
+    trained for the same minutes imputed better than a 128-wide, 3-layer one (more steps), and 32 bins
+    better than 64. On a GPU, more steps and a larger model are cheap.
+
     Fitted attributes: ``schema_``, ``encoder_`` (`TableEncoder`), ``spec_`` (`ModelSpec`), ``model_``
     (the EMA `MaskedDiffusion`), ``feature_names_in_``, ``n_features_in_``, ``training_`` (steps, rows,
     minutes, final training NELBO per cell).
@@ -216,15 +209,15 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         n_bins: int = 32,
-        dim: int = 128,
-        n_layers: int = 3,
+        dim: int = 64,
+        n_layers: int = 2,
         n_heads: int = 4,
         schedule: str = "linear",
         tie_rates: str = "value",
         max_steps: int = 2000,
         max_minutes: float | None = None,
-        batch_rows: int = 512,
-        lr: float = 2e-3,
+        batch_rows: int = 256,
+        lr: float = 3e-3,
         sampling_steps: int | None = None,
         n_samples: int = 1,
         categorical: tuple[str, ...] | list[str] = (),
@@ -358,8 +351,6 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             module = DiffusionModule(spec.to_dict(), asdict(optim), seed=self.seed)
             init_ordered_bins(module.model, encoder)
             module.ema.load_state_dict(module.model.state_dict())
-            if module.model.genmd4:
-                _zero_mask_rate_gradient(module.model.schedule, spec.mask_id)
             callbacks: list[L.Callback] = [_FitProgress(progress)]
             if self.max_minutes:
                 callbacks.append(_TimeBudget(self.max_minutes, self.max_steps))

@@ -204,7 +204,7 @@ def missingness_figure(names: list[str], missing: np.ndarray) -> go.Figure:
 
 
 def fit_model(table: pa.Table, source: str, schema: Schema, settings: dict) -> MaskedDiffusionImputer:
-    """Fit an imputer with the reviewed column kinds, with a spinner that counts the seconds."""
+    """Fit an imputer with the reviewed column kinds, with a progress bar over the training steps."""
     imputer = MaskedDiffusionImputer(
         max_steps=settings["max_steps"],
         schedule=settings["schedule"],
@@ -212,11 +212,15 @@ def fit_model(table: pa.Table, source: str, schema: Schema, settings: dict) -> M
         numeric=schema.numeric,
         seed=settings["seed"],
     )
-    # The imputer reports training progress only to a tqdm bar on stderr, hence a spinner, not a bar.
-    with st.spinner(
-        f"Fitting: {settings['max_steps']:,} training steps on {table.num_rows:,} rows…", show_time=True
-    ):
-        return imputer.fit(table, source=source)
+    label = f"Fitting: {settings['max_steps']:,} training steps on {table.num_rows:,} rows"
+    bar = st.progress(0.0, text=label)
+
+    def on_step(done: int, total: int) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: step {done:,} of {total:,}")
+
+    fitted = imputer.fit(table, source=source, on_step=on_step)
+    bar.empty()
+    return fitted
 
 
 def load_imputer(folder: str) -> MaskedDiffusionImputer:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,10 +104,12 @@ def _quiet_lightning() -> Iterator[None]:
 
 
 class _FitProgress(L.Callback):
-    """A tqdm bar (stderr) over training steps, showing the training NELBO per cell."""
+    """A tqdm bar (stderr) over training steps, showing the training NELBO per cell, and an
+    optional ``on_step(done, total)`` callback (the app's progress bar)."""
 
-    def __init__(self, disable: bool | None):
+    def __init__(self, disable: bool | None, on_step: Callable[[int, int], None] | None = None):
         self.disable = disable
+        self.on_step = on_step
         self.bar: Any = None
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -115,6 +117,8 @@ class _FitProgress(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
         self.bar.update(1)
+        if self.on_step is not None:
+            self.on_step(trainer.global_step, trainer.max_steps)
         nelbo = trainer.callback_metrics.get("train/nelbo")
         if nelbo is not None and trainer.global_step % 10 == 0:
             self.bar.set_postfix(nelbo=f"{float(nelbo):.3f}")
@@ -264,10 +268,18 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         if self.lr <= 0 or (self.max_minutes is not None and self.max_minutes <= 0):
             raise SeqdiffError("lr and max_minutes must be positive")
 
-    def fit(self, X: TableLike, y: None = None, *, source: str = "table") -> MaskedDiffusionImputer:
+    def fit(
+        self,
+        X: TableLike,
+        y: None = None,
+        *,
+        source: str = "table",
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> MaskedDiffusionImputer:
         """Infer the schema, fit the encoder and train the model on the observed cells of `X`.
 
-        `source` names the table in error messages (e.g. its file path).
+        `source` names the table in error messages (e.g. its file path); `on_step(done, total)` is
+        called after every training step (a progress bar).
 
         Example:
             >>> MaskedDiffusionImputer(max_steps=200).fit(df).training_["steps"]  # doctest: +SKIP
@@ -301,7 +313,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         spec = table_spec(encoder, cfg)
         device = resolve_device(self.device)
         start = time.perf_counter()
-        module, steps, nelbo = self._train(encoder, spec, tokens, device)
+        module, steps, nelbo = self._train(encoder, spec, tokens, device, on_step)
         self.schema_: Schema = schema
         self.encoder_: TableEncoder = encoder
         self.spec_: ModelSpec = spec
@@ -317,7 +329,12 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         return self
 
     def _train(
-        self, encoder: TableEncoder, spec: ModelSpec, tokens: np.ndarray, device: torch.device
+        self,
+        encoder: TableEncoder,
+        spec: ModelSpec,
+        tokens: np.ndarray,
+        device: torch.device,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> tuple[DiffusionModule, int, float | None]:
         """Train with the shared Lightning module (EMA, warmup-cosine AdamW); (module, steps, NELBO)."""
         n_columns = tokens.shape[1]
@@ -351,7 +368,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             module = DiffusionModule(spec.to_dict(), asdict(optim), seed=self.seed)
             init_ordered_bins(module.model, encoder)
             module.ema.load_state_dict(module.model.state_dict())
-            callbacks: list[L.Callback] = [_FitProgress(progress)]
+            callbacks: list[L.Callback] = [_FitProgress(progress, on_step)]
             if self.max_minutes:
                 callbacks.append(_TimeBudget(self.max_minutes, self.max_steps))
             with _quiet_lightning():

@@ -220,5 +220,6 @@ def fit_module(
         log_every_n_steps=cfg.log_every_steps,
         use_distributed_sampler=False,
     )
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    # Resuming reads our own checkpoint as plain tensors and containers, never arbitrary objects.
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     return trainer

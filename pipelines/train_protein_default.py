@@ -22,6 +22,7 @@ import shutil
 import time
 from collections import Counter
 from datetime import date
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -37,17 +38,17 @@ CONFIG_PATH = ROOT / "pipelines" / "configs" / "protein_default.yaml"
 STANDARD = set("ACDEFGHIKLMNPQRSTVWY")
 
 
-def unigram_perplexity(train_path: str, test_path: str) -> float:
-    """Perplexity on the test split of the amino-acid frequencies of the training split.
-
-    Standard residues only, as in the model's NELBO (non-standard letters are missing data).
+def unigram_perplexity(train_path: str, test_path: str, limit: int | None = None) -> float:
+    """Perplexity on the test split (its first ``limit`` sequences) of the amino-acid frequencies
+    of the training split. Standard residues only, as in the model's NELBO (non-standard letters
+    are missing data).
     """
     counts = Counter()
     for record in iter_sequences(train_path):
         counts.update(c for c in record.sequence if c in STANDARD)
     total = sum(counts.values())
     nll, n = 0.0, 0
-    for record in iter_sequences(test_path):
+    for record in islice(iter_sequences(test_path), limit):
         for c in record.sequence:
             if c in STANDARD:
                 nll -= math.log(counts[c] / total)

@@ -28,7 +28,7 @@ CATH = ROOT.parent / "shared" / "data" / "protein" / "general"
 TABLES = ROOT.parent / "shared" / "data" / "tabular"
 
 
-def protein_run(schedule: str, steps: int, out: Path, eval_limit: int) -> dict:
+def protein_run(schedule: str, steps: int, out: Path, eval_limit: int, reuse: bool = False) -> dict:
     cfg = TrainConfig.from_dict(
         {
             "modality": "protein",
@@ -45,7 +45,9 @@ def protein_run(schedule: str, steps: int, out: Path, eval_limit: int) -> dict:
         }
     )
     started = time.time()
-    folder = train(cfg, ProteinAdapter())
+    folder = Path(cfg.out) / "model"
+    if not (reuse and folder.is_dir()):  # --reuse: evaluate an earlier run's model again
+        folder = train(cfg, ProteinAdapter())
     minutes = (time.time() - started) / 60
     model, _, _ = load_bundle(folder)
     report = evaluate_file(model, CATH / "cath_v4_1_0_S40.test.fasta", passes=4, limit=eval_limit)
@@ -126,6 +128,7 @@ def run() -> None:
     parser.add_argument("--dataset", default="adult")
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--reuse", action="store_true", help="evaluate existing protein runs in --out again")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,11 +140,11 @@ def run() -> None:
     }
     if "protein" in args.modality:
         results["runs"]["CATH S40 test"] = [
-            protein_run(s, args.steps, out, args.eval_limit) for s in ("linear", "genmd4")
+            protein_run(s, args.steps, out, args.eval_limit, args.reuse) for s in ("linear", "genmd4")
         ]
     if "table" in args.modality:
         results["runs"][args.dataset] = [
-            table_run(s, args.steps, args.dataset, args.rows) for s in ("linear", "genmd4")
+            table_run(s, args.steps, args.dataset, args.rows, out) for s in ("linear", "genmd4")
         ]
     (out / "genmd4.json").write_text(json.dumps(results, indent=1))
     (out / "genmd4.md").write_text(markdown(results))

@@ -52,6 +52,26 @@ def progress_bar(desc: str):
     return bar, update
 
 
+def sample_designs(jobs: list, args: argparse.Namespace, desc: str) -> list:
+    """Run the design API with the shared sampling flags, under a progress bar."""
+    from seqdiff.protein import design as api
+
+    bar, update = progress_bar(desc)
+    with bar:
+        return api.design(
+            jobs,
+            checkpoint=args.checkpoint,
+            steps=args.steps,
+            grid=args.grid,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=update,
+        )
+
+
 def cmd_design(args: argparse.Namespace) -> None:
     from seqdiff.protein import design as api
     from seqdiff.protein.io import ensure_not_input, read_sequences, write_fasta
@@ -73,20 +93,7 @@ def cmd_design(args: argparse.Namespace) -> None:
         if args.length:
             raise SeqdiffError("--length goes with --contig")
         jobs = api.plan_from_records(read_sequences(args.input), args.fix, args.redesign, n=args.n)
-    bar, update = progress_bar("designing")
-    with bar:
-        designs = api.design(
-            jobs,
-            checkpoint=args.checkpoint,
-            steps=args.steps,
-            grid=args.grid,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=update,
-        )
+    designs = sample_designs(jobs, args, "designing")
     if args.rank_by:
         from seqdiff.protein.esm import rank_designs
 
@@ -117,20 +124,7 @@ def cmd_sample_protein(args: argparse.Namespace) -> None:
     if args.length < 1 or args.n < 1:
         raise SeqdiffError("--length and -n must be at least 1")
     jobs = [api.DesignJob("sample", i, "_" * args.length) for i in range(args.n)]
-    bar, update = progress_bar("sampling")
-    with bar:
-        designs = api.design(
-            jobs,
-            checkpoint=args.checkpoint,
-            steps=args.steps,
-            grid=args.grid,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=update,
-        )
+    designs = sample_designs(jobs, args, "sampling")
     write_fasta([d.to_record() for d in designs], args.output)
 
 

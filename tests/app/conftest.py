@@ -138,7 +138,10 @@ def browser_page() -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            yield browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+            page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+            # A loaded 2-core CI machine can take well over Playwright's default 30 s per step.
+            page.set_default_timeout(120_000)
+            yield page
         finally:
             browser.close()
 

@@ -392,3 +392,12 @@ def test_cli_impute_and_sample_table(holed, tmp_path):
         run_cli("impute", str(src), "-o", str(again), "--checkpoint", str(model), "--max-steps", "3")
     with pytest.raises(SeqdiffError, match="expected COLUMN=VALUE"):
         run_cli("sample", "table", "--checkpoint", str(model), "--rows", "2", "-o", str(synth), "--fix", "a")
+
+
+def test_same_seed_same_imputation_from_scratch(holed):
+    small = holed.iloc[:200]
+    first = MaskedDiffusionImputer(max_steps=10, seed=3, device="cpu").fit(small).transform(small)
+    second = MaskedDiffusionImputer(max_steps=10, seed=3, device="cpu").fit(small).transform(small)
+    other = MaskedDiffusionImputer(max_steps=10, seed=4, device="cpu").fit(small).transform(small)
+    pd.testing.assert_frame_equal(first, second)
+    assert not first.equals(other)

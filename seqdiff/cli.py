@@ -106,7 +106,7 @@ def cmd_design(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     import json
 
-    from seqdiff.protein.design import resolve_device
+    from seqdiff.core.device import resolve_device
     from seqdiff.protein.model import evaluate_file, load_protein_model
 
     model, _ = load_protein_model(args.checkpoint, resolve_device(args.device))

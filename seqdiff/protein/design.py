@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from seqdiff.atomic import atomic_path
+from seqdiff.core.device import resolve_device
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
@@ -183,17 +184,6 @@ def plan_from_contig(
         layout = sample_layout(segments, [p.sequence for p in pieces], length_range, rng)
         jobs.append(DesignJob(name, i, layout.template, layout.motifs, layout.contig))
     return jobs
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SeqdiffError("--device cuda: no CUDA GPU is available here")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise SeqdiffError(f"--device {device!r}: choose auto, cpu or cuda")
-    return torch.device(device)
 
 
 @torch.no_grad()

@@ -36,9 +36,10 @@ from esm.model.esm2 import ESM2
 from torch import Tensor, nn
 
 from seqdiff.core.denoiser import DenoiserConfig
+from seqdiff.core.device import resolve_device
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
-from seqdiff.protein.design import Design, resolve_device, score_nelbo
+from seqdiff.protein.design import Design, score_nelbo
 from seqdiff.protein.io import read_sequences
 from seqdiff.protein.model import load_protein_model
 from seqdiff.training.config import ModelConfig

@@ -50,6 +50,7 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
+from seqdiff.core.device import resolve_device
 from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
 from seqdiff.errors import SeqdiffError
@@ -68,22 +69,6 @@ DECODE_BLOCK = 1024  # global rows per in-bin-draw generator: values do not depe
 SAMPLER_CELLS = 8_000_000  # rows x columns x vocab per sampler call: it holds float64 tensors of that size
 WARMUP_STEPS = 100
 SAMPLING_GRID = "cosine"
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cpu'; 'cuda' or 'cuda:N' (an error without a GPU).
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise SeqdiffError(f"device {device!r}: choose auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SeqdiffError(f"device {device!r}: no CUDA GPU is available here")
-    return torch.device(device)
 
 
 @contextmanager

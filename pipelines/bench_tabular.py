@@ -243,11 +243,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="keep the cells already in --out and run the rest")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     results: list[dict] = []
     fidelities: list[dict] = []
+    if args.resume and Path(args.out).exists():  # keep finished cells; a long grid survives restarts
+        done = json.loads(Path(args.out).read_text())
+        results, fidelities = done["imputation"], done["fidelity"]
+    finished = {(r["dataset"], r["mechanism"], r["method"]) for r in results}
     with threadpool_limits(1):  # multi-threaded BLAS on a shared machine is slower, and skews the times
         for dataset in args.datasets:
             df = load_complete(dataset, args.rows, args.seed)
@@ -256,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
                 mask = make_missing_mask(df, args.rate, mechanism, rng=args.seed, schema=schema)
                 holed = df.mask(mask)
                 for method in args.methods:
+                    if (dataset, mechanism, method) in finished:
+                        continue
                     start = time.perf_counter()
                     imputed, imputer = impute(method, holed, schema, args)
                     seconds = time.perf_counter() - start
@@ -283,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                                 f["shape"],
                                 f["trend"],
                             )
-                write(results, fidelities, args)
+                    write(results, fidelities, args)
 
 
 if __name__ == "__main__":

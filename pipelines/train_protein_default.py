@@ -20,7 +20,6 @@ import math
 import platform
 import shutil
 import time
-from collections import Counter
 from datetime import date
 from itertools import islice
 from pathlib import Path
@@ -30,12 +29,12 @@ import torch
 from seqdiff.cli import main as seqdiff
 from seqdiff.core.bundle import CONFIG, WEIGHTS, load_bundle
 from seqdiff.protein.io import iter_sequences
+from seqdiff.protein.metrics import residue_frequencies
 from seqdiff.protein.model import default_model_path, evaluate_file
 from seqdiff.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = ROOT / "pipelines" / "configs" / "protein_default.yaml"
-STANDARD = set("ACDEFGHIKLMNPQRSTVWY")
 
 
 def unigram_perplexity(train_path: str, test_path: str, limit: int | None = None) -> float:
@@ -43,15 +42,12 @@ def unigram_perplexity(train_path: str, test_path: str, limit: int | None = None
     of the training split. Standard residues only, as in the model's NELBO (non-standard letters
     are missing data).
     """
-    counts = Counter()
-    for record in iter_sequences(train_path):
-        counts.update(c for c in record.sequence if c in STANDARD)
-    total = sum(counts.values())
+    freqs = residue_frequencies(r.sequence for r in iter_sequences(train_path))
     nll, n = 0.0, 0
     for record in islice(iter_sequences(test_path), limit):
         for c in record.sequence:
-            if c in STANDARD:
-                nll -= math.log(counts[c] / total)
+            if c in freqs:
+                nll -= math.log(freqs[c])
                 n += 1
     return math.exp(nll / n)
 

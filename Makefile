@@ -1,6 +1,6 @@
 # One-command setup and checks for seqdiff.
 #
-#   make test        venv + system chromium + lint + the whole test suite (what CI runs)
+#   make test        venv + system packages (chromium, hmmer) + lint + the whole test suite (what CI runs)
 #   make test-fast   lint + tests that are neither slow nor browser tests
 #   make demo        run pipelines/demo.py
 #   make app         start the Streamlit app (seqdiff app)
@@ -21,10 +21,10 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help .venv browser-deps lint test test-fast demo app clean clean-all
+.PHONY: help .venv system-deps lint test test-fast demo app clean clean-all
 
 help:
-	@echo "targets: .venv browser-deps lint test test-fast demo app clean clean-all"
+	@echo "targets: .venv system-deps lint test test-fast demo app clean clean-all"
 
 # `make .venv` builds the stamp; the stamp is redone only when pyproject.toml changes.
 .venv: $(STAMP)
@@ -32,20 +32,24 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH_SPEC)
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,ray]'
 	$(PY) -c "import torch, seqdiff; print('torch', torch.__version__)"
 	touch $@
 
-browser-deps:
-	@if [ -x $(CHROMIUM) ]; then \
-		echo "chromium present: $(CHROMIUM)"; \
+# Debian packages the tests need: chromium (browser tests) and HMMER (the motif benchmark's family test).
+system-deps:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	command -v hmmsearch >/dev/null 2>&1 || missing="$$missing hmmer"; \
+	if [ -z "$$missing" ]; then \
+		echo "system packages present: chromium, hmmer"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "browser-deps: apt-get unavailable; install chromium yourself (browser tests need $(CHROMIUM))" >&2; \
+		echo "system-deps: apt-get unavailable; install$$missing yourself" >&2; \
 	else \
 		SUDO=""; \
 		if [ "$$(id -u)" != 0 ]; then SUDO="sudo"; fi; \
 		$$SUDO apt-get update; \
-		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
 lint: $(STAMP)
@@ -53,7 +57,7 @@ lint: $(STAMP)
 	$(RUFF) format --check .
 
 # pytest's exit code is passed through: 5 (no tests collected) fails too, with a message.
-test: $(STAMP) browser-deps
+test: $(STAMP) system-deps
 	$(MAKE) lint
 	$(PYTEST) -q || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
 

@@ -132,7 +132,7 @@ def serve_app(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
 def browser_page() -> Iterator[Page]:
     """A page of headless Chromium (Debian's, driven by Playwright) that accepts downloads."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (run 'make browser-deps')")
+        pytest.skip(f"{CHROMIUM} not installed (run 'make system-deps')")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -74,3 +74,15 @@ class KeyedNoise:
         h = splitmix64(h ^ step)[:, None]
         h = splitmix64(h ^ torch.arange(positions, device=device)[None, :])
         return _shr(h, 11).double() / float(1 << 53)
+
+
+def keyed_seed(seed: int, key: int) -> int:
+    """A torch.Generator seed for one (seed, key) pair, e.g. one design: hashed like ``KeyedNoise``'s row
+    keys, so draws seeded this way do not depend on which other keys are drawn or in what order.
+
+    Example:
+        >>> keyed_seed(0, 1) == keyed_seed(0, 1) != keyed_seed(0, 2)
+        True
+    """
+    h = splitmix64(torch.tensor(int(seed), dtype=torch.long))
+    return int(splitmix64(h ^ int(key)))

@@ -26,7 +26,7 @@ import torch
 from seqdiff.atomic import atomic_path
 from seqdiff.core.device import resolve_device
 from seqdiff.core.diffusion import MaskedDiffusion
-from seqdiff.core.noise import KeyedNoise
+from seqdiff.core.noise import KeyedNoise, keyed_seed
 from seqdiff.core.sampling import sample
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
@@ -188,28 +188,44 @@ def plan_from_contig(
 
 @torch.no_grad()
 def score_nelbo(
-    model: MaskedDiffusion, sequences: list[str], passes: int = 8, seed: int = 0, batch_size: int = 32
+    model: MaskedDiffusion, sequences: list[str], passes: int = 8, seed: int = 0, first_key: int = 0
 ) -> np.ndarray:
     """The model's NELBO per residue (nats) of each sequence, averaged over ``passes`` MC draws.
+
+    Sequence i is scored on its own, its passes one batch with stratified times, drawn from a generator
+    seeded by (seed, ``first_key + i``): a score does not depend on the other sequences, so a slice of a
+    list scored with its offset as ``first_key`` gets the scores of the whole list.
 
     Example:
         >>> score_nelbo(model, ["MKTAYIAKQR"])  # doctest: +SKIP
         array([2.81])
     """
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
     out = np.zeros(len(sequences))
-    for start in range(0, len(sequences), batch_size):
-        chunk = sequences[start : start + batch_size]
+    for i, sequence in enumerate(sequences):
+        generator = torch.Generator(device=device).manual_seed(keyed_seed(seed, first_key + i))
         # Non-standard residues (X, B, Z, U, O) are missing data, as in training and eval.
-        x, valid = pad_batch([torch.as_tensor(tokens_for_training(s)) for s in chunk], alphabet.PAD_ID)
-        x, valid = x.to(device), valid.to(device)
-        total = torch.zeros(len(chunk), device=device)
-        for _ in range(passes):
-            losses = model.losses(x, valid, generator=generator)
-            total += losses.nelbo / losses.tokens.clamp(min=1)
-        out[start : start + len(chunk)] = (total / passes).cpu().numpy()
+        x = torch.as_tensor(tokens_for_training(sequence), device=device).repeat(passes, 1)
+        losses = model.losses(x, generator=generator)
+        out[i] = float((losses.nelbo / losses.tokens.clamp(min=1)).mean())
     return out
+
+
+def check_sampling(steps: int, temperature: float, top_p: float) -> None:
+    """Refuse sampler settings that cannot work, before any model is loaded.
+
+    Example:
+        >>> check_sampling(0, 1.0, 1.0)
+        Traceback (most recent call last):
+        ...
+        seqdiff.errors.SeqdiffError: --steps must be at least 1
+    """
+    if steps < 1:
+        raise SeqdiffError("--steps must be at least 1")
+    if not 0 < top_p <= 1:
+        raise SeqdiffError("--top-p must be in (0, 1]")
+    if temperature <= 0:
+        raise SeqdiffError("--temperature must be > 0")
 
 
 def design(
@@ -224,11 +240,14 @@ def design(
     batch_size: int = 16,
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    first_job: int = 0,
 ) -> list[Design]:
     """Fill the ``_`` of every job's template; fixed residues are never changed.
 
-    Jobs are sampled ``batch_size`` at a time with noise keyed by (seed, job number): the same
-    jobs and seed give the same designs whatever the batch size or device batching.
+    Jobs are sampled ``batch_size`` at a time with noise keyed by (seed, job number), job i being
+    number ``first_job + i``; the NELBO scores are keyed the same way. The same jobs and seed give the
+    same designs whatever the batch size, and a slice of a job list designed with its offset as
+    ``first_job`` (as the Ray engine does) gets the designs of the whole list.
     ``progress(done, total)`` is called after every sampler step (total = batches x steps).
 
     Example:
@@ -238,12 +257,7 @@ def design(
     """
     if not jobs:
         return []
-    if steps < 1:
-        raise SeqdiffError("--steps must be at least 1")
-    if not 0 < top_p <= 1:
-        raise SeqdiffError("--top-p must be in (0, 1]")
-    if temperature <= 0:
-        raise SeqdiffError("--temperature must be > 0")
+    check_sampling(steps, temperature, top_p)
     dev = resolve_device(device)
     if model is None:
         model, _ = load_protein_model(checkpoint, dev)
@@ -275,7 +289,8 @@ def design(
 
         result = sample(
             model, z, valid, steps=steps, grid=grid, temperature=temperature, top_p=top_p,
-            noise=KeyedNoise(seed, torch.arange(b * batch_size, b * batch_size + len(chunk))), on_step=on_step,
+            noise=KeyedNoise(seed, first_job + torch.arange(b * batch_size, b * batch_size + len(chunk))),
+            on_step=on_step,
         )  # fmt: skip
         for row, job in enumerate(chunk):
             n = len(job.template)
@@ -296,7 +311,7 @@ def design(
                     params=params,
                 )
             )
-    nelbo = score_nelbo(model, [d.sequence for d in designs], seed=seed)
+    nelbo = score_nelbo(model, [d.sequence for d in designs], seed=seed, first_key=first_job)
     for d, value in zip(designs, nelbo, strict=True):
         d.nelbo_per_residue = float(value)
     return designs

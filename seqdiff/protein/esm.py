@@ -340,9 +340,7 @@ def score_table(
         {
             "id": [r.id for r in records],
             "length": [len(s) for s in sequences],
-            "nelbo_per_residue": score_nelbo(
-                model, observed, passes=passes, seed=seed, batch_size=batch_size
-            ),
+            "nelbo_per_residue": score_nelbo(model, observed, passes=passes, seed=seed),
         }
     )
     if esm_model is not None:

@@ -82,9 +82,7 @@ def add_score_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     )
     p.add_argument("--checkpoint", help="seqdiff model folder (default: the shipped protein model)")
     p.add_argument("--passes", type=int, default=8, help="Monte-Carlo passes per NELBO (default 8)")
-    p.add_argument(
-        "--batch-size", type=int, default=32, help="sequences (NELBO) or masked copies (ESM) per batch"
-    )
+    p.add_argument("--batch-size", type=int, default=32, help="masked copies per ESM-2 batch (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(

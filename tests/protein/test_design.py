@@ -14,6 +14,7 @@ from seqdiff.protein.design import design, plan_from_contig, plan_from_records, 
 from seqdiff.protein.io import ProteinRecord, read_sequences
 from seqdiff.protein.positions import load_benchmark_problems
 
+ROOT = Path(__file__).resolve().parents[2]
 UBIQUITIN = "MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQQRLIFAGKQLEDGRTLSDYNIQKESTLHLVLRLRGG"
 
 
@@ -55,6 +56,15 @@ def test_same_seed_same_designs_other_seed_different(tiny_protein_model: Path) -
     c = [d.sequence for d in run_design(tiny_protein_model, jobs, seed=2)]
     assert a == b  # keyed noise: the batch size does not change a design
     assert a != c
+
+
+def test_slice_with_first_job_equals_the_whole_run(tiny_protein_model: Path) -> None:
+    # A slice designed with its offset gets the whole run's designs, NELBO included, although its
+    # batches (and their padding: 56- and 20-residue inputs) differ: designs do not depend on partitioning.
+    jobs = plan_from_records(read_sequences(ROOT / "data" / "examples" / "masked.fasta"), n=3)
+    whole = run_design(tiny_protein_model, jobs, seed=2, batch_size=4)
+    tail = run_design(tiny_protein_model, jobs[2:], seed=2, first_job=2)
+    assert [d.to_record() for d in tail] == [d.to_record() for d in whole[2:]]
 
 
 def test_contig_designs_keep_every_motif_and_length_range(tiny_protein_model: Path, shared: Path) -> None:

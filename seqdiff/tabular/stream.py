@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,57 @@ def _null_cells(batch: pa.Table, columns: list[str]) -> int:
     return sum(int(pc.sum(pc.is_null(batch.column(c), nan_is_null=True)).as_py() or 0) for c in columns)
 
 
+def impute_batch(
+    imputer: MaskedDiffusionImputer, table: pa.Table, first_row: int, n_samples: int, source: str
+) -> tuple[pa.Table, int]:
+    """Impute one batch holding rows ``first_row ..`` of a larger table: (the imputed batch, the number
+    of missing modelled cells it had). The one batch function of both engines (`impute_file` here and
+    the Ray engine in `seqdiff.distributed`): the noise is keyed by global row number, so a batch
+    imputed anywhere, with its `first_row`, gets what it gets in the whole file.
+
+    Example:
+        >>> out, filled = impute_batch(imputer, batch, first_row=65_536, n_samples=1, source="a.parquet")  # doctest: +SKIP
+    """
+    cells = _null_cells(table, [c for c in imputer.encoder_.columns if c in table.column_names])
+    return imputer.impute_arrow(table, first_row=first_row, n_samples=n_samples, source=source), cells
+
+
+def write_imputed(
+    batches: Iterable[tuple[pa.Table, int]],
+    in_path: str | Path,
+    out_path: str | Path,
+    total: int | None = None,
+    progress: bool | None = False,
+) -> StreamReport:
+    """Write imputed batches (from `impute_batch`, in row order) as one Parquet file, atomically.
+
+    A row group per batch; no batches (an empty input) writes the input as it is. `total` sizes the
+    tqdm bar shown when `progress` (None: only when stderr is a terminal).
+
+    Example:
+        >>> write_imputed([impute_batch(imputer, t, 0, 1, "a.parquet")], "a.parquet", "b.parquet")  # doctest: +SKIP
+        StreamReport(rows=100, imputed_cells=12, output='b.parquet')
+    """
+    rows = cells = 0
+    disable = None if progress is None else not progress
+    with atomic_path(out_path) as tmp, tqdm(total=total, desc="imputing", unit="row", disable=disable) as bar:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for out, filled in batches:
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, out.schema)
+                writer.write_table(out)
+                rows += out.num_rows
+                cells += filled
+                bar.update(out.num_rows)
+            if writer is None:  # no rows: the output is the (empty) input
+                pq.write_table(read_table(in_path), tmp)
+        finally:
+            if writer is not None:
+                writer.close()
+    return StreamReport(rows, cells, str(out_path))
+
+
 def impute_file(
     in_path: str | Path,
     out_path: str | Path,
@@ -86,27 +138,14 @@ def impute_file(
     total = None
     if Path(in_path).suffix.lower() in PARQUET_SUFFIXES:
         total = pq.ParquetFile(in_path).metadata.num_rows
-    rows = cells = 0
-    columns = imputer.encoder_.columns
-    disable = None if progress is None else not progress
-    with atomic_path(out_path) as tmp, tqdm(total=total, desc="imputing", unit="row", disable=disable) as bar:
-        writer: pq.ParquetWriter | None = None
-        try:
-            for batch in batches:
-                table = pa.Table.from_batches([batch])
-                cells += _null_cells(table, [c for c in columns if c in table.column_names])
-                out = imputer.impute_arrow(table, first_row=rows, n_samples=n_samples, source=source)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, out.schema)
-                writer.write_table(out)
-                rows += table.num_rows
-                bar.update(table.num_rows)
-            if writer is None:  # no rows: the output is the (empty) input
-                pq.write_table(read_table(in_path), tmp)
-        finally:
-            if writer is not None:
-                writer.close()
-    return StreamReport(rows, cells, str(out_path))
+
+    def imputed() -> Iterator[tuple[pa.Table, int]]:
+        first_row = 0
+        for batch in batches:
+            yield impute_batch(imputer, pa.Table.from_batches([batch]), first_row, n_samples, source)
+            first_row += batch.num_rows
+
+    return write_imputed(imputed(), in_path, out_path, total, progress)
 
 
 def read_sample(

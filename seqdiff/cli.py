@@ -93,12 +93,32 @@ def cmd_design(args: argparse.Namespace) -> None:
         if args.length:
             raise SeqdiffError("--length goes with --contig")
         jobs = api.plan_from_records(read_sequences(args.input), args.fix, args.redesign, n=args.n)
-    designs = sample_designs(jobs, args, "designing")
+    if args.engine == "ray":
+        from seqdiff.ray_engine import design_ray
+
+        designs = design_ray(
+            jobs,
+            checkpoint=args.checkpoint,
+            steps=args.steps,
+            grid=args.grid,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=args.device,
+            address=args.ray_address,
+            actors=args.actors,
+        )
+        if args.rank_by or args.per_position:
+            designs = list(designs)
+        # Otherwise the FASTA is written as the designs arrive: memory holds one unit at a time.
+    else:
+        designs = sample_designs(jobs, args, "designing")
     if args.rank_by:
         from seqdiff.protein.esm import rank_designs
 
         designs = rank_designs(designs, args.rank_by, args.esm, device=args.device)
-    write_fasta([d.to_record() for d in designs], args.output, inputs=[args.input])
+    write_fasta((d.to_record() for d in designs), args.output, inputs=[args.input])
     if args.per_position:
         api.write_per_position(designs, args.per_position)
 
@@ -155,6 +175,7 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from seqdiff import __version__
+    from seqdiff.ray_engine import add_engine_flags
 
     parser = argparse.ArgumentParser(
         prog="seqdiff",
@@ -195,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-by", choices=["nelbo", "esm"], help="sort designs by this score (best first)")
     p.add_argument("--esm", help="ESM-2 checkpoint (.pt file or name) for --rank-by esm")
     add_sampling_flags(p)
+    add_engine_flags(p)
     p.set_defaults(func=cmd_design)
 
     p = sub.add_parser("eval", help="NELBO and perplexity of a protein model on a FASTA file")

@@ -35,6 +35,14 @@ def cmd_impute(args: argparse.Namespace) -> None:
     check_output(args.input, output, args.in_place)
     if args.samples < 1 or args.batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
+    # With --engine ray, --device is where the actors run; this process only loads or fits the model,
+    # and a cluster's head node often has no GPU.
+    here = args.device
+    if args.engine == "ray":
+        from seqdiff.ray_engine import require_ray
+
+        require_ray()  # before a fit that may take minutes
+        here = "auto"
     if args.checkpoint:
         fit_only = [
             flag
@@ -48,14 +56,14 @@ def cmd_impute(args: argparse.Namespace) -> None:
         ]
         if fit_only:
             raise SeqdiffError(f"{', '.join(fit_only)}: only when fitting, not with --checkpoint")
-        imputer = MaskedDiffusionImputer.load(args.checkpoint, device=args.device)
+        imputer = MaskedDiffusionImputer.load(args.checkpoint, device=here)
         imputer.set_params(progress=None)
     else:
         settings = {"max_steps": args.max_steps} if args.max_steps else {}
         imputer = MaskedDiffusionImputer(
             categorical=args.categorical or (),
             numeric=args.numeric or (),
-            device=args.device,
+            device=here,
             seed=args.seed,
             progress=None,
             **settings,
@@ -69,15 +77,21 @@ def cmd_impute(args: argparse.Namespace) -> None:
         if args.save_model:
             imputer.save(args.save_model)
             _say(f"model saved to {args.save_model}")
-    report = impute_file(
-        args.input,
-        output,
-        imputer,
-        batch_rows=args.batch_rows,
-        n_samples=args.samples,
-        progress=None,
-        in_place=args.in_place,
-    )
+    options = {
+        "batch_rows": args.batch_rows,
+        "n_samples": args.samples,
+        "progress": None,
+        "in_place": args.in_place,
+    }
+    if args.engine == "ray":
+        from seqdiff.ray_engine import impute_file_ray
+
+        imputer.set_params(device=args.device)
+        report = impute_file_ray(
+            args.input, output, imputer, **options, address=args.ray_address, actors=args.actors
+        )
+    else:
+        report = impute_file(args.input, output, imputer, **options)
     _say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
 
 
@@ -90,6 +104,8 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         >>> parser.parse_args(["impute", "a.csv", "-o", "b.parquet", "--samples", "5"]).func.__name__
         'cmd_impute'
     """
+    from seqdiff.ray_engine import add_engine_flags
+
     p = subparsers.add_parser(
         "impute",
         help="fill the missing cells of a table (Parquet or CSV)",
@@ -111,6 +127,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--max-steps", type=int, help="training steps when fitting (default 2000)")
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")
+    add_engine_flags(p)
     p.set_defaults(func=cmd_impute)
     return p
 

@@ -1,0 +1,391 @@
+"""Batch imputation and batch design on Ray Data: ``--engine ray`` of ``seqdiff impute`` and ``design``.
+
+Ray is an optional extra (``pip install 'seqdiff[ray]'``), imported only when this engine runs, so
+``import seqdiff`` and the local engine work without it.
+
+Each engine calls one batch function on one unit of work, given the unit's global offset:
+`seqdiff.tabular.stream.impute_batch` on rows ``first_row ..`` of a Parquet file, and
+`seqdiff.protein.design.design` on jobs ``first_job ..`` of a job list. The sampler's noise is keyed
+by global row / job number, and the units are exactly the local engine's batches (rows
+``[k * batch_rows, (k + 1) * batch_rows)``, jobs ``[k * batch_size, (k + 1) * batch_size)``), so the
+Ray engine writes what the local engine writes at the same seed, whatever the number of actors.
+
+A pool of actors (``map_batches`` with a callable class) loads the model once per actor; the model
+travels to them as bundle bytes through Ray's object store, so it need not be on a shared disk. The
+driver (this process) receives the units' results in order and writes the output atomically.
+
+Example:
+    >>> imputer = MaskedDiffusionImputer.load("runs/adult-imputer")  # doctest: +SKIP
+    >>> impute_file_ray("adult_holed.parquet", "adult_imputed.parquet", imputer, actors=4)  # doctest: +SKIP
+    StreamReport(rows=48842, imputed_cells=234567, output='adult_imputed.parquet')
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from seqdiff.errors import SeqdiffError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seqdiff.protein.design import Design, DesignJob
+    from seqdiff.tabular.imputer import MaskedDiffusionImputer
+    from seqdiff.tabular.stream import StreamReport
+
+# Half a CPU per actor: an actor asking for a whole CPU would, on a machine with as many cores as
+# actors, leave none for Ray Data's own tasks, and the run would wait forever.
+ACTOR_CPUS = 0.5
+
+INSTALL_HINT = "--engine ray needs Ray: pip install 'seqdiff[ray]' (or 'ray[data]')"
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--ray-address`` and ``--actors``, shared by ``seqdiff impute`` and ``design``.
+
+    Example:
+        >>> p = argparse.ArgumentParser()
+        >>> add_engine_flags(p)
+        >>> p.parse_args(["--engine", "ray"]).actors
+        2
+    """
+    p.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="where batches run (default local)"
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local one)",
+    )
+    p.add_argument("--actors", type=int, default=2, help="Ray actors, each with its own model (default 2)")
+
+
+def require_ray() -> ModuleType:
+    """The ``ray`` module with Ray Data, or a one-line SeqdiffError saying how to install it.
+
+    Example:
+        >>> require_ray().__name__  # doctest: +SKIP
+        'ray'
+    """
+    try:
+        import ray
+        import ray.data  # noqa: F401  (Ray Data is a separate extra of ray)
+    except ImportError:
+        raise SeqdiffError(INSTALL_HINT) from None
+    return ray
+
+
+@contextmanager
+def ray_cluster(address: str | None = None) -> Iterator[ModuleType]:
+    """Ray, connected to the cluster at ``address`` (None: a new local cluster on this machine).
+
+    A Ray already initialised in this process (a test, a notebook) is used as it is and left running;
+    a cluster this call started or joined is shut down (left, for a remote one) at the end.
+
+    Example:
+        >>> with ray_cluster("auto") as ray:  # doctest: +SKIP
+        ...     ray.cluster_resources()["CPU"]
+        64.0
+    """
+    ray = require_ray()
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, include_dashboard=False)
+        except ConnectionError as err:
+            raise SeqdiffError(f"--ray-address {address}: cannot join the Ray cluster ({err})") from None
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _check_pool(actors: int, device: str) -> dict[str, Any]:
+    """map_batches' resource arguments for `actors` actors on `device` (a GPU each for cuda)."""
+    if actors < 1:
+        raise SeqdiffError("--actors must be at least 1")
+    if device not in ("auto", "cpu", "cuda"):
+        raise SeqdiffError(
+            f"device {device!r}: with --engine ray choose auto, cpu or cuda (Ray picks the GPU)"
+        )
+    # Without num_gpus Ray hides every GPU from the actor, so 'auto' runs on CPU there.
+    return {"num_cpus": ACTOR_CPUS, "num_gpus": 1 if device == "cuda" else 0}
+
+
+def _run_in_order(ds: Any, fn: type, actors: int, resources: dict[str, Any], **kwargs: Any) -> Iterator[dict]:
+    """Rows of ``ds.map_batches(fn)`` over an actor pool of `_Actor` ``fn``, in the order of ``ds``'s
+    rows; a unit whose work raised a SeqdiffError raises it here, one line, as the local engine does.
+    """
+    import ray.data
+
+    mapped = ds.map_batches(
+        fn,
+        fn_constructor_kwargs=kwargs,
+        batch_size=1,  # one unit of work per call: the units are the local engine's batches
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        batch_format="pyarrow",
+        **resources,
+    )
+    mapped.context.execution_options.preserve_order = True
+    for row in mapped.iter_rows():
+        if row["error"]:
+            raise SeqdiffError(row["error"])
+        yield row
+
+
+class _Actor(ABC):
+    """A Ray actor's callable: ``run`` on each unit of a batch; the model is loaded by the first unit.
+
+    A SeqdiffError (a record too long for the model, a column the model does not know) becomes the
+    unit's ``error``: raised by Ray it would come back wrapped in Ray's traceback, logged twice.
+    """
+
+    empty: dict[str, Any] = {}
+
+    @abstractmethod
+    def run(self, unit: dict[str, Any]) -> dict[str, Any]:
+        """One unit of work: its output columns."""
+
+    def __call__(self, units: pa.Table) -> dict[str, list]:
+        rows = []
+        for unit in units.to_pylist():
+            try:
+                rows.append({**self.run(unit), "error": ""})
+            except SeqdiffError as err:
+                rows.append({**self.empty, "error": str(err)})
+        return {name: [row[name] for row in rows] for name in rows[0]}
+
+
+def _folder_bytes(folder: str | Path) -> dict[str, bytes]:
+    """Every file of a model folder, by relative path: what an actor needs to rebuild it anywhere."""
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@contextmanager
+def _unpacked(files: dict[str, bytes]) -> Iterator[Path]:
+    """`_folder_bytes` written back into a temporary folder, removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="seqdiff-model-") as folder:
+        for name, data in files.items():
+            path = Path(folder) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        yield Path(folder)
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def read_rows(parquet: pq.ParquetFile, first_row: int, rows: int) -> pa.Table:
+    """Rows ``first_row .. first_row + rows - 1`` of a Parquet file, decoding only the row groups that
+    hold them (and, inside the first, the rows before ``first_row``).
+
+    Example:
+        >>> read_rows(pq.ParquetFile("../shared/data/tabular/adult.parquet"), 100, 5).num_rows  # doctest: +SKIP
+        5
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    meta = parquet.metadata
+    starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    end = first_row + rows
+    groups = [g for g in range(meta.num_row_groups) if starts[g] < end and starts[g + 1] > first_row]
+    pieces, position = [], int(starts[groups[0]])
+    for batch in parquet.iter_batches(batch_size=rows, row_groups=groups):
+        lo, hi = max(first_row - position, 0), min(end - position, batch.num_rows)
+        if hi > lo:
+            pieces.append(batch.slice(lo, hi - lo))
+        position += batch.num_rows
+        if position >= end:
+            break
+    return pa.Table.from_batches(pieces)
+
+
+class _ImputeActor(_Actor):
+    """The table model, loaded once per actor, imputing units of rows read from the Parquet file."""
+
+    empty = {"ipc": b"", "cells": 0}
+
+    def __init__(self, model: dict[str, bytes], device: str, path: str, n_samples: int):
+        import pyarrow.parquet as pq
+
+        self.model, self.device, self.path, self.n_samples = model, device, path, n_samples
+        self.parquet = pq.ParquetFile(path)
+        self.imputer: MaskedDiffusionImputer | None = None
+
+    def run(self, unit: dict[str, Any]) -> dict[str, Any]:
+        import pyarrow as pa
+
+        from seqdiff.tabular.imputer import MaskedDiffusionImputer
+        from seqdiff.tabular.stream import impute_batch
+
+        if self.imputer is None:
+            with _unpacked(self.model) as folder:
+                self.imputer = MaskedDiffusionImputer.load(folder, device=self.device)
+            self.imputer.set_params(progress=False)
+        table = read_rows(self.parquet, unit["first_row"], unit["rows"])
+        imputed, cells = impute_batch(self.imputer, table, unit["first_row"], self.n_samples, self.path)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, imputed.schema) as writer:
+            writer.write_table(imputed)
+        return {"ipc": sink.getvalue().to_pybytes(), "cells": cells}
+
+
+def impute_file_ray(
+    in_path: str | Path,
+    out_path: str | Path,
+    imputer: MaskedDiffusionImputer,
+    batch_rows: int = 65_536,
+    n_samples: int = 1,
+    progress: bool | None = False,
+    in_place: bool = False,
+    *,
+    address: str | None = None,
+    actors: int = 2,
+) -> StreamReport:
+    """`seqdiff.tabular.stream.impute_file` on a Ray cluster: the same output at the same seed.
+
+    The Parquet file ``in_path`` is cut into units of ``batch_rows`` rows; a pool of ``actors`` actors
+    (each on ``imputer.device``: a GPU each for ``"cuda"``) reads and imputes them, and this process
+    writes the results in row order to ``out_path``, atomically. Every node must read ``in_path`` at
+    the same path (a shared file system). Ray joins ``address`` (None: a new local cluster).
+
+    Example:
+        >>> impute_file_ray("holed.parquet", "filled.parquet", imputer, actors=2).imputed_cells  # doctest: +SKIP
+        1520
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seqdiff.tabular.stream import PARQUET_SUFFIXES, check_output, write_imputed
+
+    check_output(in_path, out_path, in_place)
+    if n_samples < 1 or batch_rows < 1:
+        raise SeqdiffError("--samples and --batch-rows must be at least 1")
+    if Path(in_path).suffix.lower() not in PARQUET_SUFFIXES:
+        raise SeqdiffError(f"{in_path}: --engine ray reads Parquet; convert the file or use --engine local")
+    resources = _check_pool(actors, imputer.device)
+    try:
+        total = pq.ParquetFile(in_path).metadata.num_rows
+    except (pa.ArrowException, OSError) as err:
+        raise SeqdiffError(f"{in_path}: not a readable Parquet file ({err})") from None
+    units = [{"first_row": s, "rows": min(batch_rows, total - s)} for s in range(0, total, batch_rows)]
+    with tempfile.TemporaryDirectory(prefix="seqdiff-imputer-") as folder:
+        imputer.save(folder)
+        model = _folder_bytes(folder)
+    path = str(Path(in_path).resolve())  # absolute: the actors' working directory is not this one
+    with ray_cluster(address) as ray:
+
+        def results() -> Iterator[tuple[pa.Table, int]]:
+            if not units:
+                return
+            ds = ray.data.from_items(units, override_num_blocks=len(units))
+            kwargs = {"model": model, "device": imputer.device, "path": path, "n_samples": n_samples}
+            for row in _run_in_order(ds, _ImputeActor, min(actors, len(units)), resources, **kwargs):
+                yield pa.ipc.open_stream(row["ipc"]).read_all(), row["cells"]
+
+        return write_imputed(results(), in_path, out_path, total, progress)
+
+
+# --------------------------------------------------------------------------------------------- proteins
+class _DesignActor(_Actor):
+    """The protein model, loaded once per actor, designing units of jobs with `design`."""
+
+    empty = {"designs": b""}
+
+    def __init__(self, model: dict[str, bytes] | None, device: str, settings: dict[str, Any]):
+        self.files, self.device, self.settings = model, device, settings
+        self.model: Any = None
+
+    def run(self, unit: dict[str, Any]) -> dict[str, Any]:
+        from seqdiff.core.device import resolve_device
+        from seqdiff.protein.design import design
+        from seqdiff.protein.model import load_protein_model
+
+        if self.model is None:
+            if self.files is None:
+                self.model, _ = load_protein_model(None, resolve_device(self.device))
+            else:
+                with _unpacked(self.files) as folder:
+                    self.model, _ = load_protein_model(str(folder), resolve_device(self.device))
+        jobs = pickle.loads(unit["jobs"])
+        designs = design(
+            jobs,
+            model=self.model,
+            batch_size=len(jobs),
+            device=self.device,
+            first_job=unit["first_job"],
+            **self.settings,
+        )
+        return {"designs": pickle.dumps(designs)}
+
+
+def design_ray(
+    jobs: list[DesignJob],
+    checkpoint: str | None = None,
+    steps: int = 100,
+    grid: str = "cosine",
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str = "auto",
+    *,
+    address: str | None = None,
+    actors: int = 2,
+) -> Iterator[Design]:
+    """`seqdiff.protein.design.design` on a Ray cluster: the same designs, yielded in job order.
+
+    Jobs go to a pool of ``actors`` actors ``batch_size`` at a time (a GPU each for
+    ``device="cuda"``); each unit is designed with its offset as ``first_job``, so the designs equal
+    the local engine's at the same seed. The model (``checkpoint``, default the shipped one) is sent
+    to the actors. Settings are checked here, before Ray starts; designs arrive as units finish.
+
+    Example:
+        >>> jobs = plan_from_records(read_sequences("many.fasta"), fix="1-20", n=4)  # doctest: +SKIP
+        >>> write_fasta([d.to_record() for d in design_ray(jobs, steps=50, actors=8)], "out.fasta")  # doctest: +SKIP
+    """
+    from seqdiff.protein.design import check_sampling
+
+    require_ray()
+    check_sampling(steps, temperature, top_p)
+    if batch_size < 1:
+        raise SeqdiffError("--batch-size must be at least 1")
+    resources = _check_pool(actors, device)
+    model = None  # the shipped model, installed with seqdiff on every node
+    if checkpoint:
+        if not Path(checkpoint).is_dir():
+            raise SeqdiffError(f"{checkpoint}: not a seqdiff model (no such folder)")
+        model = _folder_bytes(checkpoint)
+    settings = {
+        "checkpoint": checkpoint,  # names the model in each design's header
+        "steps": steps,
+        "grid": grid,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+    }
+    units = [
+        {"first_job": s, "jobs": pickle.dumps(jobs[s : s + batch_size])}
+        for s in range(0, len(jobs), batch_size)
+    ]
+
+    def generate() -> Iterator[Design]:
+        if not units:
+            return
+        with ray_cluster(address) as ray:
+            ds = ray.data.from_items(units, override_num_blocks=len(units))
+            kwargs = {"model": model, "device": device, "settings": settings}
+            for row in _run_in_order(ds, _DesignActor, min(actors, len(units)), resources, **kwargs):
+                yield from pickle.loads(row["designs"])
+
+    return generate()

@@ -1,0 +1,162 @@
+"""--engine ray: on a local Ray cluster, imputation and design equal the local engine's at the same seed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from seqdiff.cli import main
+from seqdiff.ray_engine import read_rows
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.stream import impute_file
+
+ROOT = Path(__file__).resolve().parents[1]
+MASKED_FASTA = ROOT / "data" / "examples" / "masked.fasta"
+TINY = {"dim": 32, "n_layers": 1, "n_heads": 2, "batch_rows": 128, "max_steps": 60, "device": "cpu"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The test machine is shared: one thread is faster than contending for two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local 2-CPU Ray cluster for this module; the engine uses it as it is (and leaves it running)."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def holed_adult(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,000 rows of adult with 30% of the cells of every column but `split` missing, in 3 row groups."""
+    table = pq.read_table(shared / "tabular" / "adult.parquet").slice(0, 2000).drop_columns(["split"])
+    rng = np.random.default_rng(0)
+    columns = [pc.if_else(pa.array(rng.random(table.num_rows) < 0.3), None, c) for c in table.columns]
+    path = tmp_path_factory.mktemp("adult") / "adult_holed.parquet"
+    pq.write_table(pa.Table.from_arrays(columns, schema=table.schema), path, row_group_size=700)
+    return path
+
+
+@pytest.fixture(scope="module")
+def adult_model(holed_adult: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models") / "adult"
+    MaskedDiffusionImputer(seed=0, **TINY).fit(pq.read_table(holed_adult)).save(folder)
+    return folder
+
+
+def test_read_rows_across_row_groups(holed_adult: Path) -> None:
+    whole = pq.read_table(holed_adult)
+    parquet = pq.ParquetFile(holed_adult)
+    for first, rows in [(0, 512), (512, 512), (650, 100), (1536, 464), (1999, 1)]:
+        assert read_rows(parquet, first, rows).equals(whole.slice(first, rows))
+
+
+@pytest.mark.slow
+def test_ray_imputation_equals_local(
+    ray_cluster, holed_adult: Path, adult_model: Path, tmp_path: Path
+) -> None:
+    from seqdiff.ray_engine import impute_file_ray
+
+    imputer = MaskedDiffusionImputer.load(adult_model, device="cpu")
+    local, distributed, cli = tmp_path / "local.parquet", tmp_path / "ray.parquet", tmp_path / "cli.parquet"
+    report = impute_file(holed_adult, local, imputer, batch_rows=512)
+    ray_report = impute_file_ray(holed_adult, distributed, imputer, batch_rows=512, actors=2)
+    assert (ray_report.rows, ray_report.imputed_cells) == (report.rows, report.imputed_cells)
+    assert report.rows == 2000 and report.imputed_cells > 0.25 * 2000 * 15
+    holed, expected, got = pq.read_table(holed_adult), pq.read_table(local), pq.read_table(distributed)
+    assert got.equals(expected) and got.schema.equals(holed.schema, check_metadata=True)
+    assert distributed.read_bytes() == local.read_bytes()  # the same row groups, byte for byte
+    for name in holed.column_names:
+        observed = pc.is_valid(holed.column(name))
+        assert got.column(name).filter(observed).equals(holed.column(name).filter(observed))
+        assert got.column(name).null_count == 0
+    # The CLI with a saved model, 3 actors: the same file again; the input is left alone.
+    before = holed_adult.read_bytes()
+    args = [
+        "impute",
+        str(holed_adult),
+        "-o",
+        str(cli),
+        "--checkpoint",
+        str(adult_model),
+        "--batch-rows",
+        "512",
+    ]
+    assert main([*args, "--engine", "ray", "--actors", "3", "--device", "cpu"]) == 0
+    assert cli.read_bytes() == local.read_bytes() and holed_adult.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_ray_design_equals_local(ray_cluster, tiny_protein_model: Path, tmp_path: Path) -> None:
+    # 2 inputs of 56 and 20 residues, 3 designs each, 4 jobs per unit: a unit mixes lengths (padding).
+    common = [str(MASKED_FASTA), "-n", "3", "--steps", "8", "--seed", "5", "--batch-size", "4"]
+    common += ["--checkpoint", str(tiny_protein_model), "--device", "cpu"]
+    runs = {}
+    for engine in ("local", "ray"):
+        out, per_position = tmp_path / f"{engine}.fasta", tmp_path / f"{engine}.parquet"
+        argv = ["design", *common, "-o", str(out), "--per-position", str(per_position), "--engine", engine]
+        assert main(argv) == 0
+        runs[engine] = (out.read_text(), pq.read_table(per_position))
+    assert runs["ray"][0] == runs["local"][0] and runs["ray"][0].count(">") == 6
+    assert runs["ray"][1].equals(runs["local"][1])
+    # Streamed (no --per-position) and ranked outputs too.
+    for extra in ([], ["--rank-by", "nelbo"]):
+        outs = []
+        for engine in ("local", "ray"):
+            out = tmp_path / f"{engine}-{len(extra)}.fasta"
+            assert main(["design", *common, "-o", str(out), "--engine", engine, *extra]) == 0
+            outs.append(out.read_text())
+        assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("command", ["impute", "design"])
+def test_engine_ray_without_ray_is_one_line_error(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    # A None entry in sys.modules makes `import ray` raise ImportError, as when Ray is not installed.
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    if command == "impute":
+        source = tmp_path / "t.parquet"
+        pq.write_table(pa.table({"a": [1.0, None]}), source)
+        argv = ["impute", str(source), "-o", str(tmp_path / "out.parquet"), "--engine", "ray"]
+    else:
+        argv = ["design", str(MASKED_FASTA), "-o", str(tmp_path / "out.fasta"), "--engine", "ray"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["seqdiff: error: --engine ray needs Ray: pip install 'seqdiff[ray]' (or 'ray[data]')"]
+    assert not list(tmp_path.glob("out.*"))
+
+
+@pytest.mark.slow
+def test_ray_error_in_an_actor_is_one_line(
+    ray_cluster, tiny_protein_model: Path, tmp_path: Path, capsys
+) -> None:
+    fasta = tmp_path / "long.fasta"
+    fasta.write_text(">long\n" + "_" * 600 + "\n")  # the tiny model takes 512 residues at most
+    out = tmp_path / "out.fasta"
+    argv = ["design", str(fasta), "--checkpoint", str(tiny_protein_model), "--steps", "2", "--device", "cpu"]
+    assert main([*argv, "--engine", "ray", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip().splitlines()[-1]
+        == "seqdiff: error: record 'long': length 600 exceeds the model's maximum of 512"
+    )
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))

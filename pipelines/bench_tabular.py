@@ -75,6 +75,7 @@ def impute(
         imputer = MaskedDiffusionImputer(
             max_steps=args.max_steps,
             max_minutes=args.max_minutes,
+            point=args.point,
             n_samples=args.samples,
             categorical=schema.categorical,
             numeric=schema.numeric,
@@ -145,7 +146,7 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
         "",
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
         f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_minutes={args.max_minutes}, "
-        f"n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
+        f"point={args.point}, n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
         "better), accuracy on categorical cells (higher is better), time = fit + impute seconds.",
         "",
     ]
@@ -238,7 +239,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rate", type=float, default=0.3, help="fraction of cells hidden")
     p.add_argument("--max-steps", type=int, default=2000, help="seqdiff training steps")
     p.add_argument("--max-minutes", type=float, help="seqdiff training time limit per fit")
-    p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell (mean / mode)")
+    p.add_argument(
+        "--point",
+        default="predictive",
+        choices=["predictive", "draws"],
+        help="seqdiff point estimate: predictive distribution (one pass), or the mean / mode of --samples draws",
+    )
+    p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell with --point draws")
     p.add_argument("--fidelity-rows", type=int, default=5000, help="synthetic rows for the fidelity scores")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")

@@ -174,7 +174,9 @@ class _NumericCodec:
         return _from_values(values, self.arrow_type)
 
     def decode_point(self, probs: np.ndarray) -> pa.Array:
-        return self._output(probs @ self.means / probs.sum(axis=1))
+        # A row-wise sum, not a matrix product: BLAS kernels vary with the row count, and a row's value
+        # must not depend on how many rows are decoded with it (streamed = in-memory imputation).
+        return self._output((probs * self.means).sum(axis=1) / probs.sum(axis=1))
 
     def decode_sample(self, local: np.ndarray, rng: np.random.Generator) -> pa.Array:
         offsets = np.floor(rng.random(len(local)) * self._lengths[local]).astype(np.int64)

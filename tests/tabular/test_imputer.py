@@ -138,11 +138,11 @@ def test_learns_a_deterministic_column(fitted, complete, holed):
 def test_point_estimate_of_several_draws(fitted, holed):
     draws = fitted.transform_samples(holed, 3)
     assert len(draws) == 3 and not draws[0].equals(draws[1])
-    fitted.set_params(n_samples=3)
+    fitted.set_params(point="draws", n_samples=3)
     try:
         point = fitted.transform(holed)
     finally:
-        fitted.set_params(n_samples=1)
+        fitted.set_params(point="predictive", n_samples=1)
     missing = holed["x1"].isna()
     mean = sum(d["x1"][missing] for d in draws) / 3
     np.testing.assert_allclose(point["x1"][missing], mean, rtol=1e-12)

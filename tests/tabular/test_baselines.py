@@ -130,3 +130,23 @@ def test_mice_learns_a_linear_relation():
     mean = metrics(df, mean_mode_impute(holed), column_mask)["mae"]
     assert mice < 0.3 * mean
     assert imputable_columns(df) == (["a", "b", "c"], ["g"])
+
+
+def test_knn_fill_equals_sklearn_knn_imputer():
+    from sklearn.impute import KNNImputer
+
+    from pipelines.tabular_baselines import knn_fill
+
+    rng = np.random.default_rng(0)
+    numeric = rng.normal(size=(500, 4))
+    # Columns 0-1 always observed: every pair of rows has a continuous distance, so no ties (whose
+    # order is arbitrary in both implementations).
+    numeric[:, 2:][rng.random((500, 2)) < 0.3] = np.nan
+    one_hot = np.eye(3)[rng.integers(0, 3, 500)]
+    one_hot[rng.random(500) < 0.3] = np.nan  # a missing category: its whole block
+    x = np.column_stack([numeric, one_hot])
+    x[7] = np.nan  # nothing observed: no finite distance, so the column means
+    x[8:20, 2:4] = np.nan
+    want = KNNImputer(n_neighbors=5, keep_empty_features=True).fit_transform(x)
+    got = knn_fill(x, [[0], [1], [2], [3], [4, 5, 6]], n_neighbors=5, chunk=64)
+    np.testing.assert_allclose(got, want, atol=1e-12)

@@ -27,7 +27,7 @@ scaffolds its two segments with 50-100 designed residues, which we write as the 
 Needs HMMER (``apt-get install hmmer``; installed when missing and apt-get is available).
 Results: ``--out`` (JSON) and the same path with ``.md``; designs as FASTA under ``--work``.
 
-Example (the full run, ~1.5 hours on one CPU core):
+Example (the full run, about 1.5 hours on one CPU core shared with another job):
     .venv/bin/python pipelines/bench_motif.py --out pipelines/results/motif.json --threads 1
 """
 
@@ -352,11 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--problems", nargs="+", help="only these problems (names as in problems.csv)")
     p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
     p.add_argument("--designs", type=int, default=100)
-    p.add_argument("--steps", type=int, default=40, help="sampler steps")
+    p.add_argument("--steps", type=int, default=25, help="sampler steps")
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--finetune-steps", type=int, default=150)
+    p.add_argument("--finetune-steps", type=int, default=80)
     p.add_argument("--finetune-minutes", type=float, default=2.0)
-    p.add_argument("--finetune-lr", type=float, default=3e-4)
+    p.add_argument("--finetune-lr", type=float, default=1e-3)
     p.add_argument("--retrain", action="store_true", help="fine-tune again even if a model exists in --work")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

@@ -78,11 +78,12 @@ def settings_sidebar() -> dict:
     side.header("Imputing")
     draws = side.number_input(
         "Draws per cell",
-        1,
+        0,
         64,
-        1,
+        0,
         key="table_draws",
-        help="Several draws are averaged (numeric columns) or voted (categorical ones).",
+        help="0: the predictive point estimate (conditional mean / most probable value, one network "
+        "pass per row). K >= 1: the mean (numeric columns) or vote (categorical ones) of K draws.",
     )
     seed = side.number_input("Seed", 0, 2**31 - 1, 0, key="table_seed")
     return {"max_steps": int(steps), "schedule": schedule, "draws": int(draws), "seed": int(seed)}
@@ -270,7 +271,12 @@ def impute(
         common.as_file(upload.name, upload.getvalue()) as path,
     ):
         parquet = common.written_bytes(
-            lambda out: impute_file(path, out, imputer, n_samples=settings["draws"]),
+            lambda out: impute_file(
+                path,
+                out,
+                imputer.set_params(point="draws" if settings["draws"] else "predictive"),
+                n_samples=max(1, settings["draws"]),
+            ),
             f"{stem}_imputed.parquet",
         )
     table = pq.read_table(pa.BufferReader(parquet))

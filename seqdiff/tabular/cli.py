@@ -7,8 +7,8 @@ Example:
     >>> import argparse
     >>> parser = argparse.ArgumentParser(prog="seqdiff")
     >>> _ = add_impute_parser(parser.add_subparsers(dest="command"))
-    >>> parser.parse_args(["impute", "in.parquet", "-o", "out.parquet"]).samples
-    1
+    >>> parser.parse_args(["impute", "in.parquet", "-o", "out.parquet"]).samples is None
+    True
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
     if output is None:
         raise SeqdiffError("impute: give an output with -o OUT.parquet (or --in-place)")
     check_output(args.input, output, args.in_place)
-    if args.samples < 1 or args.batch_rows < 1:
+    if (args.samples is not None and args.samples < 1) or args.batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
     # With --engine ray, --device is where the actors run; this process only loads or fits the model,
     # and a cluster's head node often has no GPU.
@@ -77,9 +77,11 @@ def cmd_impute(args: argparse.Namespace) -> None:
         if args.save_model:
             imputer.save(args.save_model)
             _say(f"model saved to {args.save_model}")
+    # --samples K: the mean / vote of K draws per cell; without it, the predictive point estimate.
+    imputer.set_params(point="predictive" if args.samples is None else "draws")
     options = {
         "batch_rows": args.batch_rows,
-        "n_samples": args.samples,
+        "n_samples": args.samples or 1,
         "progress": None,
         "in_place": args.in_place,
     }
@@ -118,7 +120,11 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")
     p.add_argument("--save-model", metavar="PATH", help="save the model fitted on IN to this folder")
     p.add_argument(
-        "--samples", type=int, default=1, help="draws per cell, averaged (numeric) or voted (default 1)"
+        "--samples",
+        type=int,
+        metavar="K",
+        help="average (numeric) or vote (categorical) K draws per cell; default: the predictive point "
+        "estimate (conditional mean / most probable value, one network pass per row)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -135,6 +135,29 @@ def test_learns_a_deterministic_column(fitted, complete, holed):
     assert error < 0.5 * mean_error, (error, mean_error)
 
 
+def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
+    """transform's default value of a cell is the model's conditional mean (numeric) or most probable
+    category given the row's observed cells, whatever the seed."""
+    enc = fitted.encoder_
+    rows = holed[holed["x1"].isna() & holed["c"].isna()].head(40)
+    tokens = enc.encode(pa.Table.from_pandas(rows, preserve_index=False))
+    with torch.no_grad():
+        probs = fitted.model_.log_probs(torch.as_tensor(tokens)).exp().double().numpy()
+    x1, c = enc.columns.index("x1"), enc.columns.index("c")
+    p_x1 = probs[:, x1, enc.offsets[x1] : enc.offsets[x1] + enc.vocab_sizes[x1]]
+    bin_means = np.array(enc.to_dict()["columns"][x1]["means"])
+    p_c = probs[:, c, enc.offsets[c] : enc.offsets[c] + enc.vocab_sizes[c]]
+    out = fitted.transform(rows)
+    np.testing.assert_allclose(out["x1"], (p_x1 * bin_means).sum(1) / p_x1.sum(1), rtol=1e-5)
+    categories = enc.to_dict()["columns"][c]["categories"]
+    assert out["c"].tolist() == [categories[k] for k in p_c.argmax(1)]
+    fitted.set_params(seed=123)
+    try:
+        pd.testing.assert_frame_equal(fitted.transform(rows), out)
+    finally:
+        fitted.set_params(seed=0)
+
+
 def test_point_estimate_of_several_draws(fitted, holed):
     draws = fitted.transform_samples(holed, 3)
     assert len(draws) == 3 and not draws[0].equals(draws[1])
@@ -208,11 +231,13 @@ def test_single_row_table():
     assert len(imputer.sample(4)) == 4
 
 
-def test_streaming_equals_in_memory(fitted, holed, tmp_path):
+@pytest.mark.parametrize("point", ["predictive", "draws"])
+def test_streaming_equals_in_memory(fitted, holed, tmp_path, point):
     table = pa.Table.from_pandas(holed, preserve_index=False)
     src = tmp_path / "holed.parquet"
     pq.write_table(table, src, row_group_size=100)
     out = tmp_path / "out.parquet"
+    fitted.set_params(point=point)
     report = impute_file(src, out, fitted, batch_rows=37, n_samples=2)
     streamed = pq.read_table(out)
     assert streamed.schema.equals(table.schema)
@@ -223,7 +248,7 @@ def test_streaming_equals_in_memory(fitted, holed, tmp_path):
     try:
         assert streamed.equals(fitted.transform(table))
     finally:
-        fitted.set_params(n_samples=1)
+        fitted.set_params(point="predictive", n_samples=1)
     csv = tmp_path / "holed.csv"
     pacsv.write_csv(table.drop_columns(["tags"]), csv)
     impute_file(csv, tmp_path / "from_csv.parquet", fitted, batch_rows=64)
@@ -355,6 +380,9 @@ def test_cli_impute_and_sample_table(holed, tmp_path):
     again = tmp_path / "again.parquet"
     run_cli("impute", str(src), "-o", str(again), "--checkpoint", str(model), "--batch-rows", "50")
     assert pq.read_table(again).equals(filled)
+    drawn = tmp_path / "drawn.parquet"  # --samples K: K draws per cell instead of the predictive estimate
+    run_cli("impute", str(src), "-o", str(drawn), "--checkpoint", str(model), "--samples", "3")
+    assert not pq.read_table(drawn).equals(filled) and pq.read_table(drawn).schema.equals(table.schema)
     synth = tmp_path / "synth.parquet"
     run_cli(
         "sample",

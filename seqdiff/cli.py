@@ -52,24 +52,19 @@ def progress_bar(desc: str):
     return bar, update
 
 
+def sampling_options(args: argparse.Namespace) -> dict:
+    """The shared sampling flags as keyword arguments of `design` (and of its Ray version)."""
+    names = ["checkpoint", "steps", "grid", "temperature", "top_p", "seed", "batch_size", "device"]
+    return {name: getattr(args, name) for name in names}
+
+
 def sample_designs(jobs: list, args: argparse.Namespace, desc: str) -> list:
     """Run the design API with the shared sampling flags, under a progress bar."""
     from seqdiff.protein import design as api
 
     bar, update = progress_bar(desc)
     with bar:
-        return api.design(
-            jobs,
-            checkpoint=args.checkpoint,
-            steps=args.steps,
-            grid=args.grid,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=update,
-        )
+        return api.design(jobs, **sampling_options(args), progress=update)
 
 
 def cmd_design(args: argparse.Namespace) -> None:
@@ -98,14 +93,7 @@ def cmd_design(args: argparse.Namespace) -> None:
 
         designs = design_ray(
             jobs,
-            checkpoint=args.checkpoint,
-            steps=args.steps,
-            grid=args.grid,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
+            **sampling_options(args),
             address=args.ray_address,
             actors=args.actors,
         )

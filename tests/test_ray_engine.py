@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from seqdiff.cli import main
 from seqdiff.ray_engine import read_rows
@@ -20,15 +19,6 @@ from seqdiff.tabular.stream import impute_file
 ROOT = Path(__file__).resolve().parents[1]
 MASKED_FASTA = ROOT / "data" / "examples" / "masked.fasta"
 TINY = {"dim": 32, "n_layers": 1, "n_heads": 2, "batch_rows": 128, "max_steps": 60, "device": "cpu"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The test machine is shared: one thread is faster than contending for two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from seqdiff.app_launch import APP_DIR
@@ -19,16 +17,6 @@ from seqdiff.tabular.imputer import MaskedDiffusionImputer
 
 TIMEOUT = 120
 FIT_STEPS = 30
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Torch's default thread count oversubscribes cores shared with other jobs: fitting 30 steps took
-    75 s that way on a busy 2-core machine, 4 s with one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

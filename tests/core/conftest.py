@@ -151,16 +151,6 @@ def exact_entropy_markov(init: Tensor, trans: Tensor, length: int) -> float:
     return h0 + (length - 1) * h_step
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread for every engine test: the tensors are small, and on a shared 2-core
-    machine two threads fight each other (measured 2-3x slower than one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def toys() -> SimpleNamespace:
     """The helpers above as one namespace (two folders' conftest modules cannot be imported by name)."""

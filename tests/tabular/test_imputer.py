@@ -30,15 +30,6 @@ TINY = {"dim": 32, "n_layers": 1, "n_heads": 2, "batch_rows": 128, "lr": 5e-3, "
 LEVELS = np.array(["lo", "mid", "hi"])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The test machine is shared: one thread is faster than contending for two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def relation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """c = f(a, b): "hi" when a is "p", else "mid" when b is "u", else "lo" (as indices into LEVELS)."""
     return np.where(a == 0, 2, np.where(b == 0, 1, 0))

@@ -55,6 +55,7 @@ class TrainerConfig:
     log_every_steps: int = 10
     gradient_clip: float = 1.0
     precision: str = "auto"  # auto: bf16-mixed on GPU, 32-true on CPU
+    compile: bool = False  # torch.compile the denoiser (the first steps pay for compilation)
     accelerator: str = "auto"
     devices: str | int = "auto"
     num_nodes: int = 1

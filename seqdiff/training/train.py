@@ -132,6 +132,9 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
     if denoiser_state is not None:
         module.model.denoiser.load_state_dict(denoiser_state)
         module.ema.load_state_dict(module.model.state_dict())
+    if cfg.trainer.compile:
+        # In place (nn.Module.compile): the parameter names, hence checkpoints and bundles, are unchanged.
+        module.model.denoiser.compile()
 
     loggers = [L.pytorch.loggers.CSVLogger(out, name="logs")]
     try:

@@ -222,6 +222,7 @@ def evaluate(
     sequences: list[str],
     context: dict,
     args: argparse.Namespace,
+    nelbo_default: float | None = None,
 ) -> dict:
     lo, hi = problem.length_range or contig_length_range(problem)
     fasta = Path(args.work) / "designs" / f"{problem.name}.{system}.fasta"
@@ -248,7 +249,9 @@ def evaluate(
         "diversity_identity": mean_pairwise_identity(sequences),
         "novelty_identity_mean": float(novelty.mean()),
         "novelty_identity_max": float(novelty.max()),
-        "nelbo_default": float(np.mean(score_nelbo(context["model"], sequences, seed=args.seed))),
+        "nelbo_default": nelbo_default
+        if nelbo_default is not None
+        else float(np.mean(score_nelbo(context["model"], sequences, seed=args.seed))),
     }
     pdb = problem.pdb_path.name.split(".")[0]
     if pdb in context["hmms"]:
@@ -361,6 +364,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the rows already in --out")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        default=[],
+        help="results JSONs of other runs (e.g. other --problems) to include",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -382,6 +391,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.resume and out.exists():
         rows = json.loads(out.read_text())["rows"]
+    for other in args.merge:
+        rows += [
+            r
+            for r in json.loads(Path(other).read_text())["rows"]
+            if (r["problem"], r["system"]) not in {(q["problem"], q["system"]) for q in rows}
+        ]
     done = {(r["problem"], r["system"]) for r in rows}
     selected = [q for q in problems() if not args.problems or q.name in args.problems]
     for problem in selected:
@@ -425,7 +440,9 @@ def main(argv: list[str] | None = None) -> None:
                 sequences = [d.sequence for d in designs]
                 extra["nelbo_own_model"] = float(np.mean([d.nelbo_per_residue for d in designs]))
                 extra["mean_confidence"] = float(np.nanmean([d.mean_confidence for d in designs]))
-            row = evaluate(problem, system, jobs, sequences, context, args)
+            # The default system's designs were already scored by the default model (same seed: same value).
+            nelbo = extra.get("nelbo_own_model") if system == "default" else None
+            row = evaluate(problem, system, jobs, sequences, context, args, nelbo)
             row.update(extra)
             row["seconds"] = time.perf_counter() - start
             rows.append(row)

@@ -153,8 +153,8 @@ def family_evalues(hmm: Path, fasta: Path) -> dict[str, float]:
 def finetune(pdb: str, args: argparse.Namespace) -> Path:
     """``seqdiff train --init default`` on the target's MSA; returns the exported model folder."""
     out = Path(args.work) / f"finetune-{pdb}"
-    model = out / "model"
-    if model.is_dir() and not args.retrain:
+    model, finished = out / "model", out / "finished"
+    if finished.exists() and not args.retrain:  # not just model/: an interrupted run exports one too
         return model
     config = {
         "modality": "protein",
@@ -179,6 +179,7 @@ def finetune(pdb: str, args: argparse.Namespace) -> Path:
         check=True,
         capture_output=True,
     )
+    finished.touch()
     return model
 
 

@@ -448,11 +448,20 @@ def main(argv: list[str] | None = None) -> None:
             row["seconds"] = time.perf_counter() - start
             rows.append(row)
             logging.info("%s", json.dumps(row))
-            payload = {"settings": vars(args), "rows": rows, "summary": summarise(rows)}
-            with atomic_path(out) as tmp:
-                tmp.write_text(json.dumps(payload, indent=1))
-            with atomic_path(out.with_suffix(".md")) as tmp:
-                tmp.write_text(markdown(rows, payload["summary"], args))
+            write_results(out, rows, args)
+    write_results(out, rows, args)
+
+
+def write_results(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
+    """The JSON (settings, rows in problems.csv order, summary) and its markdown, atomically."""
+    order = {q.name: i for i, q in enumerate(problems())}
+    rows = sorted(rows, key=lambda r: (order.get(r["problem"], len(order)), SYSTEMS.index(r["system"])))
+    payload = {"settings": vars(args), "rows": rows, "summary": summarise(rows)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1))
+    with atomic_path(out.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown(rows, payload["summary"], args))
 
 
 if __name__ == "__main__":

@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the rows already in --out")
+    p.add_argument("--controls", type=int, default=50, help="MSA members per family for the positive control")
     p.add_argument(
         "--merge",
         nargs="+",
@@ -449,19 +450,48 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             logging.info("%s", json.dumps(row))
             write_results(out, rows, args)
-    write_results(out, rows, args)
+    controls = member_controls(work, args.controls, args.seed) if args.controls else None
+    write_results(out, rows, args, controls)
 
 
-def write_results(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
+def member_controls(work: Path, n: int, seed: int) -> dict[str, float]:
+    """Positive control of the family test: per MSA, the fraction of `n` random members (whole
+    sequences) that hmmsearch recognises at E < 1e-3."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for msa in sorted(MSAS.glob("*.a3m.gz")):
+        pdb = msa.name.split(".")[0]
+        hmm = build_hmm(msa, work / f"{pdb}.hmm")
+        members = [r.sequence for r in iter_sequences(msa)]
+        picks = rng.choice(len(members), min(n, len(members)), replace=False)
+        fasta = work / "designs" / f"{pdb}.members.fasta"
+        fasta.parent.mkdir(parents=True, exist_ok=True)
+        write_fasta([ProteinRecord(f"m{i}", "", members[i]) for i in picks], fasta)
+        evalues = family_evalues(hmm, fasta)
+        out[pdb] = float(np.mean([evalues.get(f"m{i}", np.inf) < FAMILY_EVALUE for i in picks]))
+    return out
+
+
+def write_results(
+    out: Path, rows: list[dict], args: argparse.Namespace, controls: dict[str, float] | None = None
+) -> None:
     """The JSON (settings, rows in problems.csv order, summary) and its markdown, atomically."""
     order = {q.name: i for i, q in enumerate(problems())}
     rows = sorted(rows, key=lambda r: (order.get(r["problem"], len(order)), SYSTEMS.index(r["system"])))
     payload = {"settings": vars(args), "rows": rows, "summary": summarise(rows)}
+    if controls:
+        payload["member_controls"] = controls
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(payload, indent=1))
     with atomic_path(out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown(rows, payload["summary"], args))
+        text = markdown(rows, payload["summary"], args)
+        if controls:
+            text += (
+                "\n## Positive control: MSA members recognised (E < 1e-3)\n\n| MSA | fraction |\n|---|---|\n"
+            )
+            text += "".join(f"| {pdb} | {value:.2f} |\n" for pdb, value in controls.items())
+        tmp.write_text(text)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def test_small_run_keeps_every_motif(shared, tmp_path: Path):
     out = tmp_path / "motif.json"
     bench_motif.main(
         ["--out", str(out), "--work", str(tmp_path / "work"), "--problems", "5TPN",
-         "--designs", "6", "--steps", "8", "--finetune-steps", "3", "--seed", "1"]
+         "--designs", "6", "--steps", "8", "--finetune-steps", "3", "--seed", "1", "--controls", "0"]
     )  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
     assert {r["system"] for r in rows} == {"default", "finetuned", "background"}

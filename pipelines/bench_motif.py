@@ -393,13 +393,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.resume and out.exists():
         rows = json.loads(out.read_text())["rows"]
-    for other in args.merge:
-        rows += [
-            r
-            for r in json.loads(Path(other).read_text())["rows"]
-            if (r["problem"], r["system"]) not in {(q["problem"], q["system"]) for q in rows}
-        ]
     done = {(r["problem"], r["system"]) for r in rows}
+    for other in args.merge:
+        for r in json.loads(Path(other).read_text())["rows"]:
+            if (r["problem"], r["system"]) not in done:
+                rows.append(r)
+                done.add((r["problem"], r["system"]))
     selected = [q for q in problems() if not args.problems or q.name in args.problems]
     for problem in selected:
         pdb = problem.pdb_path.name.split(".")[0]
@@ -450,19 +449,21 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             logging.info("%s", json.dumps(row))
             write_results(out, rows, args)
-    controls = member_controls(work, args.controls, args.seed) if args.controls else None
+    controls = member_controls(work, context, args.controls, args.seed) if args.controls else None
     write_results(out, rows, args, controls)
 
 
-def member_controls(work: Path, n: int, seed: int) -> dict[str, float]:
+def member_controls(work: Path, context: dict, n: int, seed: int) -> dict[str, float]:
     """Positive control of the family test: per MSA, the fraction of `n` random members (whole
-    sequences) that hmmsearch recognises at E < 1e-3."""
+    sequences) that hmmsearch recognises at E < 1e-3. Reuses the HMMs and members already loaded."""
     rng = np.random.default_rng(seed)
     out = {}
     for msa in sorted(MSAS.glob("*.a3m.gz")):
         pdb = msa.name.split(".")[0]
-        hmm = build_hmm(msa, work / f"{pdb}.hmm")
-        members = [r.sequence for r in iter_sequences(msa)]
+        if pdb not in context["hmms"]:
+            context["hmms"][pdb] = build_hmm(msa, work / f"{pdb}.hmm")
+            context["msa_sequences"][pdb] = [r.sequence for r in iter_sequences(msa)]
+        hmm, members = context["hmms"][pdb], context["msa_sequences"][pdb]
         picks = rng.choice(len(members), min(n, len(members)), replace=False)
         fasta = work / "designs" / f"{pdb}.members.fasta"
         fasta.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.encoding import read_table
+from seqdiff.tabular.encoding import NUMERIC_POINTS, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.stream import impute_file
@@ -82,11 +82,25 @@ def settings_sidebar() -> dict:
         64,
         0,
         key="table_draws",
-        help="0: the predictive point estimate (conditional mean / most probable value, one network "
-        "pass per row). K >= 1: the mean (numeric columns) or vote (categorical ones) of K draws.",
+        help="0: the predictive point estimate (conditional median or mean / most probable value, one "
+        "network pass per row). K >= 1: the median or mean (numeric columns) or vote (categorical "
+        "ones) of K draws.",
+    )
+    numeric_point = side.radio(
+        "Numeric estimate",
+        NUMERIC_POINTS,
+        key="table_numeric_point",
+        horizontal=True,
+        help="median: least absolute error; mean: least squared error.",
     )
     seed = side.number_input("Seed", 0, 2**31 - 1, 0, key="table_seed")
-    return {"max_steps": int(steps), "schedule": schedule, "draws": int(draws), "seed": int(seed)}
+    return {
+        "max_steps": int(steps),
+        "schedule": schedule,
+        "draws": int(draws),
+        "numeric_point": numeric_point,
+        "seed": int(seed),
+    }
 
 
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)
@@ -274,7 +288,10 @@ def impute(
             lambda out: impute_file(
                 path,
                 out,
-                imputer.set_params(point="draws" if settings["draws"] else "predictive"),
+                imputer.set_params(
+                    point="draws" if settings["draws"] else "predictive",
+                    numeric_point=settings["numeric_point"],
+                ),
                 n_samples=max(1, settings["draws"]),
             ),
             f"{stem}_imputed.parquet",

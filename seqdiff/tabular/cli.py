@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.encoding import NUMERIC_POINTS
 
 
 def _say(message: str) -> None:
@@ -79,6 +80,8 @@ def cmd_impute(args: argparse.Namespace) -> None:
             _say(f"model saved to {args.save_model}")
     # --samples K: the mean / vote of K draws per cell; without it, the predictive point estimate.
     imputer.set_params(point="predictive" if args.samples is None else "draws")
+    if args.numeric_point:
+        imputer.set_params(numeric_point=args.numeric_point)
     options = {
         "batch_rows": args.batch_rows,
         "n_samples": args.samples or 1,
@@ -123,8 +126,15 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "--samples",
         type=int,
         metavar="K",
-        help="average (numeric) or vote (categorical) K draws per cell; default: the predictive point "
-        "estimate (conditional mean / most probable value, one network pass per row)",
+        help="the median or mean (numeric) or vote (categorical) of K draws per cell; default: the "
+        "predictive point estimate (conditional median or mean / most probable value, one network pass "
+        "per row)",
+    )
+    p.add_argument(
+        "--numeric-point",
+        choices=NUMERIC_POINTS,
+        help="point estimate of a numeric cell: median (least absolute error) or mean (least squared "
+        "error); default: the model's setting (median for a new fit)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -47,6 +47,7 @@ from seqdiff.tabular.schema import Schema, TableLike, infer_schema, is_temporal,
 
 N_BINS = 32
 SAMPLES_PER_BIN = 256
+NUMERIC_POINTS = ("median", "mean")  # point estimates of a numeric cell from its predictive distribution
 STATE_FORMAT = "seqdiff.table_encoder/1"
 
 Rng = np.random.Generator | int | None
@@ -173,10 +174,24 @@ class _NumericCodec:
             values = np.rint(values).astype(np.int64)
         return _from_values(values, self.arrow_type)
 
-    def decode_point(self, probs: np.ndarray) -> pa.Array:
-        # A row-wise sum, not a matrix product: BLAS kernels vary with the row count, and a row's value
+    def decode_point(self, probs: np.ndarray, statistic: str = "mean") -> pa.Array:
+        # Row-wise sums, not matrix products: BLAS kernels vary with the row count, and a row's value
         # must not depend on how many rows are decoded with it (streamed = in-memory imputation).
-        return self._output((probs * self.means).sum(axis=1) / probs.sum(axis=1))
+        p = probs / probs.sum(axis=1, keepdims=True)
+        if statistic == "mean":
+            return self._output((p * self.means).sum(axis=1))
+        # The median of the predictive distribution: each bin's mass spread evenly over its stored
+        # order statistics, linearly interpolated inside the bin where the cumulative mass reaches 1/2.
+        cdf = np.cumsum(p, axis=1)
+        k = np.minimum((cdf < 0.5).sum(axis=1), self.size - 1)
+        rows = np.arange(len(p))
+        before = np.where(k > 0, cdf[rows, np.maximum(k - 1, 0)], 0.0)
+        within = np.clip((0.5 - before) / np.maximum(p[rows, k], 1e-300), 0.0, 1.0)
+        position = within * (self._lengths[k] - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, self._lengths[k] - 1)
+        a, b = self._flat[self._starts[k] + low], self._flat[self._starts[k] + high]
+        return self._output(a + (position - low) * (b - a))
 
     def decode_sample(self, local: np.ndarray, rng: np.random.Generator) -> pa.Array:
         offsets = np.floor(rng.random(len(local)) * self._lengths[local]).astype(np.int64)
@@ -257,7 +272,7 @@ class _CategoricalCodec:
     def _take(self, local: np.ndarray) -> pa.Array:
         return self._values.take(pa.array(local)).cast(self.arrow_type)
 
-    def decode_point(self, probs: np.ndarray) -> pa.Array:
+    def decode_point(self, probs: np.ndarray, statistic: str = "mean") -> pa.Array:
         return self._take(np.argmax(probs, axis=1))
 
     def decode_sample(self, local: np.ndarray, rng: np.random.Generator) -> pa.Array:
@@ -378,13 +393,15 @@ class TableEncoder:
             tokens[:, j] = np.where(local < 0, self.mask_id, local + self.offsets[j])
         return tokens
 
-    def decode_point(self, probs: np.ndarray | Sequence[np.ndarray]) -> pa.Table:
+    def decode_point(self, probs: np.ndarray | Sequence[np.ndarray], numeric: str = "mean") -> pa.Table:
         """Point estimate per cell from token probabilities (need not be normalised).
 
         `probs` is either [rows, n_columns, vocab_size (+1 for the mask, ignored)] over the flat vocabulary,
-        or a list with one [rows, vocab_sizes[j]] array per column. Numeric: the conditional mean
-        ``sum_b p(b) * mean of the training values in bin b`` (rounded for integer columns); categorical:
-        the most probable category. Returns an Arrow table with the training column types.
+        or a list with one [rows, vocab_sizes[j]] array per column. Numeric, ``numeric="mean"``: the
+        conditional mean ``sum_b p(b) * mean of the training values in bin b``; ``"median"``: the
+        conditional median, each bin's mass spread over its training values (both rounded for integer
+        columns). Categorical: the most probable category. Returns an Arrow table with the training
+        column types.
 
         Example:
             >>> import pandas as pd
@@ -392,6 +409,8 @@ class TableEncoder:
             >>> enc.decode_point([np.array([[0.5, 0.5]])]).column("x").to_pylist()
             [5.0]
         """
+        if numeric not in NUMERIC_POINTS:
+            raise ValueError(f"numeric must be one of {', '.join(NUMERIC_POINTS)}, not {numeric!r}")
         if isinstance(probs, np.ndarray) and probs.ndim == 3:
             probs = [
                 probs[:, j, o : o + n]
@@ -406,7 +425,7 @@ class TableEncoder:
                 raise ValueError(
                     f"column {codec.name!r}: expected probabilities [rows, {codec.size}], got {p.shape}"
                 )
-            arrays.append(codec.decode_point(p))
+            arrays.append(codec.decode_point(p, numeric))
         return pa.Table.from_arrays(arrays, schema=self._arrow_schema)
 
     def decode_sample(self, tokens: np.ndarray, rng: Rng = None) -> pa.Table:

@@ -127,8 +127,8 @@ def test_learns_a_deterministic_column(fitted, complete, holed):
 
 
 def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
-    """transform's default value of a cell is the model's conditional mean (numeric) or most probable
-    category given the row's observed cells, whatever the seed."""
+    """transform's value of a cell is the model's conditional mean (numeric, with numeric_point="mean")
+    or most probable category given the row's observed cells, whatever the seed."""
     enc = fitted.encoder_
     rows = holed[holed["x1"].isna() & holed["c"].isna()].head(40)
     tokens = enc.encode(pa.Table.from_pandas(rows, preserve_index=False))
@@ -138,31 +138,51 @@ def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
     p_x1 = probs[:, x1, enc.offsets[x1] : enc.offsets[x1] + enc.vocab_sizes[x1]]
     bin_means = np.array(enc.to_dict()["columns"][x1]["means"])
     p_c = probs[:, c, enc.offsets[c] : enc.offsets[c] + enc.vocab_sizes[c]]
-    out = fitted.transform(rows)
+    defaults = fitted.get_params()
+    fitted.set_params(numeric_point="mean")
+    try:
+        out = fitted.transform(rows)
+        median = fitted.set_params(numeric_point="median").transform(rows)
+    finally:
+        fitted.set_params(**defaults)
     np.testing.assert_allclose(out["x1"], (p_x1 * bin_means).sum(1) / p_x1.sum(1), rtol=1e-5)
+    # The median lies in the bin where the cumulative predictive mass reaches one half.
+    median_bin = enc.encode(pa.Table.from_pandas(median, preserve_index=False))[:, x1] - enc.offsets[x1]
+    cdf = np.cumsum(p_x1 / p_x1.sum(1, keepdims=True), axis=1)
+    np.testing.assert_array_equal(median_bin, (cdf < 0.5).sum(1))
+    assert median["c"].tolist() == out["c"].tolist()
     categories = enc.to_dict()["columns"][c]["categories"]
     assert out["c"].tolist() == [categories[k] for k in p_c.argmax(1)]
-    fitted.set_params(seed=123)
+    fitted.set_params(seed=123, numeric_point="mean")
     try:
         pd.testing.assert_frame_equal(fitted.transform(rows), out)
     finally:
-        fitted.set_params(seed=0)
+        fitted.set_params(**defaults)
 
 
 def test_point_estimate_of_several_draws(fitted, holed):
     draws = fitted.transform_samples(holed, 3)
     assert len(draws) == 3 and not draws[0].equals(draws[1])
-    fitted.set_params(point="draws", n_samples=3)
+    defaults = fitted.get_params()
+    fitted.set_params(point="draws", n_samples=3, numeric_point="mean")
     try:
         point = fitted.transform(holed)
     finally:
-        fitted.set_params(point="predictive", n_samples=1)
+        fitted.set_params(**defaults)
     missing = holed["x1"].isna()
     mean = sum(d["x1"][missing] for d in draws) / 3
     np.testing.assert_allclose(point["x1"][missing], mean, rtol=1e-12)
     n_missing = holed["n"].isna()
     mean_n = np.rint(sum(d["n"][n_missing].astype(float) for d in draws) / 3)
     np.testing.assert_array_equal(point["n"][n_missing].astype(float), mean_n)
+    defaults = fitted.get_params()
+    fitted.set_params(point="draws", n_samples=3, numeric_point="median")
+    try:
+        median = fitted.transform(holed)
+    finally:
+        fitted.set_params(**defaults)
+    middle = np.median(np.stack([d["x1"][missing] for d in draws]), axis=0)
+    np.testing.assert_array_equal(median["x1"][missing], middle)
     votes = pd.concat([d["c"][holed["c"].isna()] for d in draws], axis=1)
     winners = point["c"][holed["c"].isna()]
     for (_, row), winner in zip(votes.iterrows(), winners, strict=True):
@@ -222,13 +242,16 @@ def test_single_row_table():
     assert len(imputer.sample(4)) == 4
 
 
-@pytest.mark.parametrize("point", ["predictive", "draws"])
-def test_streaming_equals_in_memory(fitted, holed, tmp_path, point):
+@pytest.mark.parametrize(
+    "point,numeric_point", [("predictive", "mean"), ("predictive", "median"), ("draws", "median")]
+)
+def test_streaming_equals_in_memory(fitted, holed, tmp_path, point, numeric_point):
     table = pa.Table.from_pandas(holed, preserve_index=False)
     src = tmp_path / "holed.parquet"
     pq.write_table(table, src, row_group_size=100)
     out = tmp_path / "out.parquet"
-    fitted.set_params(point=point)
+    default_numeric_point = fitted.numeric_point
+    fitted.set_params(point=point, numeric_point=numeric_point)
     report = impute_file(src, out, fitted, batch_rows=37, n_samples=2)
     streamed = pq.read_table(out)
     assert streamed.schema.equals(table.schema)
@@ -248,6 +271,7 @@ def test_streaming_equals_in_memory(fitted, holed, tmp_path, point):
         impute_file(src, src, fitted)
     impute_file(src, src, fitted, batch_rows=100, in_place=True)
     assert pq.read_table(src).equals(fitted.transform(table))
+    fitted.set_params(numeric_point=default_numeric_point)
     sample, total = read_sample(csv, 50, seed=0, batch_rows=64)
     assert total == len(holed) and sample.num_rows == 50
 
@@ -374,6 +398,10 @@ def test_cli_impute_and_sample_table(holed, tmp_path):
     drawn = tmp_path / "drawn.parquet"  # --samples K: K draws per cell instead of the predictive estimate
     run_cli("impute", str(src), "-o", str(drawn), "--checkpoint", str(model), "--samples", "3")
     assert not pq.read_table(drawn).equals(filled) and pq.read_table(drawn).schema.equals(table.schema)
+    by_mean = tmp_path / "mean.parquet"  # the median is the default numeric estimate
+    run_cli("impute", str(src), "-o", str(by_mean), "--checkpoint", str(model), "--numeric-point", "mean")
+    mean_x1, median_x1 = pq.read_table(by_mean).column("x1"), filled.column("x1")
+    assert not mean_x1.equals(median_x1) and pq.read_table(by_mean).column("c").equals(filled.column("c"))
     synth = tmp_path / "synth.parquet"
     run_cli(
         "sample",

@@ -205,6 +205,19 @@ def test_decode_point():
     assert enc.decode_point(flat).to_pylist() == out
 
 
+def test_decode_point_median():
+    # Two bins of 0..99 (50 values each); the median follows the cumulative mass inside a bin.
+    df = pd.DataFrame({"x": np.arange(100.0)})
+    enc = TableEncoder.fit(df, n_bins=2)
+    probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.25, 0.75], [0.9, 0.1]])
+    median = enc.decode_point([probs], numeric="median").column("x").to_numpy()
+    assert median.tolist() == pytest.approx([24.5, 74.5, 49.0, 50 + 49 / 3, 49 * 0.5 / 0.9])
+    mean = enc.decode_point([probs]).column("x").to_numpy()
+    assert mean[2] == pytest.approx(49.5) and mean[3] == pytest.approx(0.25 * 24.5 + 0.75 * 74.5)
+    with pytest.raises(ValueError, match="numeric must be one of"):
+        enc.decode_point([probs], numeric="mode")
+
+
 def test_state_json_round_trip():
     table = sample("default")
     enc = TableEncoder.fit(table)

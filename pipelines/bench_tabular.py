@@ -7,7 +7,7 @@ z-scored numeric cells, accuracy of categorical cells, and the fit + impute wall
 MD4 (linear schedule), seqdiff GenMD4 (one learned rate per column value), and the baselines mean/mode,
 MICE, MissForest and KNN (`pipelines.tabular_baselines`).
 
-Fidelity: ``sample(n)`` rows of the MD4 model (fitted on the holed table of the first mechanism) against the complete real
+Fidelity: ``sample(n)`` rows of the MD4 model (fitted on the MCAR-holed table) against the complete real
 rows. Column shape similarity is 1 - KS statistic (numeric) or 1 - total variation distance
 (categorical); pair-trend similarity is 1 - |Pearson difference| / 2 for two numeric columns and the
 contingency similarity (1 - TVD of the joint distribution, numeric columns cut at 10 quantiles of the
@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder
 from pipelines.tabular_baselines import BASELINES  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
+from seqdiff.tabular.encoding import N_BINS, NUMERIC_POINTS  # noqa: E402
 from seqdiff.tabular.imputer import MaskedDiffusionImputer  # noqa: E402
 from seqdiff.tabular.masks import imputable_columns, make_missing_mask, metrics  # noqa: E402
 from seqdiff.tabular.schema import Schema, infer_schema  # noqa: E402
@@ -57,6 +58,7 @@ SEQDIFF = {
 }
 METHODS = [*SEQDIFF, *BASELINES]
 TREND_BINS = 10
+FIDELITY_FIT = "mcar"  # the synthetic rows come from the MD4 model fitted for this mechanism
 
 
 def load_complete(name: str, rows: int, seed: int) -> pd.DataFrame:
@@ -76,6 +78,8 @@ def impute(
             max_steps=args.max_steps,
             max_minutes=args.max_minutes,
             point=args.point,
+            numeric_point=args.numeric_point,
+            n_bins=args.bins,
             n_samples=args.samples,
             categorical=schema.categorical,
             numeric=schema.numeric,
@@ -146,7 +150,8 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
         "",
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
         f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_minutes={args.max_minutes}, "
-        f"point={args.point}, n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
+        f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, "
+        f"n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
         "better), accuracy on categorical cells (higher is better), time = fit + impute seconds.",
         "",
     ]
@@ -170,7 +175,10 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
                     for r in results
                     if (r["dataset"], r["mechanism"], r["method"]) == (dataset, mechanism, m)
                 ]
-                cells.append(f"{found[0][metric]:.{0 if metric == 'seconds' else 3}f}" if found else "")
+                value = found[0][metric] if found else None
+                # No value: not run, or no cell of that kind hidden (e.g. MAR keeps some columns whole).
+                missing = value is None or np.isnan(value)
+                cells.append("" if missing else f"{value:.{0 if metric == 'seconds' else 3}f}")
             lines.append(f"| {dataset} | {mechanism} | {rows} | " + " | ".join(cells) + " |")
         lines.append("")
     if fidelities:
@@ -229,6 +237,11 @@ def write(results: list[dict], fidelities: list[dict], args: argparse.Namespace)
     figure(fidelities, out.with_suffix(".html"))
 
 
+def redone(args: argparse.Namespace, dataset: str, mechanism: str, method: str) -> bool:
+    """Whether this run computes the cell (again)."""
+    return dataset in args.datasets and mechanism in args.mechanisms and method in args.methods
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="results JSON (a .md and a .html are written next to it)")
@@ -245,12 +258,17 @@ def main(argv: list[str] | None = None) -> None:
         choices=["predictive", "draws"],
         help="seqdiff point estimate: predictive distribution (one pass), or the mean / mode of --samples draws",
     )
+    p.add_argument(
+        "--numeric-point", default="median", choices=NUMERIC_POINTS, help="seqdiff numeric estimate"
+    )
+    p.add_argument("--bins", type=int, default=N_BINS, help="seqdiff quantile bins per numeric column")
     p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell with --point draws")
     p.add_argument("--fidelity-rows", type=int, default=5000, help="synthetic rows for the fidelity scores")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="keep the cells already in --out and run the rest")
+    p.add_argument("--redo", action="store_true", help="with --resume: rerun the cells of --methods")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -259,12 +277,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.resume and Path(args.out).exists():  # keep finished cells; a long grid survives restarts
         done = json.loads(Path(args.out).read_text())
         results, fidelities = done["imputation"], done["fidelity"]
+    if args.redo:
+        results = [r for r in results if not redone(args, r["dataset"], r["mechanism"], r["method"])]
+        fidelities = [f for f in fidelities if not redone(args, f["dataset"], FIDELITY_FIT, "seqdiff-md4")]
     finished = {(r["dataset"], r["mechanism"], r["method"]) for r in results}
     with threadpool_limits(1):  # multi-threaded BLAS on a shared machine is slower, and skews the times
         for dataset in args.datasets:
             df = load_complete(dataset, args.rows, args.seed)
             schema = infer_schema(df)
-            for i, mechanism in enumerate(args.mechanisms):
+            for mechanism in args.mechanisms:
                 mask = make_missing_mask(df, args.rate, mechanism, rng=args.seed, schema=schema)
                 holed = df.mask(mask)
                 for method in args.methods:
@@ -280,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
                         row["training"] = imputer.training_
                     results.append(row)
                     logging.info("%s", json.dumps({k: v for k, v in row.items() if k != "training"}))
-                    if i == 0 and method == "seqdiff-md4":
+                    if (mechanism, method) == (FIDELITY_FIT, "seqdiff-md4"):
                         n = min(args.fidelity_rows, len(df))
                         real = df.sample(n, random_state=args.seed).reset_index(drop=True)
                         synth = imputer.sample(n, seed=args.seed)

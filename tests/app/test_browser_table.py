@@ -5,7 +5,6 @@ Screenshots go to test-artifacts/ at the repository root.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,10 +18,6 @@ RUN_TIMEOUT_MS = 180_000
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-# Known problem, under investigation: with CI=true in the test process the uploaded file is never
-# shown as read (the page waits on "120 rows x 4 columns"); without it the test passes. The design
-# page's browser test runs in CI either way.
-@pytest.mark.skipif(bool(os.environ.get("CI")), reason="table upload stalls when CI=true (see comment)")
 def test_table_page_end_to_end(
     holed_table: pd.DataFrame,
     serve_app: Callable[[dict[str, str]], str],

@@ -21,6 +21,7 @@ import numba
 import numpy as np
 import torch
 
+from seqdiff.atomic import atomic_path
 from seqdiff.core.autoregressive import AutoregressiveLM
 from seqdiff.core.bundle import build_model
 from seqdiff.core.diffusion import evaluate_nelbo
@@ -36,18 +37,21 @@ from seqdiff.training.data import BucketBatchSampler, CroppedSequences, pad_batc
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT.parent / "shared" / "data" / "protein" / "general" / "cath_v4_1_0_S40.train.fasta"
 TEST = TRAIN.with_name("cath_v4_1_0_S40.test.fasta")
+SECTIONS = ["training", "sampling", "identity"]
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Dense fp32 matmul throughput of this machine (FLOP/s), best of ``repeats``."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 5) -> float:
+    """Dense fp32 matmul throughput of this machine (FLOP/s): the best of ``repeats`` square products
+    at each size (the fastest size differs between machines and thread counts)."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
 
 
 def model_flops_per_token(model: torch.nn.Module, length: int) -> float:
@@ -209,6 +213,7 @@ def run() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
     parser.add_argument("--quick", action="store_true", help="short measurements (a smoke run)")
+    parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS, help="what to measure")
     parser.add_argument("--md4", default=None, help="masked-diffusion bundle (default: the shipped model)")
     parser.add_argument(
         "--ar",
@@ -219,26 +224,32 @@ def run() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seconds = 5.0 if args.quick else args.seconds
-    report = {
+    out = Path(args.out)
+    # A rerun of some sections keeps the others' figures (each section records its own run).
+    report = json.loads(out.read_text()) if out.exists() and args.sections != SECTIONS else {}
+    run_info = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d"),
-        "matmul_peak_flops": matmul_peak(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
     }
-    report["training_width320"] = training_throughput(320, 6, 20, seconds, 8192)
-    report["training_width320_compiled"] = training_throughput(320, 6, 20, seconds, 8192, compile=True)
-    for key in ("training_width320", "training_width320_compiled"):
-        report[key]["fraction_of_matmul_peak"] = (
-            report[key]["model_flops_per_s"] / report["matmul_peak_flops"]
-        )
-    # 1024 steps (> length): most steps unmask nothing, where MDLM's cache skips the network.
-    report["sampling"] = sampling_speed(args.md4, args.ar, 256, 16, [1024, 64, 32, 16])
-    numba.set_num_threads(args.threads)
-    report["identity"] = identity_speed(100 if args.quick else 1000)
-    out = Path(args.out)
+    if "training" in args.sections:
+        peak = matmul_peak()
+        for key, compile in (("training_width320", False), ("training_width320_compiled", True)):
+            result = training_throughput(320, 6, 20, seconds, 8192, compile=compile)
+            result["matmul_peak_flops"] = peak
+            result["fraction_of_matmul_peak"] = result["model_flops_per_s"] / peak
+            report[key] = {**run_info, **result}
+    if "sampling" in args.sections:
+        # 1024 steps (> length): most steps unmask nothing, where MDLM's cache skips the network.
+        result = sampling_speed(args.md4, args.ar, 256, 16, [1024, 64, 32, 16])
+        report["sampling"] = {**run_info, **result}
+    if "identity" in args.sections:
+        numba.set_num_threads(args.threads)
+        report["identity"] = {**run_info, **identity_speed(100 if args.quick else 1000)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
 
 

@@ -32,6 +32,7 @@ class AutoregressiveLM(nn.Module):
     """
 
     genmd4 = False
+    exact_likelihood = True  # `losses` is the exact negative log-likelihood, not a Monte-Carlo bound
 
     def __init__(self, denoiser: Denoiser, bos_id: int, missing_id: int, allowed: Tensor):
         super().__init__()

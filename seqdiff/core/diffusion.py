@@ -60,6 +60,8 @@ class MaskedDiffusion(nn.Module):
         torch.Size([3])
     """
 
+    exact_likelihood = False  # `losses` is a Monte-Carlo estimate of the NELBO (an upper bound)
+
     def __init__(
         self,
         denoiser: Denoiser,
@@ -262,15 +264,19 @@ class NelboReport:
         return math.exp(self.nats_per_token)
 
     def to_dict(self) -> dict:
+        """The report as JSON-safe values (an unknown standard error, from one pass, is None)."""
+        known = not math.isnan(self.stderr_nats)
         return {
             "nats_per_token": self.nats_per_token,
             "bits_per_token": self.bits_per_token,
             "perplexity": self.perplexity,
-            "stderr_nats": self.stderr_nats,
+            "stderr_nats": self.stderr_nats if known else None,
             "perplexity_ci95": [
                 math.exp(self.nats_per_token - 1.96 * self.stderr_nats),
                 math.exp(self.nats_per_token + 1.96 * self.stderr_nats),
-            ],
+            ]
+            if known
+            else None,
             "tokens": self.tokens,
             "sequences": self.sequences,
             "passes": self.passes,
@@ -295,6 +301,8 @@ def evaluate_nelbo(
         >>> report.perplexity  # doctest: +SKIP
     """
     batches = list(batches)
+    if model.exact_likelihood:  # every pass would give the same number
+        passes = 1
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -312,6 +320,8 @@ def evaluate_nelbo(
     model.train(was_training)
     mean = sum(per_pass) / passes
     var = sum((p - mean) ** 2 for p in per_pass) / max(passes - 1, 1)
-    return NelboReport(
-        mean, math.sqrt(var / passes) if passes > 1 else float("nan"), tokens, sequences, passes
-    )
+    if model.exact_likelihood:
+        stderr = 0.0
+    else:
+        stderr = math.sqrt(var / passes) if passes > 1 else float("nan")
+    return NelboReport(mean, stderr, tokens, sequences, passes)

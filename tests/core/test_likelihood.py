@@ -15,11 +15,13 @@ plus, where stated, the O(eps) and O(t1) end corrections of the schedules.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
+from seqdiff.core.autoregressive import AutoregressiveLM
 from seqdiff.core.denoiser import Denoiser, DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion, NelboReport, evaluate_nelbo
 from seqdiff.core.schedules import EPS, CosineSchedule, LearnableStateSchedule, LinearSchedule
@@ -106,6 +108,22 @@ def test_evaluate_nelbo_with_context_free_denoiser(toys):
     assert again.nats_per_token == report.nats_per_token, "same seed, same estimate"
     single = evaluate_nelbo(model, batches, passes=1, seed=1)
     assert math.isnan(single.stderr_nats)
+    d = single.to_dict()
+    assert d["stderr_nats"] is None and d["perplexity_ci95"] is None
+    json.dumps(d, allow_nan=False)
+
+
+def test_exact_likelihood_needs_one_pass():
+    torch.manual_seed(0)
+    net = Denoiser(DenoiserConfig(vocab_size=6, dim=32, n_layers=1, n_heads=2, causal=True))
+    lm = AutoregressiveLM(net, bos_id=4, missing_id=5, allowed=torch.tensor([1, 1, 1, 1, 0, 0]).bool())
+    x = torch.randint(0, 4, (3, 9))
+    report = evaluate_nelbo(lm, [(x, None)], passes=5)
+    with torch.no_grad():
+        expected = float(lm.losses(x).nelbo.sum()) / x.numel()
+    assert report.passes == 1 and report.stderr_nats == 0.0
+    assert report.nats_per_token == pytest.approx(expected, rel=1e-6)
+    assert report.to_dict()["perplexity_ci95"] == [report.perplexity, report.perplexity]
 
 
 def test_nelbo_report_units():

@@ -32,6 +32,7 @@ from seqdiff.protein.io import iter_sequences
 from seqdiff.protein.metrics import residue_frequencies
 from seqdiff.protein.model import default_model_path, evaluate_file
 from seqdiff.training.config import TrainConfig
+from seqdiff.training.train import training_history
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = ROOT / "pipelines" / "configs" / "protein_default.yaml"
@@ -57,6 +58,15 @@ def model_card(extra: dict, evaluation: dict, n_params: int) -> str:
     cfg = training.get("config", {})
     model_cfg = cfg.get("model", {})
     ev = evaluation
+    runs = training_history(training)
+    steps = " + ".join(f"{r['step']:,}" for r in runs)
+    if len(runs) > 1:
+        steps = f"{sum(r['step'] for r in runs):,} ({steps} in {len(runs)} runs, each continuing the last)"
+    tokens = sum(r.get("tokens_seen", 0) for r in runs)
+    compute = " + ".join(
+        f"{r.get('wall_minutes_this_run', 0):.0f} min ({r['config']['trainer'].get('threads') or 'all'} threads)"
+        for r in runs
+    )
     return f"""# seqdiff protein-default
 
 A masked-diffusion (MD4, {model_cfg.get("schedule", "linear")} schedule) protein sequence model over the
@@ -67,9 +77,9 @@ ESM-1b 33-token alphabet; it outputs the 20 standard amino acids.
 | architecture | bidirectional transformer, {model_cfg.get("n_layers")} layers, width {model_cfg.get("dim")}, {model_cfg.get("n_heads")} heads, RoPE, SwiGLU, no time conditioning |
 | parameters | {n_params:,} |
 | training data | CATH v4.1.0 S40 train split (18,982 domains; `../shared/data/protein/general/cath_v4_1_0_S40.train.fasta`), random crops of at most {cfg.get("data", {}).get("max_len")} residues; valid split for early stopping. No UniProt data. |
-| steps | {training.get("step")} optimizer steps of about {cfg.get("data", {}).get("max_tokens")} padded tokens ({training.get("tokens_seen", 0):,} real tokens) |
-| compute | {training.get("wall_minutes_this_run", 0):.0f} minutes on a 2-core CPU (shared with other work) |
-| initialised from | {training.get("init") or "scratch"} |
+| steps | {steps} optimizer steps of about {cfg.get("data", {}).get("max_tokens")} padded tokens ({tokens:,} real tokens) |
+| compute | {compute} on a 2-core CPU (shared with other work) |
+| initialised from | {runs[0].get("init") or "scratch"} |
 
 ## Held-out numbers (CATH S40 test split: 1,054 domains, < 40% identity to training)
 

@@ -48,8 +48,9 @@ class Adapter(Protocol):
 class ExportBest(Callback):
     """Save the EMA weights as a bundle whenever the validation NELBO improves."""
 
-    def __init__(self, folder: Path, adapter: Adapter, cfg: TrainConfig):
+    def __init__(self, folder: Path, adapter: Adapter, cfg: TrainConfig, previous: dict | None = None):
         self.folder, self.adapter, self.cfg = folder, adapter, cfg
+        self.previous = previous  # the training record of the model this run starts from (--init)
         self.best = math.inf
         self.start = time.time()
 
@@ -70,9 +71,28 @@ class ExportBest(Callback):
                     "wall_minutes_this_run": (time.time() - self.start) / 60,
                     "init": self.cfg.init,
                     "config": self.cfg.to_dict(),
+                    **({"previous": self.previous} if self.previous else {}),
                 },
             }
             save_bundle(self.folder, module.ema, module.spec, extra)
+
+
+def training_history(training: dict) -> list[dict]:
+    """The runs that made a model, oldest first: a bundle's ``training`` record followed back through
+    the ``previous`` records of the models it was initialised from (``--init``). Steps and tokens of
+    a run are its own (``tokens_seen`` counts from zero in each run).
+
+    Example:
+        >>> runs = training_history({"step": 50, "previous": {"step": 100}})
+        >>> [r["step"] for r in runs], sum(r["step"] for r in runs)
+        ([100, 50], 150)
+    """
+    runs = []
+    record: dict | None = training
+    while record:
+        runs.append({k: v for k, v in record.items() if k != "previous"})
+        record = record.get("previous")
+    return runs[::-1]
 
 
 def resolve_init(init: str) -> Path:
@@ -112,10 +132,11 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         seed=cfg.trainer.seed,
         num_workers=cfg.data.num_workers,
     )
-    init_state = denoiser_state = None
+    init_state = denoiser_state = previous = None
     if cfg.init:
-        init_model, spec, _ = load_bundle(resolve_init(cfg.init))
+        init_model, spec, init_extra = load_bundle(resolve_init(cfg.init))
         init_state = init_model.state_dict()
+        previous = init_extra.get("training")
     else:
         if cfg.init_from:
             if adapter.modality != "protein":
@@ -151,7 +172,7 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
             save_last=True,
             save_top_k=1,
         ),
-        ExportBest(out / "model", adapter, cfg),
+        ExportBest(out / "model", adapter, cfg, previous),
     ]
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.resume and last.exists() else None

@@ -13,7 +13,7 @@ from seqdiff.core.bundle import build_model, load_bundle
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.model import ProteinAdapter, evaluate_file
 from seqdiff.training.config import TrainConfig
-from seqdiff.training.train import train
+from seqdiff.training.train import train, training_history
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 VALID = SHARED / "protein" / "general" / "cath_v4_1_0_S40.valid.fasta"
@@ -111,3 +111,19 @@ def test_compiled_training_matches_eager(tmp_path: Path) -> None:
     for step in range(4):
         assert b[step] == pytest.approx(a[step], rel=1e-4), (step, a, b)
     assert load_bundle(compiled)[0].state_dict().keys() == load_bundle(eager)[0].state_dict().keys()
+
+
+def test_fine_tuning_starts_from_the_model_and_records_its_history(tmp_path: Path) -> None:
+    first = train(tiny_config(tmp_path / "first", max_steps=20, val_every_steps=10), ProteinAdapter())
+    start, _, first_extra = load_bundle(first)
+    cfg = tiny_config(tmp_path / "second", max_steps=10, val_every_steps=10)
+    cfg = TrainConfig.from_dict(
+        {**cfg.to_dict(), "init": str(first), "optim": {"lr": 1e-12, "ema_decay": 0.9}}
+    )
+    model, _, extra = load_bundle(train(cfg, ProteinAdapter()))
+    # A vanishing learning rate: the fine-tuned weights are the starting model's.
+    for (name, a), b in zip(start.state_dict().items(), model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    runs = training_history(extra["training"])
+    assert [r["step"] for r in runs] == [first_extra["training"]["step"], 10]
+    assert runs[0]["init"] is None and runs[1]["init"] == str(first)

@@ -21,6 +21,32 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.training.module import OptimConfig
 
 
+def _typed(name: str, value: object, annotation: str) -> object:
+    """``value`` as the number a numeric field declares. YAML reads ``5e-4`` (no dot) as a string,
+    so a number written that way is converted; anything else that is not a number is an error."""
+    kinds = set(annotation.replace(" ", "").split("|"))
+    if (
+        value is None
+        and "None" in kinds
+        or isinstance(value, bool)
+        or "str" in kinds
+        or not kinds & {"int", "float"}
+    ):
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise SeqdiffError(f"config: {name} must be a number, got {value!r}") from None
+    if not isinstance(value, int | float):
+        raise SeqdiffError(f"config: {name} must be a number, got {value!r}")
+    if "float" not in kinds:
+        if value != int(value):
+            raise SeqdiffError(f"config: {name} must be a whole number, got {value!r}")
+        return int(value)
+    return value
+
+
 @dataclass
 class DataConfig:
     train: str = ""
@@ -103,7 +129,8 @@ class TrainConfig:
                     raise SeqdiffError(
                         f"config: unknown keys in {key}: {sorted(bad)}; known: {sorted(names)}"
                     )
-                value = section(**(value or {}))
+                types = {f.name: f.type for f in fields(section)}
+                value = section(**{k: _typed(f"{key}.{k}", v, types[k]) for k, v in (value or {}).items()})
                 if key == "optim":
                     value.betas = tuple(value.betas)
             kwargs[key] = value

@@ -98,6 +98,19 @@ def test_bad_config_is_one_line_error(tmp_path: Path) -> None:
     bad.write_text("- just\n- a list\n")
     with pytest.raises(SeqdiffError, match="must be a YAML mapping"):
         TrainConfig.load(bad)
+    with pytest.raises(SeqdiffError, match="optim.lr must be a number, got 'fast'"):
+        TrainConfig.load(None, ["optim.lr=fast"])
+    with pytest.raises(SeqdiffError, match="trainer.max_steps must be a whole number"):
+        TrainConfig.load(None, ["trainer.max_steps=1.5"])
+
+
+def test_overrides_take_numbers_as_written():
+    # YAML reads 5e-4 (no dot) as a string; the config converts it for numeric fields only.
+    cfg = TrainConfig.load(
+        None, ["optim.lr=5e-4", "trainer.max_steps=2e3", "trainer.devices=auto", "out=1e3"]
+    )
+    assert cfg.optim.lr == 5e-4 and cfg.trainer.max_steps == 2000 and isinstance(cfg.trainer.max_steps, int)
+    assert cfg.trainer.devices == "auto" and cfg.out == "1e3"
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Callable
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import torch
 from seqdiff.atomic import atomic_path
 from seqdiff.core.autoregressive import AutoregressiveLM
 from seqdiff.core.bundle import build_model
+from seqdiff.core.device import resolve_device
 from seqdiff.core.diffusion import evaluate_nelbo
 from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
@@ -134,38 +137,56 @@ def sample_quality(samples: dict[str, torch.Tensor], judges: dict[str, torch.nn.
     }
 
 
-def sampling_speed(md4_path: str | None, ar_path: str | None, length: int, n: int, steps: list[int]) -> dict:
+def timed(run: Callable[[], object], device: torch.device) -> tuple[object, float]:
+    """(result, seconds) of ``run()``, waiting for the accelerator to finish."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    result = run()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return result, time.perf_counter() - start
+
+
+def sampling_speed(
+    md4_path: str | None,
+    ar_path: str | None,
+    length: int,
+    n: int,
+    steps: list[int],
+    device: torch.device = torch.device("cpu"),
+) -> dict:
     """Designs per second of the trained masked-diffusion model (with and without MDLM's cache, at
     each step count) against the trained autoregressive baseline with a KV cache, and the
     perplexity of every model's samples under the other model; natural CATH test domains cut to
     ``length`` are scored too, for reference."""
-    md4, _ = load_protein_model(md4_path)
-    ar, _ = load_protein_model(ar_path) if ar_path else (None, None)
+    md4, _ = load_protein_model(md4_path, device)
+    ar, _ = load_protein_model(ar_path, device) if ar_path else (None, None)
     if ar is None:  # the untrained same-shape baseline still gives the timing
         cfg = md4.denoiser.cfg
         model_cfg = ModelConfig(
             dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads, kind="autoregressive"
         )
-        ar = build_model(protein_spec(model_cfg)).eval()
+        ar = build_model(protein_spec(model_cfg)).to(device).eval()
     result: dict = {
         "setting": f"{n} sequences of length {length}",
         "models": {"md4": md4_path or "default", "autoregressive": ar_path},
+        "device": str(device),
     }
     samples = {}
-    start = time.perf_counter()
-    samples["autoregressive"] = ar.generate(n, length, generator=torch.Generator().manual_seed(0))
-    ar_seconds = time.perf_counter() - start
+    generator = torch.Generator(device).manual_seed(0)
+    ar.generate(2, 8, generator=generator)  # warm-up (kernels, allocator) outside the timing
+    samples["autoregressive"], ar_seconds = timed(lambda: ar.generate(n, length, generator=generator), device)
     result["autoregressive_kv_cache"] = {
         "seconds": ar_seconds,
         "network_calls": length,
         "designs_per_s": n / ar_seconds,
     }
-    z = torch.full((n, length), alphabet.MASK_ID)
+    z = torch.full((n, length), alphabet.MASK_ID, device=device)
     for count in steps:
         for cache in (True, False):
-            start = time.perf_counter()
-            out = sample(md4, z, steps=count, noise=KeyedNoise(0, torch.arange(n)), use_cache=cache)
-            seconds = time.perf_counter() - start
+            noise = KeyedNoise(0, torch.arange(n))
+            out, seconds = timed(partial(sample, md4, z, steps=count, noise=noise, use_cache=cache), device)
             result[f"md4_steps{count}_cache_{cache}"] = {
                 "steps": count,
                 "seconds": seconds,
@@ -175,7 +196,7 @@ def sampling_speed(md4_path: str | None, ar_path: str | None, length: int, n: in
             }
         samples[f"md4_steps{count}"] = out.tokens
     natural = [s[:length] for s in ProteinAdapter().sequences(str(TEST)) if len(s) >= length][:n]
-    samples["natural_cath_test"] = torch.as_tensor(np.stack(natural))
+    samples["natural_cath_test"] = torch.as_tensor(np.stack(natural), device=device)
     if ar_path:
         result["quality"] = sample_quality(samples, {"md4": md4, "autoregressive": ar})
     return result
@@ -213,6 +234,7 @@ def run() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
     parser.add_argument("--quick", action="store_true", help="short measurements (a smoke run)")
+    parser.add_argument("--device", default="cpu", help="device for the sampling section (cpu, cuda)")
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS, help="what to measure")
     parser.add_argument("--md4", default=None, help="masked-diffusion bundle (default: the shipped model)")
     parser.add_argument(
@@ -242,7 +264,8 @@ def run() -> None:
             report[key] = {**run_info, **result}
     if "sampling" in args.sections:
         # 1024 steps (> length): most steps unmask nothing, where MDLM's cache skips the network.
-        result = sampling_speed(args.md4, args.ar, 256, 16, [1024, 64, 32, 16])
+        device = resolve_device(args.device)
+        result = sampling_speed(args.md4, args.ar, 256, 16, [1024, 64, 32, 16], device)
         report["sampling"] = {**run_info, **result}
     if "identity" in args.sections:
         numba.set_num_threads(args.threads)

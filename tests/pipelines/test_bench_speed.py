@@ -1,0 +1,34 @@
+"""The speed benchmark's sections on tiny settings: figures are consistent with what was run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from pipelines.bench_speed import identity_speed, sampling_speed  # noqa: E402
+
+
+def test_sampling_section_with_the_shipped_model(shared: Path) -> None:
+    result = sampling_speed(None, None, length=24, n=2, steps=[48, 6])
+    assert result["autoregressive_kv_cache"]["network_calls"] == 24
+    # More steps than positions: some steps unmask nothing and the cache skips the network.
+    assert (
+        result["md4_steps48_cache_True"]["network_calls"]
+        < 48
+        == result["md4_steps48_cache_False"]["network_calls"]
+    )
+    assert result["md4_steps6_cache_True"]["network_calls"] == 6
+    for key, value in result.items():
+        if key.startswith("md4_"):
+            assert value["speedup_vs_autoregressive"] == pytest.approx(
+                result["autoregressive_kv_cache"]["seconds"] / value["seconds"]
+            )
+    assert "quality" not in result  # no trained autoregressive model given
+
+
+def test_identity_section(shared: Path) -> None:
+    result = identity_speed(30, numpy_pairs=20)
+    assert result["pairs"] == 30 * 29 // 2 and result["speedup"] > 0

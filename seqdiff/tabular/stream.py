@@ -122,7 +122,8 @@ def impute_file(
     """Impute `in_path` (Parquet or CSV) batch by batch into the Parquet file `out_path`.
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
-    filled (the mean / most frequent of `n_samples` draws per cell); it appears atomically when done.
+    filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell); it
+    appears atomically when done.
     `out_path` equal to `in_path` is refused unless `in_place` (which still writes a temporary file
     first). `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
 

@@ -111,11 +111,7 @@ def test_observed_cells_kept_and_missing_filled(fitted, holed):
 
 
 def test_learns_a_deterministic_column(fitted, complete, holed):
-    fitted.set_params(n_samples=5)
-    try:
-        out = fitted.transform(holed)
-    finally:
-        fitted.set_params(n_samples=1)
+    out = transform_with(fitted, holed, n_samples=5)
     target = holed["c"].isna() & holed["a"].notna() & holed["b"].notna()
     accuracy = (out["c"][target] == complete["c"][target]).mean()
     mode = (complete["c"][target] == holed["c"].mode()[0]).mean()
@@ -124,6 +120,15 @@ def test_learns_a_deterministic_column(fitted, complete, holed):
     error = (out["y"][target] - complete["y"][target]).abs().mean()
     mean_error = (holed["y"].mean() - complete["y"][target]).abs().mean()
     assert error < 0.5 * mean_error, (error, mean_error)
+
+
+def transform_with(imputer: MaskedDiffusionImputer, X, **params) -> pd.DataFrame:
+    """``imputer.transform(X)`` with ``params`` set for this call only."""
+    defaults = imputer.get_params()
+    try:
+        return imputer.set_params(**params).transform(X)
+    finally:
+        imputer.set_params(**defaults)
 
 
 def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
@@ -138,13 +143,8 @@ def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
     p_x1 = probs[:, x1, enc.offsets[x1] : enc.offsets[x1] + enc.vocab_sizes[x1]]
     bin_means = np.array(enc.to_dict()["columns"][x1]["means"])
     p_c = probs[:, c, enc.offsets[c] : enc.offsets[c] + enc.vocab_sizes[c]]
-    defaults = fitted.get_params()
-    fitted.set_params(numeric_point="mean")
-    try:
-        out = fitted.transform(rows)
-        median = fitted.set_params(numeric_point="median").transform(rows)
-    finally:
-        fitted.set_params(**defaults)
+    out = transform_with(fitted, rows, numeric_point="mean")
+    median = transform_with(fitted, rows, numeric_point="median")
     np.testing.assert_allclose(out["x1"], (p_x1 * bin_means).sum(1) / p_x1.sum(1), rtol=1e-5)
     # The median lies in the bin where the cumulative predictive mass reaches one half.
     median_bin = enc.encode(pa.Table.from_pandas(median, preserve_index=False))[:, x1] - enc.offsets[x1]
@@ -153,34 +153,20 @@ def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
     assert median["c"].tolist() == out["c"].tolist()
     categories = enc.to_dict()["columns"][c]["categories"]
     assert out["c"].tolist() == [categories[k] for k in p_c.argmax(1)]
-    fitted.set_params(seed=123, numeric_point="mean")
-    try:
-        pd.testing.assert_frame_equal(fitted.transform(rows), out)
-    finally:
-        fitted.set_params(**defaults)
+    pd.testing.assert_frame_equal(transform_with(fitted, rows, seed=123, numeric_point="mean"), out)
 
 
 def test_point_estimate_of_several_draws(fitted, holed):
     draws = fitted.transform_samples(holed, 3)
     assert len(draws) == 3 and not draws[0].equals(draws[1])
-    defaults = fitted.get_params()
-    fitted.set_params(point="draws", n_samples=3, numeric_point="mean")
-    try:
-        point = fitted.transform(holed)
-    finally:
-        fitted.set_params(**defaults)
+    point = transform_with(fitted, holed, point="draws", n_samples=3, numeric_point="mean")
     missing = holed["x1"].isna()
     mean = sum(d["x1"][missing] for d in draws) / 3
     np.testing.assert_allclose(point["x1"][missing], mean, rtol=1e-12)
     n_missing = holed["n"].isna()
     mean_n = np.rint(sum(d["n"][n_missing].astype(float) for d in draws) / 3)
     np.testing.assert_array_equal(point["n"][n_missing].astype(float), mean_n)
-    defaults = fitted.get_params()
-    fitted.set_params(point="draws", n_samples=3, numeric_point="median")
-    try:
-        median = fitted.transform(holed)
-    finally:
-        fitted.set_params(**defaults)
+    median = transform_with(fitted, holed, point="draws", n_samples=3, numeric_point="median")
     middle = np.median(np.stack([d["x1"][missing] for d in draws]), axis=0)
     np.testing.assert_array_equal(median["x1"][missing], middle)
     votes = pd.concat([d["c"][holed["c"].isna()] for d in draws], axis=1)
@@ -250,28 +236,26 @@ def test_streaming_equals_in_memory(fitted, holed, tmp_path, point, numeric_poin
     src = tmp_path / "holed.parquet"
     pq.write_table(table, src, row_group_size=100)
     out = tmp_path / "out.parquet"
-    default_numeric_point = fitted.numeric_point
-    fitted.set_params(point=point, numeric_point=numeric_point)
-    report = impute_file(src, out, fitted, batch_rows=37, n_samples=2)
-    streamed = pq.read_table(out)
-    assert streamed.schema.equals(table.schema)
-    assert report.rows == len(holed) and report.imputed_cells == int(
-        holed.drop(columns="tags").isna().sum().sum()
-    )
-    fitted.set_params(n_samples=2)
+    defaults = fitted.get_params()
+    fitted.set_params(point=point, numeric_point=numeric_point, n_samples=2)
     try:
+        report = impute_file(src, out, fitted, batch_rows=37, n_samples=2)
+        streamed = pq.read_table(out)
+        assert streamed.schema.equals(table.schema)
+        assert report.rows == len(holed) and report.imputed_cells == int(
+            holed.drop(columns="tags").isna().sum().sum()
+        )
         assert streamed.equals(fitted.transform(table))
+        csv = tmp_path / "holed.csv"
+        pacsv.write_csv(table.drop_columns(["tags"]), csv)
+        impute_file(csv, tmp_path / "from_csv.parquet", fitted, batch_rows=64, n_samples=2)
+        assert pq.read_table(tmp_path / "from_csv.parquet").column("c").null_count == 0
+        with pytest.raises(SeqdiffError, match="would overwrite the input"):
+            impute_file(src, src, fitted)
+        impute_file(src, src, fitted, batch_rows=100, in_place=True, n_samples=2)
+        assert pq.read_table(src).equals(fitted.transform(table))
     finally:
-        fitted.set_params(point="predictive", n_samples=1)
-    csv = tmp_path / "holed.csv"
-    pacsv.write_csv(table.drop_columns(["tags"]), csv)
-    impute_file(csv, tmp_path / "from_csv.parquet", fitted, batch_rows=64)
-    assert pq.read_table(tmp_path / "from_csv.parquet").column("c").null_count == 0
-    with pytest.raises(SeqdiffError, match="would overwrite the input"):
-        impute_file(src, src, fitted)
-    impute_file(src, src, fitted, batch_rows=100, in_place=True)
-    assert pq.read_table(src).equals(fitted.transform(table))
-    fitted.set_params(numeric_point=default_numeric_point)
+        fitted.set_params(**defaults)
     sample, total = read_sample(csv, 50, seed=0, batch_rows=64)
     assert total == len(holed) and sample.num_rows == 50
 

@@ -91,6 +91,7 @@ ESM-1b 33-token alphabet; it outputs the 20 standard amino acids.
 {ev["passes"]} Monte-Carlo passes over {ev["sequences"]} sequences ({ev["tokens"]:,} standard residues; sequences
 longer than {cfg.get("data", {}).get("max_len")} cut, {ev["truncated_sequences"]} of them). Evaluated {ev["date"]} on
 {ev["machine"]} with `.venv/bin/python pipelines/train_protein_default.py --skip-train`.
+BENCHMARKS.md compares masked diffusion with the same-size autoregressive baseline at equal compute.
 
 ## Use
 

@@ -177,6 +177,14 @@ def test_impute_with_a_saved_model(
     assert_filled(frame.drop(columns="id"), holed_table)
     assert at.dataframe[-1].value.columns.tolist() == [*holed_table.columns, "id"]
 
+    # The numeric estimate: the median by default, the mean on request (categorical cells unchanged).
+    assert at.radio(key="table_numeric_point").value == "median"
+    at.radio(key="table_numeric_point").set_value("mean").run()
+    click(at, "table_impute_run")
+    by_mean = at.session_state["table_run"].frame
+    assert_filled(by_mean.drop(columns="id"), holed_table)
+    assert not by_mean["a"].equals(frame["a"]) and by_mean["colour"].equals(frame["colour"])
+
 
 def test_protein_model_is_not_a_table_model(
     holed_table: pd.DataFrame, md4_model: Path, monkeypatch: pytest.MonkeyPatch

@@ -53,6 +53,10 @@ def unigram_perplexity(train_path: str, test_path: str, limit: int | None = None
     return math.exp(nll / n)
 
 
+def threads_label(threads: int | None) -> str:
+    return "all cores" if not threads else f"{threads} thread{'s' if threads > 1 else ''}"
+
+
 def model_card(extra: dict, evaluation: dict, n_params: int) -> str:
     training = extra.get("training", {})
     cfg = training.get("config", {})
@@ -64,7 +68,7 @@ def model_card(extra: dict, evaluation: dict, n_params: int) -> str:
         steps = f"{sum(r['step'] for r in runs):,} ({steps} in {len(runs)} runs, each continuing the last)"
     tokens = sum(r.get("tokens_seen", 0) for r in runs)
     compute = " + ".join(
-        f"{r.get('wall_minutes_this_run', 0):.0f} min ({r['config']['trainer'].get('threads') or 'all'} threads)"
+        f"{r.get('wall_minutes_this_run', 0):.0f} min ({threads_label(r['config']['trainer'].get('threads'))})"
         for r in runs
     )
     return f"""# seqdiff protein-default
@@ -127,7 +131,7 @@ def run() -> None:
     evaluation["unigram_perplexity"] = unigram_perplexity(cfg.data.train, test)
     evaluation["date"] = date.today().isoformat()
     evaluation["machine"] = (
-        f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"{platform.machine()}, {threads_label(torch.get_num_threads())}, torch {torch.__version__}"
     )
     evaluation["eval_seconds"] = round(time.time() - started, 1)
     target = default_model_path()

@@ -10,6 +10,7 @@ Steps, each rerunnable:
 
 Usage:
     .venv/bin/python pipelines/train_protein_default.py [--skip-train] [--init default] [--passes 4]
+        [--config pipelines/configs/protein_default_gpu.yaml]   # the larger model, on a GPU
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 from seqdiff.cli import main as seqdiff
 from seqdiff.core.bundle import CONFIG, WEIGHTS, load_bundle
+from seqdiff.core.device import resolve_device
 from seqdiff.protein.io import iter_sequences
 from seqdiff.protein.metrics import residue_frequencies
 from seqdiff.protein.model import default_model_path, evaluate_file
@@ -57,6 +59,15 @@ def threads_label(threads: int | None) -> str:
     return "all cores" if not threads else f"{threads} thread{'s' if threads > 1 else ''}"
 
 
+def hardware(run: dict) -> str:
+    """Where a training run ran, from its record (runs before devices were recorded used the CPU)."""
+    device = run.get("device", "1 x cpu")
+    if device.endswith("cpu"):
+        return f"the 2-core CPU ({threads_label(run['config']['trainer'].get('threads'))}, shared with other work)"
+    count = device.split(" x ")[0]
+    return f"{count} GPU{'s' if count != '1' else ''}"
+
+
 def model_card(extra: dict, evaluation: dict, n_params: int) -> str:
     training = extra.get("training", {})
     cfg = training.get("config", {})
@@ -67,10 +78,7 @@ def model_card(extra: dict, evaluation: dict, n_params: int) -> str:
     if len(runs) > 1:
         steps = f"{sum(r['step'] for r in runs):,} ({steps} in {len(runs)} runs, each continuing the last)"
     tokens = sum(r.get("tokens_seen", 0) for r in runs)
-    compute = " + ".join(
-        f"{r.get('wall_minutes_this_run', 0):.0f} min ({threads_label(r['config']['trainer'].get('threads'))})"
-        for r in runs
-    )
+    compute = " + ".join(f"{r.get('wall_minutes_this_run', 0):.0f} min on {hardware(r)}" for r in runs)
     return f"""# seqdiff protein-default
 
 A masked-diffusion (MD4, {model_cfg.get("schedule", "linear")} schedule) protein sequence model over the
@@ -82,7 +90,7 @@ ESM-1b 33-token alphabet; it outputs the 20 standard amino acids.
 | parameters | {n_params:,} |
 | training data | CATH v4.1.0 S40 train split (18,982 domains; `../shared/data/protein/general/cath_v4_1_0_S40.train.fasta`), random crops of at most {cfg.get("data", {}).get("max_len")} residues; valid split for early stopping. No UniProt data. |
 | steps | {steps} optimizer steps of about {cfg.get("data", {}).get("max_tokens")} padded tokens ({tokens:,} real tokens) |
-| compute | {compute} on a 2-core CPU (shared with other work) |
+| compute | {compute} |
 | initialised from | {runs[0].get("init") or "scratch"} |
 
 ## Held-out numbers (CATH S40 test split: 1,054 domains, < 40% identity to training)
@@ -108,22 +116,24 @@ Small and trained on little compute: treat designs as a starting point. Continue
 
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=CONFIG_PATH, help="training config (default: the CPU one)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--init", help="continue from a model ('default' or a folder)")
     parser.add_argument("--passes", type=int, default=4)
     parser.add_argument("--set", action="append", default=[], help="config overrides for training")
     args = parser.parse_args()
-    cfg = TrainConfig.load(CONFIG_PATH, args.set)
+    cfg = TrainConfig.load(args.config, args.set)
     run_model = ROOT / cfg.out / "model"
     if not args.skip_train:
-        argv = ["train", "--config", str(CONFIG_PATH)]
+        argv = ["train", "--config", str(args.config)]
         for item in args.set:
             argv += ["--set", item]
         if args.init:
             argv += ["--init", args.init]
         if seqdiff(argv) != 0:
             raise SystemExit(1)
-    model, _, extra = load_bundle(run_model)
+    device = resolve_device("auto")
+    model, _, extra = load_bundle(run_model, device)
     torch.set_num_threads(cfg.trainer.threads or torch.get_num_threads())
     test = cfg.data.train.replace(".train.", ".test.")
     started = time.time()
@@ -132,6 +142,7 @@ def run() -> None:
     evaluation["date"] = date.today().isoformat()
     evaluation["machine"] = (
         f"{platform.machine()}, {threads_label(torch.get_num_threads())}, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
     )
     evaluation["eval_seconds"] = round(time.time() - started, 1)
     target = default_model_path()

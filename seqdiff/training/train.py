@@ -69,6 +69,7 @@ class ExportBest(Callback):
                     "valid_nelbo_nats": nelbo,
                     "valid_perplexity": math.exp(nelbo),
                     "wall_minutes_this_run": (time.time() - self.start) / 60,
+                    "device": f"{trainer.num_devices} x {trainer.strategy.root_device.type}",
                     "init": self.cfg.init,
                     "config": self.cfg.to_dict(),
                     **({"previous": self.previous} if self.previous else {}),

@@ -140,3 +140,11 @@ def test_fine_tuning_starts_from_the_model_and_records_its_history(tmp_path: Pat
     runs = training_history(extra["training"])
     assert [r["step"] for r in runs] == [first_extra["training"]["step"], 10]
     assert runs[0]["init"] is None and runs[1]["init"] == str(first)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[2] / "pipelines" / "configs").glob("*.yaml"))
+)
+def test_pipeline_configs_load(path: Path) -> None:
+    cfg = TrainConfig.load(path)
+    assert cfg.trainer.max_steps <= cfg.optim.total_steps and cfg.data.train.startswith("../shared/data/")

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from itertools import product
 from pathlib import Path
 
 import torch
@@ -51,11 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         imputer = MaskedDiffusionImputer(
             max_steps=args.max_steps, categorical=schema.categorical, numeric=schema.numeric, seed=args.seed
         ).fit(holed)
-        for point, k, numeric in [
-            (point, k, numeric)
-            for point, k in [("predictive", 1)] + [("draws", k) for k in args.draws]
-            for numeric in NUMERIC_POINTS
-        ]:
+        estimates = [("predictive", 1)] + [("draws", k) for k in args.draws]
+        for (point, k), numeric in product(estimates, NUMERIC_POINTS):
             imputer.set_params(point=point, n_samples=k, numeric_point=numeric)
             start = time.perf_counter()
             imputed = imputer.transform(holed)

@@ -61,11 +61,10 @@ def threads_label(threads: int | None) -> str:
 
 def hardware(run: dict) -> str:
     """Where a training run ran, from its record (runs before devices were recorded used the CPU)."""
-    device = run.get("device", "1 x cpu")
-    if device.endswith("cpu"):
+    if run.get("accelerator", "cpu") == "cpu":
         return f"the 2-core CPU ({threads_label(run['config']['trainer'].get('threads'))}, shared with other work)"
-    count = device.split(" x ")[0]
-    return f"{count} GPU{'s' if count != '1' else ''}"
+    count = run.get("devices", 1)
+    return f"{count} GPU{'s' if count > 1 else ''}"
 
 
 def model_card(extra: dict, evaluation: dict, n_params: int) -> str:

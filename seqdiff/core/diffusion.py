@@ -319,9 +319,10 @@ def evaluate_nelbo(
         tokens = int(total_tokens)
     model.train(was_training)
     mean = sum(per_pass) / passes
-    var = sum((p - mean) ** 2 for p in per_pass) / max(passes - 1, 1)
     if model.exact_likelihood:
         stderr = 0.0
+    elif passes > 1:
+        stderr = math.sqrt(sum((p - mean) ** 2 for p in per_pass) / (passes - 1) / passes)
     else:
-        stderr = math.sqrt(var / passes) if passes > 1 else float("nan")
+        stderr = float("nan")
     return NelboReport(mean, stderr, tokens, sequences, passes)

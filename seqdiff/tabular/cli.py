@@ -78,7 +78,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
         if args.save_model:
             imputer.save(args.save_model)
             _say(f"model saved to {args.save_model}")
-    # --samples K: the mean / vote of K draws per cell; without it, the predictive point estimate.
+    # --samples K: K draws per cell; without it, the predictive point estimate (one pass per row).
     imputer.set_params(point="predictive" if args.samples is None else "draws")
     if args.numeric_point:
         imputer.set_params(numeric_point=args.numeric_point)

@@ -487,13 +487,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             if enc.kinds[j] == "numeric":
                 values = np.stack([_numeric_values(a)[0] for a in arrays])
                 floating = pa.types.is_floating(arrays[0].type)
-                if self.numeric_point == "median":
-                    # The lower median keeps integer and timestamp values exact.
-                    point = (
-                        np.median(values, axis=0)
-                        if floating
-                        else np.sort(values, axis=0)[(len(values) - 1) // 2]
-                    )
+                if self.numeric_point == "median" and floating:
+                    point = np.median(values, axis=0)
+                elif self.numeric_point == "median":  # the lower median keeps integers and timestamps exact
+                    point = np.sort(values, axis=0)[(len(values) - 1) // 2]
                 elif floating:
                     point = values.mean(axis=0)
                 else:

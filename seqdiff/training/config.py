@@ -25,21 +25,17 @@ def _typed(name: str, value: object, annotation: str) -> object:
     """``value`` as the number a numeric field declares. YAML reads ``5e-4`` (no dot) as a string,
     so a number written that way is converted; anything else that is not a number is an error."""
     kinds = set(annotation.replace(" ", "").split("|"))
-    if (
-        value is None
-        and "None" in kinds
-        or isinstance(value, bool)
-        or "str" in kinds
-        or not kinds & {"int", "float"}
-    ):
+    numeric = kinds & {"int", "float"} and "str" not in kinds
+    if not numeric or isinstance(value, bool) or (value is None and "None" in kinds):
         return value
+    expected = "a number or null" if "None" in kinds else "a number"
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
-            raise SeqdiffError(f"config: {name} must be a number, got {value!r}") from None
+            raise SeqdiffError(f"config: {name} must be {expected}, got {value!r}") from None
     if not isinstance(value, int | float):
-        raise SeqdiffError(f"config: {name} must be a number, got {value!r}")
+        raise SeqdiffError(f"config: {name} must be {expected}, got {value!r}")
     if "float" not in kinds:
         if value != int(value):
             raise SeqdiffError(f"config: {name} must be a whole number, got {value!r}")

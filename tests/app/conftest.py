@@ -146,6 +146,30 @@ def browser_page() -> Iterator[Page]:
             browser.close()
 
 
+IDLE_FOR_MS = 1000
+
+
+def _wait_until_idle(page: Page) -> None:
+    """Wait until the app's script has not been running for IDLE_FOR_MS.
+
+    A widget change reaches the server only after a moment, so a single 'not running' reading can
+    come before the rerun it causes. A file uploaded while a rerun redraws the page can be lost."""
+    page.evaluate("window.idleSince = undefined")
+    page.wait_for_function(
+        """quietMs => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            if (app?.dataset.testScriptState !== "notRunning") {
+                window.idleSince = undefined;
+                return false;
+            }
+            window.idleSince ??= performance.now();
+            return performance.now() - window.idleSince >= quietMs;
+        }""",
+        arg=IDLE_FOR_MS,
+        polling=100,
+    )
+
+
 def _screenshot(page: Page, name: str) -> Path:
     """The whole page: Streamlit scrolls inside its own container, so the window grows to fit it."""
     height = page.locator('[data-testid="stMain"]').evaluate("main => main.scrollHeight")
@@ -155,6 +179,12 @@ def _screenshot(page: Page, name: str) -> Path:
     page.screenshot(path=path)
     page.set_viewport_size(VIEWPORT)
     return path
+
+
+@pytest.fixture
+def wait_until_idle() -> Callable[[Page], None]:
+    """``wait_until_idle(page)`` waits until the app has finished its reruns."""
+    return _wait_until_idle
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ def test_table_page_end_to_end(
     serve_app: Callable[[dict[str, str]], str],
     browser_page: Page,
     screenshot: Callable[[Page, str], Path],
+    wait_until_idle: Callable[[Page], None],
     tmp_path: Path,
 ) -> None:
     model = tmp_path / "table-model"  # saved from the page, then shown on the Model page
@@ -39,6 +40,7 @@ def test_table_page_end_to_end(
     steps.press("Enter")
     page.get_by_role("combobox", name="Schedule").click()
     page.get_by_role("option", name="GenMD4 (learned per-value rates)").click()
+    wait_until_idle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(csv)
     page.get_by_text("120 rows × 4 columns").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()

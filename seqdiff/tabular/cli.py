@@ -47,20 +47,16 @@ def cmd_impute(args: argparse.Namespace) -> None:
     if args.checkpoint:
         fit_only = [
             flag
-            for flag, value in [
-                ("--categorical", args.categorical),
-                ("--numeric", args.numeric),
-                ("--max-steps", args.max_steps),
-                ("--save-model", args.save_model),
-            ]
-            if value
+            for flag in ["--categorical", "--numeric", "--save-model", *FIT_FLAGS]
+            if getattr(args, _dest(flag)) is not None
         ]
         if fit_only:
             raise SeqdiffError(f"{', '.join(fit_only)}: only when fitting, not with --checkpoint")
         imputer = MaskedDiffusionImputer.load(args.checkpoint, device=here)
         imputer.set_params(progress=None)
     else:
-        settings = {"max_steps": args.max_steps} if args.max_steps else {}
+        settings = {param: getattr(args, _dest(flag)) for flag, param in FIT_FLAGS.items()}
+        settings = {param: value for param, value in settings.items() if value is not None}
         imputer = MaskedDiffusionImputer(
             categorical=args.categorical or (),
             numeric=args.numeric or (),
@@ -98,6 +94,19 @@ def cmd_impute(args: argparse.Namespace) -> None:
     else:
         report = impute_file(args.input, output, imputer, **options)
     _say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
+
+
+# Fitting settings of `seqdiff impute`: CLI flag -> MaskedDiffusionImputer parameter.
+FIT_FLAGS = {
+    "--max-steps": "max_steps",
+    "--max-minutes": "max_minutes",
+    "--bins": "n_bins",
+    "--fit-batch-rows": "batch_rows",
+}
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -141,6 +150,13 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--categorical", nargs="+", metavar="COL", help="columns to model as categorical")
     p.add_argument("--numeric", nargs="+", metavar="COL", help="columns to model as numeric")
     p.add_argument("--max-steps", type=int, help="training steps when fitting (default 2000)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        help="training time limit when fitting (default: none; whichever ends first)",
+    )
+    p.add_argument("--bins", type=int, help="quantile bins per numeric column when fitting (default 32)")
+    p.add_argument("--fit-batch-rows", type=int, help="rows per training batch when fitting (default 256)")
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")
     add_engine_flags(p)

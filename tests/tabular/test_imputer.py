@@ -425,6 +425,22 @@ def test_cli_impute_and_sample_table(holed, tmp_path):
         run_cli("sample", "table", "--checkpoint", str(model), "--rows", "2", "-o", str(synth), "--fix", "a")
 
 
+def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
+    src, model = tmp_path / "holed.parquet", tmp_path / "model"
+    pq.write_table(pa.Table.from_pandas(holed.drop(columns="tags"), preserve_index=False), src)
+    flags = ["--max-steps", "3", "--bins", "4", "--fit-batch-rows", "16", "--max-minutes", "5"]
+    run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
+    imputer = MaskedDiffusionImputer.load(model)
+    assert (imputer.max_steps, imputer.n_bins, imputer.batch_rows, imputer.max_minutes) == (3, 4, 16, 5.0)
+    assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
+    with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
+        run_cli(
+            "impute", str(src), "-o", str(tmp_path / "o.parquet"), "--checkpoint", str(model), *flags[2:6]
+        )
+    with pytest.raises(SeqdiffError, match="n_bins must be a positive integer"):
+        run_cli("impute", str(src), "-o", str(tmp_path / "o.parquet"), "--bins", "0")
+
+
 def test_same_seed_same_imputation_from_scratch(holed):
     small = holed.iloc[:200]
     first = MaskedDiffusionImputer(max_steps=10, seed=3, device="cpu").fit(small).transform(small)

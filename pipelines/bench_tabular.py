@@ -80,6 +80,7 @@ def impute(
             point=args.point,
             numeric_point=args.numeric_point,
             n_bins=args.bins,
+            batch_rows=args.fit_batch_rows,
             n_samples=args.samples,
             categorical=schema.categorical,
             numeric=schema.numeric,
@@ -150,7 +151,7 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
         "",
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
         f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_minutes={args.max_minutes}, "
-        f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, "
+        f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, batch_rows={args.fit_batch_rows}, "
         f"n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
         "better), accuracy on categorical cells (higher is better), time = fit + impute seconds.",
         "",
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         "--numeric-point", default="median", choices=NUMERIC_POINTS, help="seqdiff numeric estimate"
     )
     p.add_argument("--bins", type=int, default=N_BINS, help="seqdiff quantile bins per numeric column")
+    p.add_argument("--fit-batch-rows", type=int, default=256, help="seqdiff rows per training batch")
     p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell with --point draws")
     p.add_argument("--fidelity-rows", type=int, default=5000, help="synthetic rows for the fidelity scores")
     p.add_argument("--device", default="auto")

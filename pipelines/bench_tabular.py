@@ -263,7 +263,12 @@ def main(argv: list[str] | None = None) -> None:
         "--numeric-point", default="median", choices=NUMERIC_POINTS, help="seqdiff numeric estimate"
     )
     p.add_argument("--bins", type=int, default=N_BINS, help="seqdiff quantile bins per numeric column")
-    p.add_argument("--fit-batch-rows", type=int, default=256, help="seqdiff rows per training batch")
+    p.add_argument(
+        "--fit-batch-rows",
+        type=int,
+        default=MaskedDiffusionImputer().batch_rows,
+        help="seqdiff rows per training batch",
+    )
     p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell with --point draws")
     p.add_argument("--fidelity-rows", type=int, default=5000, help="synthetic rows for the fidelity scores")
     p.add_argument("--device", default="auto")

@@ -55,8 +55,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
         imputer = MaskedDiffusionImputer.load(args.checkpoint, device=here)
         imputer.set_params(progress=None)
     else:
-        settings = {param: getattr(args, _dest(flag)) for flag, param in FIT_FLAGS.items()}
-        settings = {param: value for param, value in settings.items() if value is not None}
+        settings = {p: v for f, p in FIT_FLAGS.items() if (v := getattr(args, _dest(f))) is not None}
         imputer = MaskedDiffusionImputer(
             categorical=args.categorical or (),
             numeric=args.numeric or (),

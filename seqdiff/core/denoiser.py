@@ -177,6 +177,18 @@ class Denoiser(nn.Module):
     ) -> Tensor:
         """Logits [B, N, V]. ``caches`` (one dict per layer) and ``offset`` (the position of
         ``tokens[:, 0]``) serve incremental decoding in a causal model."""
+        return self.head(self.features(tokens, valid, t, caches, offset))
+
+    def features(
+        self,
+        tokens: Tensor,
+        valid: Tensor | None = None,
+        t: Tensor | None = None,
+        caches: list[dict] | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        """The normalised final hidden states [B, N, dim] that ``head`` maps to logits; a caller
+        that needs only some tokens' logits multiplies by those rows of ``head.weight`` alone."""
         b, n = tokens.shape
         h = self.embed(tokens)
         rope = None
@@ -192,7 +204,7 @@ class Denoiser(nn.Module):
         cond = self.time(t) if self.time is not None and t is not None else None
         for i, block in enumerate(self.blocks):
             h = block(h, attn_mask, rope, cond, caches[i] if caches is not None else None)
-        return self.head(self.norm(h))
+        return self.norm(h)
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

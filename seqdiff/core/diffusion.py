@@ -80,6 +80,20 @@ class MaskedDiffusion(nn.Module):
         allowed = allowed.bool().clone()
         allowed[..., mask_id] = False
         self.register_buffer("allowed", allowed, persistent=False)
+        # Per-position output heads: row n of `slot_ids` lists the ids position n may take, so the
+        # output layer is applied to those rows of its weight only (a table column with 32 values
+        # costs 32 logits, not the whole flat vocabulary). The last slot is always empty (the mask
+        # id, -inf): `slot_of` sends any id a position may not take there.
+        rows = allowed if allowed.dim() == 2 else allowed[None]
+        width = int(rows.sum(-1).max()) + 1
+        slot_ids = torch.full((rows.shape[0], width), mask_id, dtype=torch.long)
+        slot_of = torch.full(rows.shape, width - 1, dtype=torch.long)
+        for n, row in enumerate(rows):
+            ids = row.nonzero()[:, 0]
+            slot_ids[n, : len(ids)] = ids
+            slot_of[n, ids] = torch.arange(len(ids))
+        self.register_buffer("slot_ids", slot_ids, persistent=False)
+        self.register_buffer("slot_of", slot_of, persistent=False)
 
     @property
     def vocab_size(self) -> int:
@@ -91,9 +105,38 @@ class MaskedDiffusion(nn.Module):
 
     def log_probs(self, z: Tensor, valid: Tensor | None = None, t: Tensor | None = None) -> Tensor:
         """log mu_theta(z_t, t): float32 [B, N, V], -inf outside each position's allowed set."""
-        logits = self.denoiser(z, valid, t).float()
-        allowed = self.allowed[: z.shape[1]] if self.allowed.dim() == 2 else self.allowed
-        return torch.log_softmax(logits.masked_fill(~allowed, float("-inf")), dim=-1)
+        slots = self.slot_log_probs(z, valid, t)
+        full = slots.new_full((*z.shape, self.vocab_size), float("-inf"))
+        return full.scatter_(-1, self._slot_ids(z.shape[1]).expand_as(slots), slots)
+
+    def slot_log_probs(self, z: Tensor, valid: Tensor | None = None, t: Tensor | None = None) -> Tensor:
+        """log mu_theta(z_t, t) over each position's own ids: float32 [B, N, K], where slot k of
+        position n is token ``slot_ids[n, k]`` (or ``slot_ids[0, k]`` when every position shares
+        one set) and empty slots are -inf. What training uses: no logits outside the allowed sets.
+
+        Example:
+            >>> model.slot_log_probs(z).exp().sum(-1)  # doctest: +SKIP
+            tensor([[1.0000, 1.0000, ...]])
+        """
+        ids = self._slot_ids(z.shape[1])
+        features = getattr(self.denoiser, "features", None)
+        if features is not None:
+            h = features(z, valid, t)
+            weight = self.denoiser.head.weight[ids]  # [1 or N, K, dim]
+            logits = h @ weight[0].T if ids.shape[0] == 1 else torch.einsum("bnd,nkd->bnk", h, weight)
+        else:  # a denoiser whose output layer is not separable (ESM-2): pick from the full logits
+            logits = self.denoiser(z, valid, t).gather(-1, ids.expand(*z.shape, -1))
+        return torch.log_softmax(logits.float().masked_fill(ids == self.mask_id, float("-inf")), dim=-1)
+
+    def _slot_ids(self, n: int) -> Tensor:
+        return self.slot_ids if self.slot_ids.shape[0] == 1 else self.slot_ids[:n]
+
+    def _log_prob_of(self, slot_logp: Tensor, x: Tensor) -> Tensor:
+        """log mu[x] [B, N] from ``slot_log_probs``; -inf where position n may not take x."""
+        n = x.shape[1]
+        rows = torch.arange(n, device=x.device) if self.slot_of.shape[0] > 1 else x.new_zeros(n)
+        local = self.slot_of[rows, x.clamp(max=self.vocab_size - 1)]
+        return slot_logp.gather(-1, local[..., None])[..., 0]
 
     def sample_t(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
         """Stratified (antithetic) times t_i = (u + i/B) mod 1 (MD4 Alg. 1)."""
@@ -155,9 +198,8 @@ class MaskedDiffusion(nn.Module):
     def _md4_integrand(self, x: Tensor, z: Tensor, masked: Tensor, valid: Tensor | None, t: Tensor) -> Tensor:
         """MD4 eq. 5 at one t: weight(t) * sum over masked tokens of -log mu[x] (continuous),
         or T (alpha_s - alpha_t)/(1 - alpha_t) * the same sum (discrete, md4_spec.md section 2)."""
-        logp = self.log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
-        nll = -logp.gather(-1, x.clamp(max=self.vocab_size - 1)[..., None])[..., 0]
-        nll = torch.where(masked, nll, torch.zeros_like(nll))
+        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
+        nll = torch.where(masked, -self._log_prob_of(logp, x), torch.zeros(x.shape, device=x.device))
         if self.timesteps:
             s = t - 1 / self.timesteps
             a_t, a_s = self.schedule.alpha(t), self.schedule.alpha(s)
@@ -181,13 +223,13 @@ class MaskedDiffusion(nn.Module):
         (w/t)(-log mu_x) when every w_i equals w.
         """
         w = self.schedule.rates()
-        logp = self.log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
+        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
         xc = x.clamp(max=self.vocab_size - 1)
-        logp_x = logp.gather(-1, xc[..., None])[..., 0]
+        logp_x = self._log_prob_of(logp, x)
         # Unscored tokens (padding, missing) may hold ids outside the allowed set, where log mu is
         # -inf: zero them before they meet w, or the backward pass gives the rates 0 * inf = NaN.
         logp_x = torch.where(masked, logp_x, torch.zeros_like(logp_x))
-        expected_w = (logp.exp() * w).sum(-1)
+        expected_w = (logp.exp() * w[self._slot_ids(x.shape[1])]).sum(-1)
         per_token = (-w[xc] * (1 + logp_x) + expected_w) / t[:, None]
         per_token = torch.where(masked, per_token, torch.zeros_like(per_token))
         return (1 - GENMD4_T1) * per_token.sum(-1)

@@ -270,3 +270,40 @@ def test_losses_valid_none_equals_all_valid():
         b = model.losses(x, torch.ones_like(x, dtype=torch.bool), generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(a.nelbo, b.nelbo)
     assert a.tokens.tolist() == [8.0] * 6
+
+
+@pytest.mark.parametrize("schedule", ["md4", "genmd4"])
+def test_per_position_heads_equal_the_masked_full_vocabulary(schedule):
+    """Table columns: logits are computed for each position's own ids only (a head per column),
+    and give exactly the distribution and the loss of the full head masked to those ids."""
+    vocab, mask_id = 12, 11
+    allowed = torch.zeros(4, vocab, dtype=torch.bool)
+    for n, ids in enumerate([range(0, 3), range(3, 8), range(8, 9), range(9, 11)]):
+        allowed[n, list(ids)] = True
+    torch.manual_seed(0)
+    net = Denoiser(
+        DenoiserConfig(vocab_size=vocab, dim=32, n_layers=1, n_heads=2, positions="learned", max_len=4)
+    )
+    sched = LearnableStateSchedule(vocab) if schedule == "genmd4" else LinearSchedule()
+    model = MaskedDiffusion(net, sched, mask_id=mask_id, allowed=allowed)
+    z = torch.tensor([[0, mask_id, 8, mask_id], [mask_id, 4, mask_id, 10]])
+    with torch.no_grad():
+        full = torch.log_softmax(net(z).masked_fill(~allowed, float("-inf")), dim=-1)
+        slots = model.slot_log_probs(z)
+        torch.testing.assert_close(model.log_probs(z), full)
+    assert slots.shape == (2, 4, 5 + 1)  # the widest column (5 ids) and the always-empty slot
+    torch.testing.assert_close(slots.exp().sum(-1), torch.ones(2, 4))
+    x = torch.tensor([[0, 5, 8, 9], [2, 4, 8, 10]])
+    t = torch.tensor([0.6, 0.3])
+    masked = z == mask_id
+    with torch.no_grad():
+        nll = -full.gather(-1, x[..., None])[..., 0]
+        if schedule == "md4":
+            got = model._md4_integrand(x, z, masked, None, t)
+            want = sched.weight(t) * torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
+        else:
+            got = model.genmd4_integrand(x, z, masked, None, t)
+            w = sched.rates()
+            per = (-w[x] * (1 - nll) + (full.exp() * w).sum(-1)) / t[:, None]
+            want = (1 - GENMD4_T1) * torch.where(masked, per, torch.zeros_like(per)).sum(-1)
+    torch.testing.assert_close(got, want)

@@ -281,7 +281,8 @@ def markdown(rows: list[dict], summary: list[dict], args: argparse.Namespace) ->
         "# Motif-scaffolding benchmark",
         "",
         f"{args.designs} designs per problem and system; sampler: {args.steps} steps, cosine grid, "
-        f"temperature 1, seed {args.seed}. Fine-tuning: at most {args.finetune_steps} steps or "
+        f"temperature {args.temperature:g}, top-p {args.top_p:g} (model systems), seed {args.seed}. "
+        f"Fine-tuning: at most {args.finetune_steps} steps or "
         f"{args.finetune_minutes} min at lr {args.finetune_lr}. Identity: best-diagonal ungapped "
         "identity / shorter length. family = fraction with hmmsearch E < 1e-3 (-Z 1).",
         "",
@@ -357,6 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
     p.add_argument("--designs", type=int, default=100)
     p.add_argument("--steps", type=int, default=25, help="sampler steps")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampler temperature (model systems)")
+    p.add_argument("--top-p", type=float, default=1.0, help="sampler nucleus (model systems)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--finetune-steps", type=int, default=80)
     p.add_argument("--finetune-minutes", type=float, default=2.0)
@@ -434,11 +437,14 @@ def main(argv: list[str] | None = None) -> None:
                     model=model if checkpoint is None else None,
                     checkpoint=checkpoint,
                     steps=args.steps,
+                    temperature=args.temperature,
+                    top_p=args.top_p,
                     seed=args.seed,
                     batch_size=args.batch_size,
                     device="cpu",
                 )
                 sequences = [d.sequence for d in designs]
+                extra.update(temperature=args.temperature, top_p=args.top_p)
                 extra["nelbo_own_model"] = float(np.mean([d.nelbo_per_residue for d in designs]))
                 extra["mean_confidence"] = float(np.nanmean([d.mean_confidence for d in designs]))
             # The default system's designs were already scored by the default model (same seed: same value).

@@ -54,10 +54,16 @@ def test_small_run_keeps_every_motif(shared, tmp_path: Path):
     out = tmp_path / "motif.json"
     bench_motif.main(
         ["--out", str(out), "--work", str(tmp_path / "work"), "--problems", "5TPN",
-         "--designs", "6", "--steps", "8", "--finetune-steps", "3", "--seed", "1", "--controls", "0"]
+         "--designs", "6", "--steps", "8", "--finetune-steps", "3", "--seed", "1", "--controls", "0",
+         "--temperature", "0.5"]
     )  # fmt: skip
     rows = json.loads(out.read_text())["rows"]
     assert {r["system"] for r in rows} == {"default", "finetuned", "background"}
+    assert {r["system"]: r.get("temperature") for r in rows} == {
+        "default": 0.5,
+        "finetuned": 0.5,
+        "background": None,  # drawn from frequencies: no sampler
+    }
     for r in rows:
         assert r["motif_kept"] == 1.0 and r["length_in_range"] == 1.0
         assert 0 < r["diversity_identity"] < 1 and 0 < r["novelty_identity_mean"] < 1
@@ -66,4 +72,5 @@ def test_small_run_keeps_every_motif(shared, tmp_path: Path):
             and 0 <= r["family_scaffold_fraction"] <= r["family_fraction"] + 1e-9
         )
     assert (tmp_path / "work" / "finetune-5tpn" / "model").is_dir()
-    assert "| 5TPN | finetuned |" in out.with_suffix(".md").read_text()
+    text = out.with_suffix(".md").read_text()
+    assert "| 5TPN | finetuned |" in text and "temperature 0.5" in text

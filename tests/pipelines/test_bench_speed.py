@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pipelines.bench_speed import identity_speed, sampling_speed  # noqa: E402
+from pipelines.bench_speed import identity_speed, sampling_speed, table_training_speed  # noqa: E402
 
 
 def test_sampling_section_with_the_shipped_model(shared: Path) -> None:
@@ -32,3 +32,10 @@ def test_sampling_section_with_the_shipped_model(shared: Path) -> None:
 def test_identity_section(shared: Path) -> None:
     result = identity_speed(30, numpy_pairs=20)
     assert result["pairs"] == 30 * 29 // 2 and result["speedup"] > 0
+
+
+def test_table_section(shared: Path) -> None:
+    result = table_training_speed(steps=3, n_bins=8, batch_rows=64)
+    assert result["steps"] == 3 and result["n_bins"] == 8
+    assert result["steps_per_s"] == pytest.approx(3 / result["fit_seconds"])
+    assert result["table"] == "california.parquet, 20000 rows x 10 columns"

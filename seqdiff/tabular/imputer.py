@@ -414,9 +414,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
                 continue
             z = np.full((block, len(enc.columns)), enc.mask_id, np.int64)
             z[slots[part]] = tokens[rows[part]]
-            p = self.model_.log_probs(torch.as_tensor(z, device=device)).exp()[slots[part]].cpu().numpy()
-            for j, (offset, size) in enumerate(zip(enc.offsets, enc.vocab_sizes, strict=True)):
-                probs[j][part] = p[:, j, offset : offset + size]
+            logp = self.model_.slot_log_probs(torch.as_tensor(z, device=device))
+            p = logp.exp()[slots[part]].cpu().numpy()
+            for j, size in enumerate(enc.vocab_sizes):
+                probs[j][part] = p[:, j, :size]  # column j's slot k is its token offsets[j] + k
         mode = np.stack([p.argmax(axis=1) + o for p, o in zip(probs, enc.offsets, strict=True)], axis=1)
         return _Draws(missing, rows, mode[None], [enc.decode_point(probs, self.numeric_point)])
 

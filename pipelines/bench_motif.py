@@ -121,6 +121,24 @@ def match_columns(a3m: Path) -> list[str]:
     return rows
 
 
+def aligned_identity(rows: list[str], min_overlap: int = 20) -> float:
+    """Mean pairwise identity of MSA rows over the match columns both rows cover (gaps excluded),
+    over the pairs that share at least ``min_overlap`` such columns: the family's own diversity.
+    The alignment-free identity of the designs would understate it, as members differ by indels.
+
+    Example:
+        >>> aligned_identity(["AC-DE", "ACKDF", "AC---"], min_overlap=2)
+        0.9166666666666666
+    """
+    codes = np.array([np.frombuffer(r.encode(), dtype=np.uint8) for r in rows])
+    present = codes != ord("-")
+    upper = np.triu_indices(len(rows), k=1)
+    both = (present[:, None] & present[None]).sum(-1)[upper]
+    same = ((codes[:, None] == codes[None]) & present[:, None]).sum(-1)[upper]
+    keep = both >= min_overlap
+    return float((same[keep] / both[keep]).mean()) if keep.any() else float("nan")
+
+
 def build_hmm(a3m: Path, out: Path) -> Path:
     """``hmmbuild --hand`` on a Stockholm file of the match columns (every column a match state)."""
     rows = match_columns(a3m)
@@ -459,9 +477,10 @@ def main(argv: list[str] | None = None) -> None:
     write_results(out, rows, args, controls)
 
 
-def member_controls(work: Path, context: dict, n: int, seed: int) -> dict[str, float]:
+def member_controls(work: Path, context: dict, n: int, seed: int) -> dict[str, dict[str, float]]:
     """Positive control of the family test: per MSA, the fraction of `n` random members (whole
-    sequences) that hmmsearch recognises at E < 1e-3. Reuses the HMMs and members already loaded."""
+    sequences) that hmmsearch recognises at E < 1e-3, and the members' own diversity
+    (`aligned_identity`): how varied the family itself is. Reuses the HMMs and members already loaded."""
     rng = np.random.default_rng(seed)
     out = {}
     for msa in sorted(MSAS.glob("*.a3m.gz")):
@@ -470,17 +489,21 @@ def member_controls(work: Path, context: dict, n: int, seed: int) -> dict[str, f
             context["hmms"][pdb] = build_hmm(msa, work / f"{pdb}.hmm")
             context["msa_sequences"][pdb] = [r.sequence for r in iter_sequences(msa)]
         hmm, members = context["hmms"][pdb], context["msa_sequences"][pdb]
+        rows = match_columns(msa)
         picks = rng.choice(len(members), min(n, len(members)), replace=False)
         fasta = work / "designs" / f"{pdb}.members.fasta"
         fasta.parent.mkdir(parents=True, exist_ok=True)
         write_fasta([ProteinRecord(f"m{i}", "", members[i]) for i in picks], fasta)
         evalues = family_evalues(hmm, fasta)
-        out[pdb] = float(np.mean([evalues.get(f"m{i}", np.inf) < FAMILY_EVALUE for i in picks]))
+        out[pdb] = {
+            "recognised": float(np.mean([evalues.get(f"m{i}", np.inf) < FAMILY_EVALUE for i in picks])),
+            "diversity_identity": aligned_identity([rows[i] for i in picks]),
+        }
     return out
 
 
 def write_results(
-    out: Path, rows: list[dict], args: argparse.Namespace, controls: dict[str, float] | None = None
+    out: Path, rows: list[dict], args: argparse.Namespace, controls: dict[str, dict[str, float]] | None = None
 ) -> None:
     """The JSON (settings, rows in problems.csv order, summary) and its markdown, atomically."""
     order = {q.name: i for i, q in enumerate(problems())}
@@ -495,9 +518,13 @@ def write_results(
         text = markdown(rows, payload["summary"], args)
         if controls:
             text += (
-                "\n## Positive control: MSA members recognised (E < 1e-3)\n\n| MSA | fraction |\n|---|---|\n"
+                "\n## Positive control: MSA members recognised (E < 1e-3), and their own diversity\n\n"
+                "| MSA | fraction recognised | diversity (identity) |\n|---|---|---|\n"
             )
-            text += "".join(f"| {pdb} | {value:.2f} |\n" for pdb, value in controls.items())
+            text += "".join(
+                f"| {pdb} | {c['recognised']:.2f} | {c['diversity_identity']:.3f} |\n"
+                for pdb, c in controls.items()
+            )
         tmp.write_text(text)
 
 

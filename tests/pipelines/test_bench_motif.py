@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 from pathlib import Path
@@ -46,6 +47,25 @@ def test_family_hmm_recognises_the_native_and_not_shuffles(shared, tmp_path: Pat
     evalues = bench_motif.family_evalues(hmm, fasta)
     assert evalues["native"] < 1e-20
     assert all(evalues.get(f"s{i}", 1.0) > bench_motif.FAMILY_EVALUE for i in range(5))
+
+
+@needs_hmmer
+def test_member_controls_recognise_members_and_measure_their_diversity(shared, tmp_path: Path, monkeypatch):
+    msas = tmp_path / "msas"
+    msas.mkdir()
+    (msas / "1prw.a3m.gz").symlink_to(shared / "protein/family/evodiff_scaffold_msas/1prw.a3m.gz")
+    monkeypatch.setattr(bench_motif, "MSAS", msas)
+    context = {"hmms": {}, "msa_sequences": {}}
+    controls = bench_motif.member_controls(tmp_path, context, n=20, seed=0)
+    assert list(controls) == ["1prw"]
+    assert controls["1prw"]["recognised"] >= 0.6  # 0.75: some members are short fragments
+    # Homologs, not copies: aligned identity above chance (~0.06), far from identical.
+    assert 0.08 < controls["1prw"]["diversity_identity"] < 0.6
+
+
+def test_aligned_identity_counts_only_columns_both_rows_cover():
+    assert bench_motif.aligned_identity(["AC-DE", "ACKDF"], min_overlap=2) == 0.75
+    assert math.isnan(bench_motif.aligned_identity(["AC---", "---DE"], min_overlap=1))  # nothing shared
 
 
 @needs_hmmer

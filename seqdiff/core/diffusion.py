@@ -131,8 +131,12 @@ class MaskedDiffusion(nn.Module):
     def _slot_ids(self, n: int) -> Tensor:
         return self.slot_ids if self.slot_ids.shape[0] == 1 else self.slot_ids[:n]
 
-    def _log_prob_of(self, slot_logp: Tensor, x: Tensor) -> Tensor:
-        """log mu[x] [B, N] from ``slot_log_probs``; -inf where position n may not take x."""
+    def log_prob_of(self, slot_logp: Tensor, x: Tensor) -> Tensor:
+        """log mu[x] [B, N] from ``slot_log_probs``; -inf where position n may not take x.
+
+        Example:
+            >>> model.log_prob_of(model.slot_log_probs(z), x)  # doctest: +SKIP
+        """
         n = x.shape[1]
         rows = torch.arange(n, device=x.device) if self.slot_of.shape[0] > 1 else x.new_zeros(n)
         local = self.slot_of[rows, x.clamp(max=self.vocab_size - 1)]
@@ -199,7 +203,7 @@ class MaskedDiffusion(nn.Module):
         """MD4 eq. 5 at one t: weight(t) * sum over masked tokens of -log mu[x] (continuous),
         or T (alpha_s - alpha_t)/(1 - alpha_t) * the same sum (discrete, md4_spec.md section 2)."""
         logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
-        nll = torch.where(masked, -self._log_prob_of(logp, x), torch.zeros(x.shape, device=x.device))
+        nll = torch.where(masked, -self.log_prob_of(logp, x), torch.zeros(x.shape, device=x.device))
         if self.timesteps:
             s = t - 1 / self.timesteps
             a_t, a_s = self.schedule.alpha(t), self.schedule.alpha(s)
@@ -225,7 +229,7 @@ class MaskedDiffusion(nn.Module):
         w = self.schedule.rates()
         logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
         xc = x.clamp(max=self.vocab_size - 1)
-        logp_x = self._log_prob_of(logp, x)
+        logp_x = self.log_prob_of(logp, x)
         # Unscored tokens (padding, missing) may hold ids outside the allowed set, where log mu is
         # -inf: zero them before they meet w, or the backward pass gives the rates 0 * inf = NaN.
         logp_x = torch.where(masked, logp_x, torch.zeros_like(logp_x))

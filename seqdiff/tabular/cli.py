@@ -70,6 +70,12 @@ def cmd_impute(args: argparse.Namespace) -> None:
         if table.num_rows < total:
             _say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
         imputer.fit(table, source=str(args.input))
+        if "best_step" in imputer.training_:
+            fit = imputer.training_
+            _say(
+                f"early stopping: {fit['steps']:,} steps, best held-out NLL {fit['validation_nll_per_cell']:.3f} "
+                f"nats per cell at step {fit['best_step']:,} (kept)"
+            )
         if args.save_model:
             imputer.save(args.save_model)
             _say(f"model saved to {args.save_model}")
@@ -101,6 +107,7 @@ FIT_FLAGS = {
     "--max-minutes": "max_minutes",
     "--bins": "n_bins",
     "--fit-batch-rows": "batch_rows",
+    "--early-stopping": "early_stopping",
 }
 
 
@@ -156,6 +163,12 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument("--bins", type=int, help="quantile bins per numeric column when fitting (default 32)")
     p.add_argument("--fit-batch-rows", type=int, help="rows per training batch when fitting (default 256)")
+    p.add_argument(
+        "--early-stopping",
+        action="store_true",
+        default=None,
+        help="when fitting, hold out 5%% of the observed cells and stop once they stop improving",
+    )
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")
     add_engine_flags(p)

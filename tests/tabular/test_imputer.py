@@ -20,7 +20,13 @@ from seqdiff.core.bundle import load_bundle
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.cli import add_impute_parser, add_sample_table_parser
 from seqdiff.tabular.encoding import TableEncoder
-from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.imputer import (
+    MAX_VALIDATION_CELLS,
+    VALIDATION_EVERY,
+    MaskedDiffusionImputer,
+    _EarlyStopping,
+    hold_out_cells,
+)
 from seqdiff.tabular.model import TableAdapter, table_spec
 from seqdiff.tabular.stream import impute_file, read_sample
 from seqdiff.training.config import ModelConfig, TrainConfig
@@ -319,6 +325,8 @@ def test_sklearn_conventions_and_bad_params(holed):
         {"n_samples": 0},
         {"seed": -1},
         {"dim": 30, "n_heads": 4},
+        {"early_stopping": True, "validation_fraction": 0.0},
+        {"n_iter_no_change": 0},
     ]:
         with pytest.raises(SeqdiffError):
             MaskedDiffusionImputer(**{**TINY, "max_steps": 1, **bad}).fit(holed)
@@ -428,10 +436,21 @@ def test_cli_impute_and_sample_table(holed, tmp_path):
 def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
     src, model = tmp_path / "holed.parquet", tmp_path / "model"
     pq.write_table(pa.Table.from_pandas(holed.drop(columns="tags"), preserve_index=False), src)
-    flags = ["--max-steps", "3", "--bins", "4", "--fit-batch-rows", "16", "--max-minutes", "5"]
+    flags = [
+        "--max-steps",
+        "3",
+        "--bins",
+        "4",
+        "--fit-batch-rows",
+        "16",
+        "--max-minutes",
+        "5",
+        "--early-stopping",
+    ]
     run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
     imputer = MaskedDiffusionImputer.load(model)
     assert (imputer.max_steps, imputer.n_bins, imputer.batch_rows, imputer.max_minutes) == (3, 4, 16, 5.0)
+    assert imputer.early_stopping and imputer.training_["best_step"] == 3
     assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
     with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
         run_cli(
@@ -439,6 +458,40 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
         )
     with pytest.raises(SeqdiffError, match="n_bins must be a positive integer"):
         run_cli("impute", str(src), "-o", str(tmp_path / "o.parquet"), "--bins", "0")
+
+
+def test_hold_out_cells_picks_only_observed_cells():
+    tokens = np.random.default_rng(0).integers(0, 5, (400, 6))  # 5 is the mask id: none yet
+    tokens[::3, 2] = 5
+    train, held = hold_out_cells(tokens, 5, 0.1, np.random.default_rng(1))
+    picked = held != 5
+    assert picked.sum() == round(0.1 * (tokens != 5).sum())
+    assert (tokens[picked] != 5).all() and (held[picked] == tokens[picked]).all()
+    assert (train[picked] == 5).all() and (train[~picked] == tokens[~picked]).all()
+    _, capped = hold_out_cells(tokens, 5, 0.99, np.random.default_rng(1))
+    assert (capped != 5).sum() == min(MAX_VALIDATION_CELLS, round(0.99 * (tokens != 5).sum()))
+
+
+def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(holed):
+    imputer = MaskedDiffusionImputer(
+        **{**TINY, "lr": 2e-2},
+        max_steps=5000,
+        early_stopping=True,
+        n_iter_no_change=2,
+        validation_fraction=0.1,
+    ).fit(holed)
+    fit = imputer.training_
+    steps, nll = zip(*fit["validation_history"], strict=True)
+    assert fit["steps"] < 5000 and steps[-1] == fit["steps"]  # stopped early; scored where it stopped
+    assert fit["steps"] - fit["best_step"] >= 2 * VALIDATION_EVERY
+    assert fit["validation_nll_per_cell"] == min(nll) < nll[0]
+    # The kept weights are the best check's: rescoring the same held-out cells gives its NLL.
+    tokens = imputer.encoder_.encode(pa.Table.from_pandas(holed, preserve_index=False))
+    train, held = hold_out_cells(tokens, imputer.encoder_.mask_id, 0.1, np.random.default_rng(imputer.seed))
+    assert fit["held_out_cells"] == (held != imputer.encoder_.mask_id).sum()
+    rescored = _EarlyStopping(train, held, imputer.encoder_.mask_id, 2).score(imputer.model_)
+    assert rescored == pytest.approx(fit["validation_nll_per_cell"], rel=1e-5)
+    assert_observed_unchanged(imputer.transform(holed), holed)
 
 
 def test_same_seed_same_imputation_from_scratch(holed):

@@ -77,6 +77,7 @@ def impute(
         imputer = MaskedDiffusionImputer(
             max_steps=args.max_steps,
             max_minutes=args.max_minutes,
+            early_stopping=args.early_stopping,
             point=args.point,
             numeric_point=args.numeric_point,
             n_bins=args.bins,
@@ -151,6 +152,7 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
         "",
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
         f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_minutes={args.max_minutes}, "
+        f"early_stopping={args.early_stopping}, "
         f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, batch_rows={args.fit_batch_rows}, "
         f"n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
         "better), accuracy on categorical cells (higher is better), time = fit + impute seconds.",
@@ -253,6 +255,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rate", type=float, default=0.3, help="fraction of cells hidden")
     p.add_argument("--max-steps", type=int, default=2000, help="seqdiff training steps")
     p.add_argument("--max-minutes", type=float, help="seqdiff training time limit per fit")
+    p.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="seqdiff: hold out 5%% of the observed cells and stop once they stop improving",
+    )
     p.add_argument(
         "--point",
         default="predictive",

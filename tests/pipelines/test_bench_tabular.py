@@ -32,7 +32,7 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     assert second["imputation"][:2] == first["imputation"] and len(second["imputation"]) == 4
     assert second["fidelity"] == first["fidelity"]
 
-    # --redo recomputes only the named cells (here with the mean as the numeric estimate).
+    # --redo recomputes only the named cells (here with the mean as the numeric estimate, early stopping).
     main(
         [
             *base,
@@ -44,9 +44,11 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
             "--redo",
             "--numeric-point",
             "mean",
+            "--early-stopping",
         ]
     )
     third = json.loads(out.read_text())
     redone = [r for r in third["imputation"] if (r["mechanism"], r["method"]) == ("mcar", "seqdiff-md4")]
     assert len(redone) == 1 and redone[0]["mae"] != cells["mcar", "seqdiff-md4"]["mae"]
+    assert redone[0]["training"]["best_step"] == 30 and third["settings"]["early_stopping"]
     assert len(third["imputation"]) == 4 and len(third["fidelity"]) == 2

@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-minutes", type=float, help="seqdiff training time limit per fit")
     p.add_argument(
         "--early-stopping",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=MaskedDiffusionImputer().early_stopping,
         help="seqdiff: hold out 5%% of the observed cells and stop once they stop improving",
     )
     p.add_argument(

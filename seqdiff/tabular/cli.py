@@ -165,9 +165,9 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--fit-batch-rows", type=int, help="rows per training batch when fitting (default 256)")
     p.add_argument(
         "--early-stopping",
-        action="store_true",
-        default=None,
-        help="when fitting, hold out 5%% of the observed cells and stop once they stop improving",
+        action=argparse.BooleanOptionalAction,
+        help="when fitting, hold out 5%% of the observed cells and stop once they stop improving "
+        "(default: on)",
     )
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")

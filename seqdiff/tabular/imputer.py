@@ -248,7 +248,9 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         early_stopping: hold out ``validation_fraction`` of the observed cells (at most 20,000) from
             training; every 100 steps score the model on them (their negative log-likelihood given the
             rest of their row, which is how `transform` predicts); stop once ``n_iter_no_change``
-            checks in a row bring no improvement, and keep the weights of the best check.
+            checks in a row bring no improvement, and keep the weights of the best check. On by
+            default: on 1,000 rows of California, 2,000 fixed steps overfit (imputation MAE 0.436)
+            where early stopping ended at step 700, kept step 200, and imputed better (0.415).
         sampling_steps: sampler steps per row (default: as many as the row has cells to fill, so the
             number of modelled columns for a synthetic row; on California 1 step imputed as accurately as
             10, 8 times faster, but draws its cells independently given the observed ones).
@@ -292,7 +294,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         tie_rates: str = "value",
         max_steps: int = 2000,
         max_minutes: float | None = None,
-        early_stopping: bool = False,
+        early_stopping: bool = True,
         validation_fraction: float = 0.05,
         n_iter_no_change: int = 5,
         batch_rows: int = 256,

@@ -24,7 +24,8 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     for r in cells.values():
         assert 0 < r["mae"] < 1.5 and 0 <= r["accuracy"] <= 1 and r["rows"] == 400
     assert [f["source"] for f in first["fidelity"]] == ["seqdiff-md4", "marginals"]
-    assert first["settings"]["numeric_point"] == "median"
+    assert first["settings"]["numeric_point"] == "median" and first["settings"]["early_stopping"]
+    assert cells["mcar", "seqdiff-md4"]["training"]["best_step"] <= 30  # on by default
 
     # Resuming with another mechanism keeps the MCAR cells as they are and adds no fidelity rows.
     main([*base, "--mechanisms", "mar", "--methods", "mean", "seqdiff-md4", "--resume"])
@@ -32,7 +33,7 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     assert second["imputation"][:2] == first["imputation"] and len(second["imputation"]) == 4
     assert second["fidelity"] == first["fidelity"]
 
-    # --redo recomputes only the named cells (here with the mean as the numeric estimate, early stopping).
+    # --redo recomputes only the named cells (here with the mean as the numeric estimate, no early stopping).
     main(
         [
             *base,
@@ -44,11 +45,11 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
             "--redo",
             "--numeric-point",
             "mean",
-            "--early-stopping",
+            "--no-early-stopping",
         ]
     )
     third = json.loads(out.read_text())
     redone = [r for r in third["imputation"] if (r["mechanism"], r["method"]) == ("mcar", "seqdiff-md4")]
     assert len(redone) == 1 and redone[0]["mae"] != cells["mcar", "seqdiff-md4"]["mae"]
-    assert redone[0]["training"]["best_step"] == 30 and third["settings"]["early_stopping"]
+    assert "best_step" not in redone[0]["training"] and not third["settings"]["early_stopping"]
     assert len(third["imputation"]) == 4 and len(third["fidelity"]) == 2

@@ -445,12 +445,12 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
         "16",
         "--max-minutes",
         "5",
-        "--early-stopping",
+        "--no-early-stopping",
     ]
     run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
     imputer = MaskedDiffusionImputer.load(model)
     assert (imputer.max_steps, imputer.n_bins, imputer.batch_rows, imputer.max_minutes) == (3, 4, 16, 5.0)
-    assert imputer.early_stopping and imputer.training_["best_step"] == 3
+    assert not imputer.early_stopping and "best_step" not in imputer.training_
     assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
     with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
         run_cli(

@@ -227,7 +227,7 @@ def fit_model(table: pa.Table, source: str, schema: Schema, settings: dict) -> M
         numeric=schema.numeric,
         seed=settings["seed"],
     )
-    label = f"Fitting: {settings['max_steps']:,} training steps on {table.num_rows:,} rows"
+    label = f"Fitting: up to {settings['max_steps']:,} training steps on {table.num_rows:,} rows"
     bar = st.progress(0.0, text=label)
 
     def on_step(done: int, total: int) -> None:
@@ -259,7 +259,13 @@ def show_fit(imputer: MaskedDiffusionImputer, schema: Schema | None) -> None:
     st.caption(
         f"Fitted: {training['steps']:,} steps on {training['rows']:,} rows in "
         f"{training['minutes'] * 60:.0f} s"
-        + (f"; training NELBO {nelbo:.3f} nats per cell." if nelbo is not None else ".")
+        + (f"; training NELBO {nelbo:.3f} nats per cell" if nelbo is not None else "")
+        + (
+            f"; early stopping kept step {training['best_step']:,} (held-out cells: "
+            f"{training['validation_nll_per_cell']:.3f} nats per cell)."
+            if "best_step" in training
+            else "."
+        )
     )
     if schema is not None and imputer.schema_ != schema:
         st.warning("The column kinds changed since this model was fitted: fit again to use them.")

@@ -98,6 +98,7 @@ def test_fit_and_impute(
     imputer = at.session_state["table_fit"].imputer
     assert imputer.training_["steps"] == FIT_STEPS
     assert f"Fitted: {FIT_STEPS} steps on 120 rows" in captions(at)
+    assert f"early stopping kept step {FIT_STEPS} (held-out cells:" in captions(at)
     click(at, "table_impute_run")
 
     run = at.session_state["table_run"]

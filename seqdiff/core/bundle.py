@@ -47,6 +47,7 @@ class ModelSpec:
     schedule_kwargs: dict = field(default_factory=dict)
     groups: list[int] | None = None
     timesteps: int = 0
+    weighting: str = "elbo"  # the training objective: "elbo" or "uniform" (MaskedDiffusion)
     kind: str = "diffusion"  # or "autoregressive" (the baseline; then bos_id is its start token)
     bos_id: int | None = None
 
@@ -98,7 +99,12 @@ def build_model(spec: ModelSpec) -> MaskedDiffusion | AutoregressiveLM:
     groups = torch.tensor(spec.groups) if spec.groups is not None else None
     schedule = make_schedule(spec.schedule, spec.denoiser.vocab_size, groups=groups, **spec.schedule_kwargs)
     return MaskedDiffusion(
-        make_denoiser(spec.denoiser), schedule, spec.mask_id, spec.allowed_mask(), timesteps=spec.timesteps
+        make_denoiser(spec.denoiser),
+        schedule,
+        spec.mask_id,
+        spec.allowed_mask(),
+        timesteps=spec.timesteps,
+        weighting=spec.weighting,
     )
 
 

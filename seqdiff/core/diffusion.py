@@ -24,6 +24,9 @@ from seqdiff.core.schedules import EPS, MaskingSchedule
 GENMD4_T1 = 1e-3  # md4_spec.md section 1: GenMD4 rescales t to [t1, 1]
 
 
+WEIGHTINGS = ("elbo", "uniform")
+
+
 @dataclass
 class Losses:
     """Per-sequence terms of one Monte-Carlo estimate of the NELBO.
@@ -49,6 +52,12 @@ class MaskedDiffusion(nn.Module):
         allowed: bool [V] or [N, V]: the token ids a position may take. Everything else,
             the mask id included, gets probability zero.
         timesteps: 0 for the continuous-time NELBO, T > 0 for MD4's discrete-time one.
+        weighting: what training minimises. "elbo": the NELBO itself (MD4's weight
+            alpha'/(1 - alpha) on each masked token's cross-entropy). "uniform": the mean
+            cross-entropy over masked tokens, every t weighted alike (BERT / MaskGIT; the analogue
+            of DDPM's L_simple); not a bound, but lower-variance gradients for the same forward
+            passes. The NELBO is reported either way. MD4 schedules only: GenMD4's rates learn
+            through the ELBO.
 
     Example:
         >>> from seqdiff.core.denoiser import DenoiserConfig
@@ -69,10 +78,16 @@ class MaskedDiffusion(nn.Module):
         mask_id: int,
         allowed: Tensor,
         timesteps: int = 0,
+        weighting: str = "elbo",
     ):
         super().__init__()
         if timesteps and schedule.state_dependent:
             raise ValueError("the discrete-time NELBO is implemented for MD4 schedules only")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
+        if weighting != "elbo" and schedule.state_dependent:
+            raise ValueError("GenMD4 trains on the ELBO: its rates get their gradient from it")
+        self.weighting = weighting
         self.denoiser = denoiser
         self.schedule = schedule
         self.mask_id = mask_id
@@ -188,8 +203,14 @@ class MaskedDiffusion(nn.Module):
         tokens = observed.sum(-1).float()
         if not self.genmd4:
             z, masked = self.forward_mask(x, observed, t, generator)
-            nelbo = self._md4_integrand(x, z, masked, valid, t) + self._md4_recon(tokens)
-            return Losses(nelbo.detach(), tokens, nelbo.sum())
+            nll = self._masked_nll(x, z, masked, valid, t)
+            nelbo = self._md4_weight(t) * nll + self._md4_recon(tokens)
+            if self.weighting == "elbo":
+                return Losses(nelbo.detach(), tokens, nelbo.sum())
+            # Scaled so that objective / observed tokens (how training normalises) is the mean
+            # cross-entropy per masked token.
+            scale = tokens.sum() / masked.sum().clamp(min=1)
+            return Losses(nelbo.detach(), tokens, nll.sum() * scale)
         # GenMD4 (md4_spec.md section 3): two forward samples at the same t, REINFORCE-LOO for w.
         samples = [self.forward_mask(x, observed, t, generator) for _ in range(2)]
         integrands = [self.genmd4_integrand(x, z, m, valid, t) for z, m in samples]
@@ -199,18 +220,20 @@ class MaskedDiffusion(nn.Module):
         objective = nelbo + reinforce_loo(integrands, log_qs)
         return Losses(nelbo.detach(), tokens, objective.sum())
 
-    def _md4_integrand(self, x: Tensor, z: Tensor, masked: Tensor, valid: Tensor | None, t: Tensor) -> Tensor:
-        """MD4 eq. 5 at one t: weight(t) * sum over masked tokens of -log mu[x] (continuous),
-        or T (alpha_s - alpha_t)/(1 - alpha_t) * the same sum (discrete, md4_spec.md section 2)."""
+    def _masked_nll(self, x: Tensor, z: Tensor, masked: Tensor, valid: Tensor | None, t: Tensor) -> Tensor:
+        """Sum over the masked tokens of -log mu[x], per sequence [B]."""
         logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
         nll = torch.where(masked, -self.log_prob_of(logp, x), torch.zeros(x.shape, device=x.device))
-        if self.timesteps:
-            s = t - 1 / self.timesteps
-            a_t, a_s = self.schedule.alpha(t), self.schedule.alpha(s)
-            weight = self.timesteps * (a_s - a_t) / (1 - a_t)
-        else:
-            weight = self.schedule.weight(t)
-        return weight * nll.sum(-1)
+        return nll.sum(-1)
+
+    def _md4_weight(self, t: Tensor) -> Tensor:
+        """MD4 eq. 5's weight at t (continuous), or T (alpha_s - alpha_t)/(1 - alpha_t) (discrete,
+        md4_spec.md section 2): the NELBO integrand is this times the masked tokens' NLL."""
+        if not self.timesteps:
+            return self.schedule.weight(t)
+        s = t - 1 / self.timesteps
+        a_t, a_s = self.schedule.alpha(t), self.schedule.alpha(s)
+        return self.timesteps * (a_s - a_t) / (1 - a_t)
 
     def _md4_recon(self, tokens: Tensor) -> Tensor:
         """N (1 - alpha_0) log V: the tokens still masked at t=0 (md4_spec.md section 2)."""

@@ -101,6 +101,7 @@ def protein_spec(model: ModelConfig, max_len: int = 1024) -> ModelSpec:
         allowed=designable_ids(),
         schedule=model.schedule,
         timesteps=model.timesteps,
+        weighting=model.weighting,
         kind=model.kind,
         bos_id=alphabet.CLS_ID,
     )

@@ -108,6 +108,7 @@ FIT_FLAGS = {
     "--bins": "n_bins",
     "--fit-batch-rows": "batch_rows",
     "--early-stopping": "early_stopping",
+    "--loss-weighting": "loss_weighting",
 }
 
 
@@ -168,6 +169,12 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         action=argparse.BooleanOptionalAction,
         help="when fitting, hold out 5%% of the observed cells and stop once they stop improving "
         "(default: on)",
+    )
+    p.add_argument(
+        "--loss-weighting",
+        metavar="{auto,uniform,elbo}",
+        help="training objective when fitting: uniform (mean cross-entropy over masked cells), elbo (MD4's "
+        "NELBO), or auto (default: uniform)",
     )
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")

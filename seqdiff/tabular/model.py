@@ -82,6 +82,7 @@ def table_spec(encoder: TableEncoder, model_cfg: ModelConfig) -> ModelSpec:
         schedule=model_cfg.schedule,
         groups=groups,
         timesteps=model_cfg.timesteps,
+        weighting=model_cfg.weighting,
     )
 
 

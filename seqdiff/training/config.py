@@ -64,6 +64,7 @@ class ModelConfig:
     schedule: str = "linear"  # linear | cosine | polynomial | geometric | genmd4
     tie_rates: str = "value"  # genmd4: one rate per token value, or "column" (tables)
     timesteps: int = 0  # 0: continuous-time NELBO
+    weighting: str = "elbo"  # training objective: the NELBO, or "uniform" (mean CE over masked tokens)
     kind: str = "diffusion"  # or "autoregressive": the same-size left-to-right baseline
     architecture: str = "seqdiff"  # or "esm2": fair-esm's ESM-2 of n_layers x dim, n_heads (MLP 4 x dim)
 

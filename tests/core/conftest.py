@@ -117,11 +117,13 @@ def sampler_law(
 
 
 def make_model(
-    denoiser: nn.Module, schedule: MaskingSchedule, n_values: int, timesteps: int = 0
+    denoiser: nn.Module, schedule: MaskingSchedule, n_values: int, timesteps: int = 0, weighting: str = "elbo"
 ) -> MaskedDiffusion:
     """A model whose mask id is ``n_values`` and whose allowed set is 0..n_values-1."""
     allowed = torch.arange(denoiser.cfg.vocab_size) < n_values
-    return MaskedDiffusion(denoiser, schedule, mask_id=n_values, allowed=allowed, timesteps=timesteps)
+    return MaskedDiffusion(
+        denoiser, schedule, mask_id=n_values, allowed=allowed, timesteps=timesteps, weighting=weighting
+    )
 
 
 def toy_distribution(n: int = 3, k: int = 3, seed: int = 0) -> Tensor:

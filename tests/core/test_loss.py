@@ -104,6 +104,38 @@ def test_loss_equals_closed_form_at_given_t_and_mask(toys, name):
     torch.testing.assert_close(out.objective, out.nelbo.sum(), rtol=1e-6, atol=1e-5)
 
 
+def test_uniform_weighting_trains_on_the_mean_masked_cross_entropy_and_reports_the_nelbo(toys):
+    logits = fixed_logits()
+    x, valid = data(16)
+    t = torch.linspace(0.02, 0.98, 16)
+    outs = {}
+    for weighting in ("elbo", "uniform"):
+        model = toys.make_model(toys.FixedDenoiser(logits), LinearSchedule(), N_VALUES, weighting=weighting)
+        outs[weighting] = model.losses(x, valid, t=t, generator=torch.Generator().manual_seed(7))
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(7))
+    observed = valid & (x != N_VALUES)
+    masked = (u < t[:, None]) & observed  # linear schedule: 1 - alpha_t = (1 - eps) t
+    nll = -true_logp(logits)[torch.arange(N)[None].expand_as(x), x.clamp(max=N_VALUES - 1)]
+    mean_ce = (nll * masked).sum() / masked.sum()
+    uniform = outs["uniform"]
+    torch.testing.assert_close(uniform.nelbo, outs["elbo"].nelbo)
+    torch.testing.assert_close(
+        uniform.objective / uniform.tokens.sum(), mean_ce.float(), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_weighting_is_checked(toys):
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        toys.make_model(toys.FixedDenoiser(fixed_logits()), LinearSchedule(), N_VALUES, weighting="l2")
+    with pytest.raises(ValueError, match="GenMD4 trains on the ELBO"):
+        toys.make_model(
+            toys.FixedDenoiser(fixed_logits()),
+            LearnableStateSchedule(N_VALUES + 1),
+            N_VALUES,
+            weighting="uniform",
+        )
+
+
 def test_discrete_time_loss_equals_closed_form(toys):
     T = 10
     logits = fixed_logits(3)
@@ -214,16 +246,21 @@ def padded_batch(seed: int = 0):
     return x, z, masked, valid, t, lengths
 
 
+def md4_integrand(model, x, z, masked, valid, t):
+    """MD4 eq. 5 at one t, per sequence: the weight times the masked tokens' NLL."""
+    return model._md4_weight(t) * model._masked_nll(x, z, masked, valid, t)
+
+
 @pytest.mark.parametrize("positions", ["rope", "learned"])
 def test_padded_batch_equals_sequences_alone_md4(positions):
     model = real_model(positions)
     x, z, masked, valid, t, lengths = padded_batch()
     with torch.no_grad():
-        batched = model._md4_integrand(x, z, masked, valid, t)
+        batched = md4_integrand(model, x, z, masked, valid, t)
         alone = torch.cat(
             [
-                model._md4_integrand(
-                    x[i : i + 1, :n], z[i : i + 1, :n], masked[i : i + 1, :n], None, t[i : i + 1]
+                md4_integrand(
+                    model, x[i : i + 1, :n], z[i : i + 1, :n], masked[i : i + 1, :n], None, t[i : i + 1]
                 )
                 for i, n in enumerate(lengths)
             ]
@@ -231,7 +268,7 @@ def test_padded_batch_equals_sequences_alone_md4(positions):
         # The padding's content is invisible: change the padded tokens in both x and z.
         x2 = torch.where(valid, x, torch.full_like(x, 3))
         z2 = torch.where(valid, z, torch.full_like(z, 1))
-        changed = model._md4_integrand(x2, z2, masked, valid, t)
+        changed = md4_integrand(model, x2, z2, masked, valid, t)
     assert bool((alone > 1.0).all()), "a non-trivial loss per sequence"
     # float32 network: relative rounding ~1e-6 per term, summed over a few dozen terms.
     torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-5)
@@ -299,7 +336,7 @@ def test_per_position_heads_equal_the_masked_full_vocabulary(schedule):
     with torch.no_grad():
         nll = -full.gather(-1, x[..., None])[..., 0]
         if schedule == "md4":
-            got = model._md4_integrand(x, z, masked, None, t)
+            got = md4_integrand(model, x, z, masked, None, t)
             want = sched.weight(t) * torch.where(masked, nll, torch.zeros_like(nll)).sum(-1)
         else:
             got = model.genmd4_integrand(x, z, masked, None, t)

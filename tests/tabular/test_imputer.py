@@ -270,6 +270,7 @@ def test_save_load_round_trip(fitted, holed, tmp_path):
     fitted.save(tmp_path / "model")
     loaded = MaskedDiffusionImputer.load(tmp_path / "model", device="cpu")
     assert loaded.get_params() == {**fitted.get_params(), "categorical": [], "numeric": []}
+    assert loaded.spec_.weighting == fitted.model_.weighting == "uniform"  # "auto" with MD4
     pd.testing.assert_frame_equal(loaded.transform(holed), fitted.transform(holed))
     pd.testing.assert_frame_equal(loaded.sample(20, seed=3), fitted.sample(20, seed=3))
     with pytest.raises(SeqdiffError, match="rates are learned with schedule='genmd4'"):
@@ -313,6 +314,7 @@ def test_genmd4_rates_tied_per_column(holed):
     assert (per_column == 1).all()
     imputed = imputer.transform(holed)
     assert not imputed.drop(columns="tags").isna().any().any()
+    assert imputer.spec_.weighting == "elbo"  # "auto": GenMD4's rates learn through the ELBO
 
 
 def test_sklearn_conventions_and_bad_params(holed):
@@ -327,6 +329,8 @@ def test_sklearn_conventions_and_bad_params(holed):
         {"dim": 30, "n_heads": 4},
         {"early_stopping": True, "validation_fraction": 0.0},
         {"n_iter_no_change": 0},
+        {"loss_weighting": "l1"},
+        {"schedule": "genmd4", "loss_weighting": "uniform"},
     ]:
         with pytest.raises(SeqdiffError):
             MaskedDiffusionImputer(**{**TINY, "max_steps": 1, **bad}).fit(holed)
@@ -446,11 +450,14 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
         "--max-minutes",
         "5",
         "--no-early-stopping",
+        "--loss-weighting",
+        "elbo",
     ]
     run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
     imputer = MaskedDiffusionImputer.load(model)
     assert (imputer.max_steps, imputer.n_bins, imputer.batch_rows, imputer.max_minutes) == (3, 4, 16, 5.0)
     assert not imputer.early_stopping and "best_step" not in imputer.training_
+    assert imputer.loss_weighting == "elbo" and imputer.model_.weighting == "elbo"
     assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
     with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
         run_cli(

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from seqdiff.core.denoiser import Denoiser
 from seqdiff.core.schedules import EPS, MaskingSchedule
+from seqdiff.errors import SeqdiffError
 
 GENMD4_T1 = 1e-3  # md4_spec.md section 1: GenMD4 rescales t to [t1, 1]
 
@@ -83,10 +84,11 @@ class MaskedDiffusion(nn.Module):
         super().__init__()
         if timesteps and schedule.state_dependent:
             raise ValueError("the discrete-time NELBO is implemented for MD4 schedules only")
+        # Reachable from a training config (model.weighting): a one-line SeqdiffError.
         if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
+            raise SeqdiffError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
         if weighting != "elbo" and schedule.state_dependent:
-            raise ValueError("GenMD4 trains on the ELBO: its rates get their gradient from it")
+            raise SeqdiffError("weighting: GenMD4 trains on the ELBO, its rates get their gradient from it")
         self.weighting = weighting
         self.denoiser = denoiser
         self.schedule = schedule

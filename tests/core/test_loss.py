@@ -29,6 +29,7 @@ from seqdiff.core.schedules import (
     LinearSchedule,
     PolynomialSchedule,
 )
+from seqdiff.errors import SeqdiffError
 
 N_VALUES, N = 5, 6  # 5 real values, mask id 5, sequences of 6 tokens
 
@@ -125,9 +126,9 @@ def test_uniform_weighting_trains_on_the_mean_masked_cross_entropy_and_reports_t
 
 
 def test_weighting_is_checked(toys):
-    with pytest.raises(ValueError, match="weighting must be one of"):
+    with pytest.raises(SeqdiffError, match="weighting must be one of"):
         toys.make_model(toys.FixedDenoiser(fixed_logits()), LinearSchedule(), N_VALUES, weighting="l2")
-    with pytest.raises(ValueError, match="GenMD4 trains on the ELBO"):
+    with pytest.raises(SeqdiffError, match="GenMD4 trains on the ELBO"):
         toys.make_model(
             toys.FixedDenoiser(fixed_logits()),
             LearnableStateSchedule(N_VALUES + 1),

@@ -284,7 +284,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
 
     Fitted attributes: ``schema_``, ``encoder_`` (`TableEncoder`), ``spec_`` (`ModelSpec`), ``model_``
     (the EMA `MaskedDiffusion`), ``feature_names_in_``, ``n_features_in_``, ``training_`` (steps, rows,
-    minutes, final training NELBO per cell).
+    minutes, final training NELBO per cell, the objective's weighting, and the early-stopping record).
 
     Example:
         >>> imputer = MaskedDiffusionImputer(max_steps=500).fit(df)  # doctest: +SKIP
@@ -460,6 +460,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             "rows": table.num_rows,
             "minutes": (time.perf_counter() - start) / 60,
             "train_nelbo_per_cell": nelbo,
+            "weighting": spec.weighting,
         }
         if stopping is not None:
             best_step, best_nll = stopping.best

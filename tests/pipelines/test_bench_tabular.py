@@ -26,6 +26,7 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     assert [f["source"] for f in first["fidelity"]] == ["seqdiff-md4", "marginals"]
     assert first["settings"]["numeric_point"] == "median" and first["settings"]["early_stopping"]
     assert cells["mcar", "seqdiff-md4"]["training"]["best_step"] <= 30  # on by default
+    assert cells["mcar", "seqdiff-md4"]["training"]["weighting"] == "uniform"  # "auto" with MD4
 
     # Resuming with another mechanism keeps the MCAR cells as they are and adds no fidelity rows.
     main([*base, "--mechanisms", "mar", "--methods", "mean", "seqdiff-md4", "--resume"])
@@ -46,10 +47,13 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
             "--numeric-point",
             "mean",
             "--no-early-stopping",
+            "--loss-weighting",
+            "elbo",
         ]
     )
     third = json.loads(out.read_text())
     redone = [r for r in third["imputation"] if (r["mechanism"], r["method"]) == ("mcar", "seqdiff-md4")]
     assert len(redone) == 1 and redone[0]["mae"] != cells["mcar", "seqdiff-md4"]["mae"]
     assert "best_step" not in redone[0]["training"] and not third["settings"]["early_stopping"]
+    assert redone[0]["training"]["weighting"] == "elbo" and third["settings"]["loss_weighting"] == "elbo"
     assert len(third["imputation"]) == 4 and len(third["fidelity"]) == 2

@@ -46,7 +46,7 @@ from pipelines.tabular_baselines import BASELINES  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.encoding import N_BINS, NUMERIC_POINTS  # noqa: E402
 from seqdiff.tabular.imputer import LOSS_WEIGHTINGS, MaskedDiffusionImputer  # noqa: E402
-from seqdiff.tabular.masks import imputable_columns, make_missing_mask, metrics  # noqa: E402
+from seqdiff.tabular.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
 from seqdiff.tabular.schema import Schema, infer_schema  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tabular"
@@ -185,6 +185,7 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
                 cells.append("" if missing else f"{value:.{0 if metric == 'seconds' else 3}f}")
             lines.append(f"| {dataset} | {mechanism} | {rows} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += per_column_markdown(results, methods)
     if fidelities:
         lines += ["## Synthetic-data fidelity", "", "| dataset | source | rows | column shape | pair trend |"]
         lines.append("|---|---|---|---|---|")
@@ -194,6 +195,29 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def per_column_markdown(results: list[dict], methods: list[str]) -> list[str]:
+    """One table per dataset and mechanism: each column's MAE (numeric) or accuracy (categorical) by method."""
+    lines = ["## Per column (MAE for numeric columns, accuracy for categorical ones)", ""]
+    for dataset, mechanism in sorted({(r["dataset"], r["mechanism"]) for r in results}):
+        found = {
+            r["method"]: r.get("per_column", {})
+            for r in results
+            if (r["dataset"], r["mechanism"]) == (dataset, mechanism)
+        }
+        names = list(dict.fromkeys(name for m in methods for name in found.get(m, {})))
+        if not names:
+            continue  # results written before per-column scores were kept
+        lines += [f"### {dataset}, {mechanism}", "", "| column | kind | " + " | ".join(methods) + " |"]
+        lines.append("|---|---|" + "---|" * len(methods))
+        for name in names:
+            kind = next(found[m][name]["kind"] for m in methods if name in found.get(m, {}))
+            key = "mae" if kind == "numeric" else "accuracy"
+            cells = [f"{found[m][name][key]:.3f}" if name in found.get(m, {}) else "" for m in methods]
+            lines.append(f"| {name} | {kind} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def figure(fidelities: list[dict], path: Path) -> None:
@@ -319,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
                     scores = metrics(df, imputed, mask, schema)
                     row = {"dataset": dataset, "mechanism": mechanism, "method": method, "rows": len(df)}
                     row.update({**scores, "seconds": seconds})
+                    row["per_column"] = column_metrics(df, imputed, mask, schema)
                     if imputer is not None:
                         row["training"] = imputer.training_
                     results.append(row)

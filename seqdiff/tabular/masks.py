@@ -190,3 +190,36 @@ def metrics(
         "n_numeric": len(errors_all),
         "n_categorical": len(hits_all),
     }
+
+
+def column_metrics(
+    true_df: pd.DataFrame, imputed_df: pd.DataFrame, mask: np.ndarray, schema: Schema | None = None
+) -> dict[str, dict[str, float | int | str]]:
+    """`metrics` column by column: for each imputable column with scored cells, its kind, its MAE
+    (numeric, z-scored as in `metrics`) or accuracy (categorical), and ``n`` scored cells.
+
+    Example:
+        >>> t = pd.DataFrame({"x": [0.0, 2.0, 4.0], "c": ["a", "b", "b"]})
+        >>> i = pd.DataFrame({"x": [0.0, 2.0, 3.0], "c": ["a", "b", "a"]})
+        >>> m = np.array([[False, False], [False, True], [True, True]])
+        >>> column_metrics(t, i, m)
+        {'x': {'kind': 'numeric', 'mae': 1.0, 'n': 1}, 'c': {'kind': 'categorical', 'accuracy': 0.5, 'n': 2}}
+    """
+    numeric, categorical = imputable_columns(true_df, schema)
+    scores: dict[str, dict[str, float | int | str]] = {}
+    for name in true_df.columns:
+        if name not in numeric and name not in categorical:
+            continue
+        j = true_df.columns.get_loc(name)
+        only = np.zeros_like(mask)
+        only[:, j] = mask[:, j]
+        column = metrics(true_df, imputed_df, only, schema)
+        if name in numeric and column["n_numeric"]:
+            scores[name] = {"kind": "numeric", "mae": column["mae"], "n": column["n_numeric"]}
+        elif name in categorical and column["n_categorical"]:
+            scores[name] = {
+                "kind": "categorical",
+                "accuracy": column["accuracy"],
+                "n": column["n_categorical"],
+            }
+    return scores

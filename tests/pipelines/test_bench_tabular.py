@@ -23,6 +23,15 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     assert set(cells) == {("mcar", "mean"), ("mcar", "seqdiff-md4")}
     for r in cells.values():
         assert 0 < r["mae"] < 1.5 and 0 <= r["accuracy"] <= 1 and r["rows"] == 400
+        per_column = r["per_column"]
+        assert per_column["ocean_proximity"]["kind"] == "categorical"
+        assert per_column["ocean_proximity"]["n"] == r["n_categorical"]  # California's one categorical column
+        assert sum(c["n"] for c in per_column.values() if c["kind"] == "numeric") == r["n_numeric"]
+        pooled = (
+            sum(c["mae"] * c["n"] for c in per_column.values() if c["kind"] == "numeric") / r["n_numeric"]
+        )
+        assert pooled == pytest.approx(r["mae"])
+    assert "### california, mcar" in out.with_suffix(".md").read_text()
     assert [f["source"] for f in first["fidelity"]] == ["seqdiff-md4", "marginals"]
     assert first["settings"]["numeric_point"] == "median" and first["settings"]["early_stopping"]
     assert cells["mcar", "seqdiff-md4"]["training"]["best_step"] <= 30  # on by default

@@ -10,7 +10,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.masks import imputable_columns, make_missing_mask, metrics
+from seqdiff.tabular.masks import column_metrics, imputable_columns, make_missing_mask, metrics
 from seqdiff.tabular.schema import infer_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +82,24 @@ def test_metrics():
     assert 0.5 < mean["mae"] < 1.0 and mean["rmse"] > mean["mae"] and mean["accuracy"] < 0.7
     with pytest.raises(SeqdiffError, match="column 'longitude' still has missing cells"):
         metrics(df, df.mask(mask), mask)
+
+
+def test_column_metrics_split_the_pooled_scores():
+    df = complete_sample("california", 500)
+    mask = make_missing_mask(df, 0.3, "mcar", rng=0)
+    imputed = mean_mode_impute(df.mask(mask))
+    pooled, per_column = metrics(df, imputed, mask), column_metrics(df, imputed, mask)
+    assert list(per_column) == list(df.columns)  # every column has hidden cells at this rate
+    numeric = {k: v for k, v in per_column.items() if v["kind"] == "numeric"}
+    assert sum(v["n"] for v in numeric.values()) == pooled["n_numeric"]
+    assert sum(v["mae"] * v["n"] for v in numeric.values()) / pooled["n_numeric"] == pytest.approx(
+        pooled["mae"]
+    )
+    # The mode of ocean_proximity is right for exactly the hidden cells that hold the mode.
+    hidden = df["ocean_proximity"][mask[:, df.columns.get_loc("ocean_proximity")]]
+    mode = df["ocean_proximity"][~mask[:, df.columns.get_loc("ocean_proximity")]].mode()[0]
+    assert per_column["ocean_proximity"]["accuracy"] == pytest.approx((hidden == mode).mean())
+    assert per_column["longitude"]["mae"] > 0.5  # the mean is far from most longitudes
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))

@@ -56,9 +56,9 @@ class MaskedDiffusion(nn.Module):
         weighting: what training minimises. "elbo": the NELBO itself (MD4's weight
             alpha'/(1 - alpha) on each masked token's cross-entropy). "uniform": the mean
             cross-entropy over masked tokens, every t weighted alike (BERT / MaskGIT; the analogue
-            of DDPM's L_simple); not a bound, but lower-variance gradients for the same forward
-            passes. The NELBO is reported either way. MD4 schedules only: GenMD4's rates learn
-            through the ELBO.
+            of DDPM's L_simple). It is not a bound, but it imputed tables better (BENCHMARKS.md,
+            "The training objective"). The NELBO is reported either way. MD4 schedules only:
+            GenMD4's rates learn through the ELBO.
 
     Example:
         >>> from seqdiff.core.denoiser import DenoiserConfig

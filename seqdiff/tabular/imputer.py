@@ -377,10 +377,6 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             raise SeqdiffError(
                 f"loss_weighting must be one of {', '.join(LOSS_WEIGHTINGS)}, not {self.loss_weighting!r}"
             )
-        if self.loss_weighting == "uniform" and self.schedule == "genmd4":
-            raise SeqdiffError(
-                "loss_weighting 'uniform' needs an MD4 schedule: genmd4's rates learn through the ELBO"
-            )
         if not isinstance(self.seed, int | np.integer) or self.seed < 0:
             raise SeqdiffError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.lr <= 0 or (self.max_minutes is not None and self.max_minutes <= 0):

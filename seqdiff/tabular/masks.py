@@ -138,6 +138,40 @@ def make_missing_mask(
     return mask
 
 
+def _scored_cells(
+    true_df: pd.DataFrame, imputed_df: pd.DataFrame, mask: np.ndarray, schema: Schema | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per imputable column, over its masked cells whose true value is known: the z-scored errors
+    (numeric columns) and the hits (categorical columns); see `metrics`."""
+    if mask.shape != true_df.shape or list(imputed_df.columns) != list(true_df.columns):
+        raise SeqdiffError(
+            "metrics: the true table, the imputed table and the mask must have the same columns"
+        )
+    numeric, categorical = imputable_columns(true_df, schema)
+    errors, hits = {}, {}
+    for name in numeric + categorical:
+        j = true_df.columns.get_loc(name)
+        scored = mask[:, j] & true_df[name].notna().to_numpy()
+        if imputed_df[name][scored].isna().any():
+            raise SeqdiffError(
+                f"imputed table: column {name!r} still has missing cells among the masked ones"
+            )
+        if name in numeric:
+            truth = _as_float(true_df[name])
+            observed = truth[~mask[:, j] & ~np.isnan(truth)]
+            std = observed.std() if len(observed) > 1 else 0.0
+            predicted = _as_float(imputed_df[name])[scored]
+            # Z-scoring both sides with the same mean cancels it: only the std matters.
+            errors[name] = (predicted - truth[scored]) / (std if std > 0 else 1.0)
+        else:
+            hits[name] = imputed_df[name][scored].to_numpy(object) == true_df[name][scored].to_numpy(object)
+    return errors, hits
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if len(x) else float("nan")
+
+
 def metrics(
     true_df: pd.DataFrame, imputed_df: pd.DataFrame, mask: np.ndarray, schema: Schema | None = None
 ) -> dict[str, float]:
@@ -155,34 +189,9 @@ def metrics(
         >>> metrics(t, i, m)
         {'mae': 1.0, 'rmse': 1.0, 'accuracy': 0.0, 'n_numeric': 1, 'n_categorical': 1}
     """
-    if mask.shape != true_df.shape or list(imputed_df.columns) != list(true_df.columns):
-        raise SeqdiffError(
-            "metrics: the true table, the imputed table and the mask must have the same columns"
-        )
-    numeric, categorical = imputable_columns(true_df, schema)
-    errors, hits = [], []
-    for name in numeric + categorical:
-        j = true_df.columns.get_loc(name)
-        scored = mask[:, j] & true_df[name].notna().to_numpy()
-        if imputed_df[name][scored].isna().any():
-            raise SeqdiffError(
-                f"imputed table: column {name!r} still has missing cells among the masked ones"
-            )
-        if name in numeric:
-            truth = _as_float(true_df[name])
-            observed = truth[~mask[:, j] & ~np.isnan(truth)]
-            std = observed.std() if len(observed) > 1 else 0.0
-            predicted = _as_float(imputed_df[name])[scored]
-            # Z-scoring both sides with the same mean cancels it: only the std matters.
-            errors.append((predicted - truth[scored]) / (std if std > 0 else 1.0))
-        else:
-            hits.append(imputed_df[name][scored].to_numpy(object) == true_df[name][scored].to_numpy(object))
-    errors_all = np.concatenate(errors) if errors else np.array([])
-    hits_all = np.concatenate(hits) if hits else np.array([], bool)
-
-    def _mean(x: np.ndarray) -> float:
-        return float(x.mean()) if len(x) else float("nan")
-
+    errors, hits = _scored_cells(true_df, imputed_df, mask, schema)
+    errors_all = np.concatenate(list(errors.values())) if errors else np.array([])
+    hits_all = np.concatenate(list(hits.values())) if hits else np.array([], bool)
     return {
         "mae": _mean(np.abs(errors_all)),
         "rmse": float(np.sqrt(_mean(errors_all**2))),
@@ -205,21 +214,11 @@ def column_metrics(
         >>> column_metrics(t, i, m)
         {'x': {'kind': 'numeric', 'mae': 1.0, 'n': 1}, 'c': {'kind': 'categorical', 'accuracy': 0.5, 'n': 2}}
     """
-    numeric, categorical = imputable_columns(true_df, schema)
+    errors, hits = _scored_cells(true_df, imputed_df, mask, schema)
     scores: dict[str, dict[str, float | int | str]] = {}
     for name in true_df.columns:
-        if name not in numeric and name not in categorical:
-            continue
-        j = true_df.columns.get_loc(name)
-        only = np.zeros_like(mask)
-        only[:, j] = mask[:, j]
-        column = metrics(true_df, imputed_df, only, schema)
-        if name in numeric and column["n_numeric"]:
-            scores[name] = {"kind": "numeric", "mae": column["mae"], "n": column["n_numeric"]}
-        elif name in categorical and column["n_categorical"]:
-            scores[name] = {
-                "kind": "categorical",
-                "accuracy": column["accuracy"],
-                "n": column["n_categorical"],
-            }
+        if len(errors.get(name, ())):
+            scores[name] = {"kind": "numeric", "mae": _mean(np.abs(errors[name])), "n": len(errors[name])}
+        elif len(hits.get(name, ())):
+            scores[name] = {"kind": "categorical", "accuracy": _mean(hits[name]), "n": len(hits[name])}
     return scores

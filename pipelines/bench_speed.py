@@ -1,7 +1,8 @@
-"""Speed on one machine: training throughput against the machine's matmul peak, padding waste,
-sampling (masked diffusion with and without MDLM's cache, against the autoregressive baseline
-with a KV cache), pairwise sequence identity (numba against numpy), and the table imputer's
-training steps per second. All figures come from one run, so the ratios are fair.
+"""Speed on one machine: training throughput against the machine's matmul peak (float32 and bf16
+autocast), padding waste, sampling (masked diffusion with and without MDLM's cache, against the
+autoregressive baseline with a KV cache), pairwise sequence identity (numba against numpy), the table
+imputer's training steps per second (float32 and bf16), and the CPU attention kernels by precision.
+All figures come from one run, so the ratios are fair.
 
 Usage:
     .venv/bin/python pipelines/bench_speed.py --out pipelines/results/speed.json \\
@@ -22,6 +23,8 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
+from torch.nn import functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import build_model
@@ -42,15 +45,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT.parent / "shared" / "data" / "protein" / "general" / "cath_v4_1_0_S40.train.fasta"
 TEST = TRAIN.with_name("cath_v4_1_0_S40.test.fasta")
 TABLE = ROOT.parent / "shared" / "data" / "tabular" / "california.parquet"
-SECTIONS = ["training", "sampling", "identity", "table"]
+SECTIONS = ["training", "sampling", "identity", "table", "attention"]
 
 
-def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 5) -> float:
-    """Dense fp32 matmul throughput of this machine (FLOP/s): the best of ``repeats`` square products
-    at each size (the fastest size differs between machines and thread counts)."""
+def matmul_peak(
+    sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 5, dtype: torch.dtype = torch.float32
+) -> float:
+    """Dense matmul throughput of this machine (FLOP/s) in ``dtype``: the best of ``repeats`` square
+    products at each size (the fastest size differs between machines and thread counts)."""
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         for _ in range(repeats):
             start = time.perf_counter()
@@ -82,8 +87,16 @@ def random_batch_waste(lengths: list[int], max_tokens: int, seed: int = 0) -> fl
 
 
 def training_throughput(
-    dim: int, layers: int, heads: int, seconds: float, max_tokens: int, compile: bool = False
+    dim: int,
+    layers: int,
+    heads: int,
+    seconds: float,
+    max_tokens: int,
+    compile: bool = False,
+    bf16: bool = False,
 ) -> dict:
+    """Protein training steps on CATH batches for ``seconds``: tokens/s and model FLOP/s, in float32
+    or under CPU bf16 autocast (what ``trainer.precision: auto`` picks on a CPU with native bf16)."""
     seqs = ProteinAdapter().sequences(str(TRAIN))
     data = CroppedSequences(seqs, max_len=512)
     lengths = [data.length(i) for i in range(len(data))]
@@ -99,7 +112,8 @@ def training_throughput(
     warmup = 3 if compile else 1
     while start is None or time.perf_counter() - start < seconds:
         x, valid = pad_batch([data[item] for item in next(batches)], alphabet.PAD_ID)
-        out = model.losses(x, valid)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model.losses(x, valid)
         opt.zero_grad()
         (out.objective / out.tokens.sum()).backward()
         opt.step()
@@ -115,6 +129,7 @@ def training_throughput(
     elapsed = time.perf_counter() - start
     return {
         "model": f"{layers} layers, width {dim}, {heads} heads",
+        "precision": "bf16-mixed" if bf16 else "32-true",
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": steps,
         "real_tokens_per_s": tokens / elapsed,
@@ -125,24 +140,51 @@ def training_throughput(
     }
 
 
-def table_training_speed(steps: int, n_bins: int = 128, batch_rows: int = 1024) -> dict:
+def table_training_speed(
+    steps: int, n_bins: int = 128, batch_rows: int = 1024, precision: str = "auto"
+) -> dict:
     """``MaskedDiffusionImputer.fit`` on the first 20,000 rows of california (the tabular
     benchmark's larger budget: 128 bins, 1,024-row batches): training steps per second, Lightning
     loop and EMA included. Early stopping is off: its checks are not training steps, and it could end
     the timed run early."""
     table = read_table(TABLE).slice(0, 20_000)
     imputer = MaskedDiffusionImputer(
-        n_bins=n_bins, batch_rows=batch_rows, max_steps=steps, early_stopping=False
+        n_bins=n_bins, batch_rows=batch_rows, max_steps=steps, early_stopping=False, precision=precision
     ).fit(table)
     seconds = 60 * imputer.training_["minutes"]
     return {
         "table": f"{TABLE.name}, {table.num_rows} rows x {table.num_columns} columns",
         "n_bins": n_bins,
         "batch_rows": batch_rows,
+        "precision": imputer.training_["precision"],
         "steps": imputer.training_["steps"],
         "fit_seconds": seconds,
         "steps_per_s": imputer.training_["steps"] / seconds,
     }
+
+
+def attention_speed(lengths: tuple[int, ...], tokens: int = 4096, heads: int = 4, head_dim: int = 16) -> dict:
+    """Forward plus backward of ``scaled_dot_product_attention`` on CPU, per precision and kernel:
+    milliseconds for ``tokens`` tokens (batch = tokens / length) at each length. The flash kernel is
+    what PyTorch picks by default; the math kernel is plain matmuls and softmax."""
+    result = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.MATH):
+            key = f"{str(dtype).removeprefix('torch.')}_{backend.name.lower()}"
+            result[key] = {}
+            for n in lengths:
+                q, k, v = (
+                    torch.randn(tokens // n, heads, n, head_dim, dtype=dtype).requires_grad_()
+                    for _ in range(3)
+                )
+                with sdpa_kernel(backend):
+                    for _ in range(3):  # warm-up
+                        F.scaled_dot_product_attention(q, k, v).sum().backward()
+                    start = time.perf_counter()
+                    for _ in range(10):
+                        F.scaled_dot_product_attention(q, k, v).sum().backward()
+                result[key][str(n)] = (time.perf_counter() - start) / 10 * 1e3
+    return {"setting": f"{tokens} tokens, {heads} heads of {head_dim}; ms per forward+backward", **result}
 
 
 def sample_quality(samples: dict[str, torch.Tensor], judges: dict[str, torch.nn.Module]) -> dict:
@@ -277,10 +319,17 @@ def run() -> None:
     }
     if "training" in args.sections:
         peak = matmul_peak()
-        for key, compile in (("training_width320", False), ("training_width320_compiled", True)):
-            result = training_throughput(320, 6, 20, seconds, 8192, compile=compile)
+        bf16_peak = matmul_peak(dtype=torch.bfloat16)
+        runs = {
+            "training_width320": {},
+            "training_width320_compiled": {"compile": True},
+            "training_width320_bf16": {"bf16": True},
+        }
+        for key, options in runs.items():
+            result = training_throughput(320, 6, 20, seconds, 8192, **options)
             result["matmul_peak_flops"] = peak
             result["fraction_of_matmul_peak"] = result["model_flops_per_s"] / peak
+            result["bf16_matmul_peak_flops"] = bf16_peak
             report[key] = {**run_info, **result}
     if "sampling" in args.sections:
         # 1024 steps (> length): most steps unmask nothing, where MDLM's cache skips the network.
@@ -291,7 +340,11 @@ def run() -> None:
         numba.set_num_threads(args.threads)
         report["identity"] = {**run_info, **identity_speed(100 if args.quick else 1000)}
     if "table" in args.sections:
-        report["table_training"] = {**run_info, **table_training_speed(20 if args.quick else 300)}
+        steps = 20 if args.quick else 300
+        report["table_training"] = {**run_info, **table_training_speed(steps)}
+        report["table_training_fp32"] = {**run_info, **table_training_speed(steps, precision="32-true")}
+    if "attention" in args.sections:
+        report["attention"] = {**run_info, **attention_speed((16, 64, 256, 512))}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(report, indent=1))

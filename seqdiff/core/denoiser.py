@@ -67,6 +67,27 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return out.type_as(x)
 
 
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float, causal: bool) -> Tensor:
+    """``scaled_dot_product_attention`` of [B, H, N, D] tensors, in float32 on CPU whatever the autocast.
+
+    PyTorch's CPU attention kernels are slower in bfloat16 than in float32 at every length measured
+    (16 to 512 tokens, forward and backward; BENCHMARKS.md, "bf16 on CPU"), while bfloat16 matmuls are
+    2.5 times faster: so CPU autocast keeps the linear layers in bfloat16 and attention in float32.
+
+    Example:
+        >>> q = torch.randn(1, 2, 3, 4, dtype=torch.bfloat16)
+        >>> attention(q, q, q, None, 0.0, False).dtype
+        torch.bfloat16
+    """
+    if q.device.type != "cpu" or q.dtype == torch.float32:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+    with torch.autocast("cpu", enabled=False):
+        a = F.scaled_dot_product_attention(
+            q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout, is_causal=causal
+        )
+    return a.to(q.dtype)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
@@ -107,7 +128,7 @@ class Block(nn.Module):
             cache["k"], cache["v"] = k, v
         p = self.cfg.dropout if self.training else 0.0
         causal = self.cfg.causal and cache is None
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p, is_causal=causal)
+        a = attention(q, k, v, attn_mask, dropout=p, causal=causal)
         a = self.dropout(self.attn_out(a.transpose(1, 2).reshape(b, n, self.cfg.dim)))
         h = h + (a * (1 + gate1) if cond is not None else a)
         x = self.mlp_norm(h)

@@ -109,6 +109,7 @@ FIT_FLAGS = {
     "--fit-batch-rows": "batch_rows",
     "--early-stopping": "early_stopping",
     "--loss-weighting": "loss_weighting",
+    "--precision": "precision",
 }
 
 
@@ -175,6 +176,12 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         metavar="{auto,uniform,elbo}",
         help="training objective when fitting: uniform (mean cross-entropy over masked cells), elbo (MD4's "
         "NELBO), or auto (default: uniform)",
+    )
+    p.add_argument(
+        "--precision",
+        metavar="{auto,32-true,bf16-mixed}",
+        help="training precision when fitting (default auto: bf16 autocast where bf16 is native, a GPU or "
+        "an AVX512-BF16 / AMX CPU; else 32-true)",
     )
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")

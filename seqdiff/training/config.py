@@ -77,7 +77,7 @@ class TrainerConfig:
     checkpoint_every_steps: int = 500
     log_every_steps: int = 10
     gradient_clip: float = 1.0
-    precision: str = "auto"  # auto: bf16-mixed on GPU, 32-true on CPU
+    precision: str = "auto"  # auto: bf16-mixed where native (GPU, AVX512-BF16 / AMX CPU), else 32-true
     compile: bool = False  # torch.compile the denoiser (the first steps pay for compilation)
     accelerator: str = "auto"
     devices: str | int = "auto"

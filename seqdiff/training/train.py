@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
+from seqdiff.core.device import native_bf16
 from seqdiff.errors import SeqdiffError
 from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
@@ -213,7 +214,8 @@ def fit_module(
 ) -> L.Trainer:
     """Fit ``module`` on ``data`` with a Lightning Trainer set up from ``cfg``; returns the Trainer.
 
-    Precision ``auto`` is bf16-mixed on GPU and fp32 on CPU. Checkpoints are written only by the
+    Precision ``auto`` is bf16-mixed where bf16 matmuls are native (a GPU, a CPU with AVX512-BF16 or
+    AMX; `seqdiff.core.device.native_bf16`) and fp32 elsewhere. Checkpoints are written only by the
     ``ModelCheckpoint`` callbacks given (no implicit one), logs only by ``logger``. With
     ``validate=False`` no validation runs (the data module's validation split may be empty).
 
@@ -224,7 +226,7 @@ def fit_module(
     gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
     precision = cfg.precision
     if precision == "auto":
-        precision = "bf16-mixed" if gpu else "32-true"
+        precision = "bf16-mixed" if native_bf16(torch.device("cuda" if gpu else "cpu")) else "32-true"
     trainer = L.Trainer(
         max_steps=cfg.max_steps,
         max_time={"minutes": cfg.max_minutes} if cfg.max_minutes else None,

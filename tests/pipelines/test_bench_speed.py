@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pipelines.bench_speed import identity_speed, sampling_speed, table_training_speed  # noqa: E402
+from pipelines.bench_speed import (  # noqa: E402
+    attention_speed,
+    identity_speed,
+    sampling_speed,
+    table_training_speed,
+)
 
 
 def test_sampling_section_with_the_shipped_model(shared: Path) -> None:
@@ -35,7 +40,14 @@ def test_identity_section(shared: Path) -> None:
 
 
 def test_table_section(shared: Path) -> None:
-    result = table_training_speed(steps=3, n_bins=8, batch_rows=64)
-    assert result["steps"] == 3 and result["n_bins"] == 8
+    result = table_training_speed(steps=3, n_bins=8, batch_rows=64, precision="32-true")
+    assert result["steps"] == 3 and result["n_bins"] == 8 and result["precision"] == "32-true"
     assert result["steps_per_s"] == pytest.approx(3 / result["fit_seconds"])
     assert result["table"] == "california.parquet, 20000 rows x 10 columns"
+
+
+def test_attention_section() -> None:
+    result = attention_speed((8, 32), tokens=64)
+    kernels = ["float32_flash_attention", "float32_math", "bfloat16_flash_attention", "bfloat16_math"]
+    assert [k for k in result if k != "setting"] == kernels
+    assert all(set(result[k]) == {"8", "32"} and min(result[k].values()) > 0 for k in kernels)

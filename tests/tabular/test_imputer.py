@@ -330,6 +330,7 @@ def test_sklearn_conventions_and_bad_params(holed):
         {"early_stopping": True, "validation_fraction": 0.0},
         {"n_iter_no_change": 0},
         {"loss_weighting": "l1"},
+        {"precision": "16-true"},
         {"schedule": "genmd4", "loss_weighting": "uniform"},
     ]:
         with pytest.raises(SeqdiffError):
@@ -452,12 +453,15 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
         "--no-early-stopping",
         "--loss-weighting",
         "elbo",
+        "--precision",
+        "32-true",
     ]
     run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
     imputer = MaskedDiffusionImputer.load(model)
     assert (imputer.max_steps, imputer.n_bins, imputer.batch_rows, imputer.max_minutes) == (3, 4, 16, 5.0)
     assert not imputer.early_stopping and "best_step" not in imputer.training_
     assert imputer.loss_weighting == "elbo" and imputer.model_.weighting == "elbo"
+    assert imputer.precision == imputer.training_["precision"] == "32-true"
     assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
     with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
         run_cli(
@@ -496,7 +500,9 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(holed):
     tokens = imputer.encoder_.encode(pa.Table.from_pandas(holed, preserve_index=False))
     train, held = hold_out_cells(tokens, imputer.encoder_.mask_id, 0.1, np.random.default_rng(imputer.seed))
     assert fit["held_out_cells"] == (held != imputer.encoder_.mask_id).sum()
-    rescored = _EarlyStopping(train, held, imputer.encoder_.mask_id, 2).score(imputer.model_)
+    checks = _EarlyStopping(train, held, imputer.encoder_.mask_id, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fit["precision"] == "bf16-mixed"):
+        rescored = checks.score(imputer.model_)  # checks run in the training precision
     assert rescored == pytest.approx(fit["validation_nll_per_cell"], rel=1e-5)
     assert_observed_unchanged(imputer.transform(holed), holed)
 

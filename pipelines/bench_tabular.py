@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder
 from pipelines.tabular_baselines import BASELINES  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.encoding import N_BINS, NUMERIC_POINTS  # noqa: E402
-from seqdiff.tabular.imputer import LOSS_WEIGHTINGS, MaskedDiffusionImputer  # noqa: E402
+from seqdiff.tabular.imputer import LOSS_WEIGHTINGS, PRECISIONS, MaskedDiffusionImputer  # noqa: E402
 from seqdiff.tabular.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
 from seqdiff.tabular.schema import Schema, infer_schema  # noqa: E402
 
@@ -79,6 +79,7 @@ def impute(
             max_minutes=args.max_minutes,
             early_stopping=args.early_stopping,
             loss_weighting=args.loss_weighting,
+            precision=args.precision,
             point=args.point,
             numeric_point=args.numeric_point,
             n_bins=args.bins,
@@ -153,7 +154,7 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
         "",
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
         f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_minutes={args.max_minutes}, "
-        f"early_stopping={args.early_stopping}, loss_weighting={args.loss_weighting}, "
+        f"early_stopping={args.early_stopping}, loss_weighting={args.loss_weighting}, precision={args.precision}, "
         f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, batch_rows={args.fit_batch_rows}, "
         f"n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
         "better), accuracy on categorical cells (higher is better), time = fit + impute seconds.",
@@ -291,6 +292,12 @@ def main(argv: list[str] | None = None) -> None:
         default=MaskedDiffusionImputer().loss_weighting,
         choices=LOSS_WEIGHTINGS,
         help="seqdiff training objective (auto: uniform for MD4)",
+    )
+    p.add_argument(
+        "--precision",
+        default=MaskedDiffusionImputer().precision,
+        choices=PRECISIONS,
+        help="seqdiff training precision (auto: bf16 autocast where bf16 is native)",
     )
     p.add_argument(
         "--point",

@@ -58,6 +58,8 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
             "--no-early-stopping",
             "--loss-weighting",
             "elbo",
+            "--precision",
+            "32-true",
         ]
     )
     third = json.loads(out.read_text())
@@ -65,4 +67,5 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     assert len(redone) == 1 and redone[0]["mae"] != cells["mcar", "seqdiff-md4"]["mae"]
     assert "best_step" not in redone[0]["training"] and not third["settings"]["early_stopping"]
     assert redone[0]["training"]["weighting"] == "elbo" and third["settings"]["loss_weighting"] == "elbo"
+    assert redone[0]["training"]["precision"] == third["settings"]["precision"] == "32-true"
     assert len(third["imputation"]) == 4 and len(third["fidelity"]) == 2

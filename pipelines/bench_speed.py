@@ -324,6 +324,7 @@ def run() -> None:
             "training_width320": {},
             "training_width320_compiled": {"compile": True},
             "training_width320_bf16": {"bf16": True},
+            "training_width320_bf16_compiled": {"bf16": True, "compile": True},
         }
         for key, options in runs.items():
             result = training_throughput(320, 6, 20, seconds, 8192, **options)

@@ -195,21 +195,13 @@ class Denoiser(nn.Module):
         t: Tensor | None = None,
         caches: list[dict] | None = None,
         offset: int = 0,
+        logits: bool = True,
     ) -> Tensor:
-        """Logits [B, N, V]. ``caches`` (one dict per layer) and ``offset`` (the position of
-        ``tokens[:, 0]``) serve incremental decoding in a causal model."""
-        return self.head(self.features(tokens, valid, t, caches, offset))
-
-    def features(
-        self,
-        tokens: Tensor,
-        valid: Tensor | None = None,
-        t: Tensor | None = None,
-        caches: list[dict] | None = None,
-        offset: int = 0,
-    ) -> Tensor:
-        """The normalised final hidden states [B, N, dim] that ``head`` maps to logits; a caller
-        that needs only some tokens' logits multiplies by those rows of ``head.weight`` alone."""
+        """Logits [B, N, V]; with ``logits=False`` the normalised final hidden states [B, N, dim] that
+        ``head`` maps to logits, so a caller that needs only some tokens' logits multiplies by those
+        rows of ``head.weight`` alone. Both go through ``__call__``, so a compiled denoiser
+        (``nn.Module.compile``) compiles either. ``caches`` (one dict per layer) and ``offset`` (the
+        position of ``tokens[:, 0]``) serve incremental decoding in a causal model."""
         b, n = tokens.shape
         h = self.embed(tokens)
         rope = None
@@ -225,7 +217,8 @@ class Denoiser(nn.Module):
         cond = self.time(t) if self.time is not None and t is not None else None
         for i, block in enumerate(self.blocks):
             h = block(h, attn_mask, rope, cond, caches[i] if caches is not None else None)
-        return self.norm(h)
+        h = self.norm(h)
+        return self.head(h) if logits else h
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

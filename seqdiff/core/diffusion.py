@@ -136,9 +136,8 @@ class MaskedDiffusion(nn.Module):
             tensor([[1.0000, 1.0000, ...]])
         """
         ids = self._slot_ids(z.shape[1])
-        features = getattr(self.denoiser, "features", None)
-        if features is not None:
-            h = features(z, valid, t)
+        if isinstance(self.denoiser, Denoiser):
+            h = self.denoiser(z, valid, t, logits=False)
             weight = self.denoiser.head.weight[ids]  # [1 or N, K, dim]
             logits = h @ weight[0].T if ids.shape[0] == 1 else torch.einsum("bnd,nkd->bnk", h, weight)
         else:  # a denoiser whose output layer is not separable (ESM-2): pick from the full logits

@@ -72,7 +72,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: flo
 
     PyTorch's CPU attention kernels are slower in bfloat16 than in float32 at every length measured
     (16 to 512 tokens, forward and backward; BENCHMARKS.md, "bf16 on CPU"), while bfloat16 matmuls are
-    2.5 times faster: so CPU autocast keeps the linear layers in bfloat16 and attention in float32.
+    over twice as fast: so CPU autocast keeps the linear layers in bfloat16 and attention in float32.
 
     Example:
         >>> q = torch.randn(1, 2, 3, 4, dtype=torch.bfloat16)

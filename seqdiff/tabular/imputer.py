@@ -281,7 +281,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         device: auto, cpu or cuda[:N].
         precision: training precision. "auto" (default): bf16 autocast where bf16 matmuls are native (a
             GPU, or a CPU with AVX512-BF16 or AMX), float32 elsewhere; "bf16-mixed"; "32-true". On this
-            project's CPU bf16 trained 1.5 times faster with the same scores (BENCHMARKS.md, "bf16 on
+            project's CPU bf16 fitted 1.5-1.6 times faster with the same scores (BENCHMARKS.md, "bf16 on
             CPU"). Imputing always runs in float32.
         seed: model initialisation, training noise and sampling noise.
         progress: tqdm bars on stderr for fitting and imputing (None: only when stderr is a terminal).

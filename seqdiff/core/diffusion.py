@@ -23,9 +23,7 @@ from seqdiff.core.schedules import EPS, MaskingSchedule
 from seqdiff.errors import SeqdiffError
 
 GENMD4_T1 = 1e-3  # md4_spec.md section 1: GenMD4 rescales t to [t1, 1]
-
-
-WEIGHTINGS = ("elbo", "uniform")
+WEIGHTINGS = ("elbo", "uniform")  # the training objectives of MaskedDiffusion
 
 
 @dataclass

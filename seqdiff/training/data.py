@@ -14,6 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
@@ -152,13 +153,9 @@ def pad_batch(items: list[Tensor], pad_id: int) -> tuple[Tensor, Tensor]:
         >>> x.tolist(), valid.tolist()
         ([[1, 2], [3, 0]], [[True, True], [True, False]])
     """
-    longest = max(len(t) for t in items)
-    x = torch.full((len(items), longest), pad_id, dtype=torch.long)
-    valid = torch.zeros((len(items), longest), dtype=torch.bool)
-    for i, t in enumerate(items):
-        x[i, : len(t)] = t
-        valid[i, : len(t)] = True
-    return x, valid
+    x = pad_sequence(items, batch_first=True, padding_value=pad_id).long()
+    lengths = torch.tensor([len(t) for t in items])
+    return x, torch.arange(x.shape[1]) < lengths[:, None]
 
 
 class SequenceDataModule(L.LightningDataModule):

@@ -78,9 +78,12 @@ class DiffusionModule(L.LightningModule):
                 self._noise.set_state(self._noise_state)
         return self._noise
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, valid = batch
-        out = self.model.losses(x, valid, generator=self.noise(x.device))
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        # (x, valid), or (x, valid, within) for a model with ordered positions (table rows)
+        x, valid, *within = batch
+        out = self.model.losses(
+            x, valid, generator=self.noise(x.device), within=within[0] if within else None
+        )
         tokens = out.tokens.sum().clamp(min=1)
         self.tokens_seen += tokens.long()
         self.log("train/nelbo", out.nelbo.sum() / tokens, prog_bar=True, batch_size=x.shape[0])
@@ -91,9 +94,8 @@ class DiffusionModule(L.LightningModule):
         # The EMA follows each optimizer step here, before any callback (a checkpoint) runs.
         super().optimizer_step(*args, **kwargs)
         decay = min(self.optim.ema_decay, (1 + self.global_step) / (10 + self.global_step))
-        with torch.no_grad():
-            for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                ema_p.lerp_(p.detach(), 1 - decay)
+        with torch.no_grad():  # one fused call, not one per parameter tensor
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, valid = batch
@@ -132,6 +134,9 @@ class DiffusionModule(L.LightningModule):
             ],
             lr=self.optim.lr,
             betas=self.optim.betas,
+            # Multi-tensor updates, not a loop over tensors (PyTorch's default on CPU). Not fused=True:
+            # Lightning refuses gradient clipping with a fused optimizer under mixed precision.
+            foreach=True,
         )
         o = self.optim
         sched = torch.optim.lr_scheduler.LambdaLR(

@@ -83,6 +83,7 @@ def impute(
             point=args.point,
             numeric_point=args.numeric_point,
             n_bins=args.bins,
+            value_frequencies=args.value_frequencies,
             batch_rows=args.fit_batch_rows,
             n_samples=args.samples,
             categorical=schema.categorical,
@@ -155,7 +156,7 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
         f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_minutes={args.max_minutes}, "
         f"early_stopping={args.early_stopping}, loss_weighting={args.loss_weighting}, precision={args.precision}, "
-        f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, batch_rows={args.fit_batch_rows}, "
+        f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, value_frequencies={args.value_frequencies}, batch_rows={args.fit_batch_rows}, "
         f"n_samples={args.samples}, device={args.device}. MAE / RMSE on z-scored numeric cells (lower is "
         "better), accuracy on categorical cells (higher is better), time = fit + impute seconds.",
         "",
@@ -309,6 +310,12 @@ def main(argv: list[str] | None = None) -> None:
         "--numeric-point", default="median", choices=NUMERIC_POINTS, help="seqdiff numeric estimate"
     )
     p.add_argument("--bins", type=int, default=N_BINS, help="seqdiff quantile bins per numeric column")
+    p.add_argument(
+        "--value-frequencies",
+        type=int,
+        default=MaskedDiffusionImputer().value_frequencies,
+        help="seqdiff periodic features of each observed number's place (0: the bin alone)",
+    )
     p.add_argument(
         "--fit-batch-rows",
         type=int,

@@ -50,6 +50,7 @@ class ModelSpec:
     weighting: str = "elbo"  # the training objective: "elbo" or "uniform" (MaskedDiffusion)
     kind: str = "diffusion"  # or "autoregressive" (the baseline; then bos_id is its start token)
     bos_id: int | None = None
+    ordered: list[bool] | None = None  # per position: ordered bins of a number (MaskedDiffusion)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -105,6 +106,7 @@ def build_model(spec: ModelSpec) -> MaskedDiffusion | AutoregressiveLM:
         spec.allowed_mask(),
         timesteps=spec.timesteps,
         weighting=spec.weighting,
+        ordered=None if spec.ordered is None else torch.tensor(spec.ordered),
     )
 
 

@@ -38,6 +38,9 @@ class DenoiserConfig:
     causal: bool = False  # left-to-right attention: the autoregressive baseline
     dropout: float = 0.0
     rope_theta: float = 10_000.0
+    # Periodic features of each visible token's exact value (tables: numeric cells), at this many
+    # geometric frequencies; 0 = none. Needs learned positions (one projection per position).
+    value_frequencies: int = 0
     architecture: str = "seqdiff"  # this transformer, or "esm2": fair-esm's ESM-2 (seqdiff.protein.esm)
 
     @property
@@ -153,6 +156,33 @@ class TimeEmbedding(nn.Module):
         return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=-1))
 
 
+class ValueEmbedding(nn.Module):
+    """Periodic features of exact values, projected per position: for v in [0, 1],
+    sin and cos of pi 2^k v for k < ``frequencies``, times a learned [2 frequencies, dim] matrix
+    of the position. NaN values (masked or unknown) contribute nothing.
+
+    A token says which bin a number falls in; these features say where in the bin, at every scale
+    down to 2^-frequencies (the periodic embeddings of Gorishniy et al., NeurIPS 2022, with fixed
+    frequencies). Zero-initialised: a new model starts as if it had none.
+
+    Example:
+        >>> emb = ValueEmbedding(frequencies=4, positions=3, dim=8)
+        >>> emb(torch.tensor([[0.5, float("nan"), 0.1]])).shape
+        torch.Size([1, 3, 8])
+    """
+
+    def __init__(self, frequencies: int, positions: int, dim: int):
+        super().__init__()
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(frequencies), persistent=False)
+        self.proj = nn.Parameter(torch.zeros(positions, 2 * frequencies, dim))
+
+    def forward(self, values: Tensor) -> Tensor:
+        known = ~torch.isnan(values)
+        angles = torch.where(known, values, 0.0)[..., None].float() * self.freqs
+        features = torch.cat([angles.sin(), angles.cos()], dim=-1) * known[..., None]
+        return torch.einsum("bnf,nfd->bnd", features, self.proj[: values.shape[1]])
+
+
 class Denoiser(nn.Module):
     """Bidirectional transformer over token ids -> logits over the vocabulary.
 
@@ -174,6 +204,11 @@ class Denoiser(nn.Module):
         elif cfg.positions != "rope":
             raise ValueError(f"positions must be 'rope' or 'learned', not {cfg.positions!r}")
         self.time = TimeEmbedding(cfg.dim) if cfg.time_conditioning else None
+        self.values = None
+        if cfg.value_frequencies:
+            if cfg.positions != "learned":
+                raise ValueError("value_frequencies needs learned positions (one projection per position)")
+            self.values = ValueEmbedding(cfg.value_frequencies, cfg.max_len, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.RMSNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
@@ -196,14 +231,19 @@ class Denoiser(nn.Module):
         caches: list[dict] | None = None,
         offset: int = 0,
         logits: bool = True,
+        values: Tensor | None = None,
     ) -> Tensor:
         """Logits [B, N, V]; with ``logits=False`` the normalised final hidden states [B, N, dim] that
         ``head`` maps to logits, so a caller that needs only some tokens' logits multiplies by those
         rows of ``head.weight`` alone. Both go through ``__call__``, so a compiled denoiser
         (``nn.Module.compile``) compiles either. ``caches`` (one dict per layer) and ``offset`` (the
-        position of ``tokens[:, 0]``) serve incremental decoding in a causal model."""
+        position of ``tokens[:, 0]``) serve incremental decoding in a causal model. ``values``
+        [B, N] (in [0, 1], NaN where none) feed the ``ValueEmbedding`` of a model that has one; the
+        caller hides them at masked tokens (``MaskedDiffusion`` does)."""
         b, n = tokens.shape
         h = self.embed(tokens)
+        if self.values is not None and values is not None:
+            h = h + self.values(values)
         rope = None
         if self.cfg.positions == "learned":
             h = h + self.pos[offset : offset + n]

@@ -57,6 +57,11 @@ class MaskedDiffusion(nn.Module):
             of DDPM's L_simple). It is not a bound, but it imputed tables better (BENCHMARKS.md,
             "The training objective"). The NELBO is reported either way. MD4 schedules only:
             GenMD4's rates learn through the ELBO.
+        ordered: bool [N] or None: positions whose allowed ids are ordered bins of a number (a
+            table's numeric columns). There a token may come with ``within`` in [0, 1], where its
+            exact value lies inside its bin; the denoiser (with ``value_frequencies``) then sees
+            the value's place on the whole scale, (rank of the bin + within) / number of bins.
+            ``within`` of masked tokens is never shown.
 
     Example:
         >>> from seqdiff.core.denoiser import DenoiserConfig
@@ -78,6 +83,7 @@ class MaskedDiffusion(nn.Module):
         allowed: Tensor,
         timesteps: int = 0,
         weighting: str = "elbo",
+        ordered: Tensor | None = None,
     ):
         super().__init__()
         if timesteps and schedule.state_dependent:
@@ -109,6 +115,8 @@ class MaskedDiffusion(nn.Module):
             slot_of[n, ids] = torch.arange(len(ids))
         self.register_buffer("slot_ids", slot_ids, persistent=False)
         self.register_buffer("slot_of", slot_of, persistent=False)
+        self.register_buffer("n_allowed", rows.sum(-1), persistent=False)
+        self.register_buffer("ordered", None if ordered is None else ordered.bool(), persistent=False)
 
     @property
     def vocab_size(self) -> int:
@@ -118,13 +126,17 @@ class MaskedDiffusion(nn.Module):
     def genmd4(self) -> bool:
         return self.schedule.state_dependent
 
-    def log_probs(self, z: Tensor, valid: Tensor | None = None, t: Tensor | None = None) -> Tensor:
+    def log_probs(
+        self, z: Tensor, valid: Tensor | None = None, t: Tensor | None = None, within: Tensor | None = None
+    ) -> Tensor:
         """log mu_theta(z_t, t): float32 [B, N, V], -inf outside each position's allowed set."""
-        slots = self.slot_log_probs(z, valid, t)
+        slots = self.slot_log_probs(z, valid, t, within)
         full = slots.new_full((*z.shape, self.vocab_size), float("-inf"))
         return full.scatter_(-1, self._slot_ids(z.shape[1]).expand_as(slots), slots)
 
-    def slot_log_probs(self, z: Tensor, valid: Tensor | None = None, t: Tensor | None = None) -> Tensor:
+    def slot_log_probs(
+        self, z: Tensor, valid: Tensor | None = None, t: Tensor | None = None, within: Tensor | None = None
+    ) -> Tensor:
         """log mu_theta(z_t, t) over each position's own ids: float32 [B, N, K], where slot k of
         position n is token ``slot_ids[n, k]`` (or ``slot_ids[0, k]`` when every position shares
         one set) and empty slots are -inf. What training uses: no logits outside the allowed sets.
@@ -135,12 +147,29 @@ class MaskedDiffusion(nn.Module):
         """
         ids = self._slot_ids(z.shape[1])
         if isinstance(self.denoiser, Denoiser):
-            h = self.denoiser(z, valid, t, logits=False)
+            h = self.denoiser(z, valid, t, logits=False, values=self.scale_positions(z, within))
             weight = self.denoiser.head.weight[ids]  # [1 or N, K, dim]
             logits = h @ weight[0].T if ids.shape[0] == 1 else torch.einsum("bnd,nkd->bnk", h, weight)
         else:  # a denoiser whose output layer is not separable (ESM-2): pick from the full logits
             logits = self.denoiser(z, valid, t).gather(-1, ids.expand(*z.shape, -1))
         return torch.log_softmax(logits.float().masked_fill(ids == self.mask_id, float("-inf")), dim=-1)
+
+    def scale_positions(self, z: Tensor, within: Tensor | None) -> Tensor | None:
+        """Each visible token's exact place on its ordered position's scale, (rank of its bin +
+        ``within``) / number of bins, in [0, 1]; NaN at masked tokens, unordered positions and
+        unknown ``within``. None without ``ordered`` or ``within``.
+
+        Example:
+            >>> model.scale_positions(torch.tensor([[1, 4]]), torch.tensor([[0.5, 0.5]]))  # doctest: +SKIP
+            tensor([[0.3750, nan]])
+        """
+        if within is None or self.ordered is None:
+            return None
+        n = z.shape[1]
+        rank = self.slot_of[torch.arange(n, device=z.device), z.clamp(max=self.vocab_size - 1)]
+        position = (rank + within) / self.n_allowed[:n]
+        hidden = (z == self.mask_id) | ~self.ordered[:n]
+        return position.masked_fill(hidden, float("nan"))
 
     def _slot_ids(self, n: int) -> Tensor:
         return self.slot_ids if self.slot_ids.shape[0] == 1 else self.slot_ids[:n]
@@ -190,11 +219,13 @@ class MaskedDiffusion(nn.Module):
         valid: Tensor | None = None,
         t: Tensor | None = None,
         generator: torch.Generator | None = None,
+        within: Tensor | None = None,
     ) -> Losses:
         """One Monte-Carlo estimate of the NELBO for each sequence of ``x`` [B, N].
 
         Positions where ``x`` is the mask id are missing data: they are masked throughout and
-        contribute nothing (training uses observed tokens only). ``valid`` marks non-padding.
+        contribute nothing (training uses observed tokens only). ``valid`` marks non-padding;
+        ``within`` (see ``ordered``) is shown for the tokens left unmasked.
         """
         if t is None:
             t = self.sample_t(x.shape[0], x.device, generator)
@@ -202,7 +233,7 @@ class MaskedDiffusion(nn.Module):
         tokens = observed.sum(-1).float()
         if not self.genmd4:
             z, masked = self.forward_mask(x, observed, t, generator)
-            nll = self._masked_nll(x, z, masked, valid, t)
+            nll = self._masked_nll(x, z, masked, valid, t, within)
             nelbo = self._md4_weight(t) * nll + self._md4_recon(tokens)
             if self.weighting == "elbo":
                 return Losses(nelbo.detach(), tokens, nelbo.sum())
@@ -212,16 +243,24 @@ class MaskedDiffusion(nn.Module):
             return Losses(nelbo.detach(), tokens, nll.sum() * scale)
         # GenMD4 (md4_spec.md section 3): two forward samples at the same t, REINFORCE-LOO for w.
         samples = [self.forward_mask(x, observed, t, generator) for _ in range(2)]
-        integrands = [self.genmd4_integrand(x, z, m, valid, t) for z, m in samples]
+        integrands = [self.genmd4_integrand(x, z, m, valid, t, within) for z, m in samples]
         log_qs = [self.genmd4_log_q(x, m, observed, t) for _, m in samples]
         recon = self.genmd4_recon(x, observed)
         nelbo = 0.5 * (integrands[0] + integrands[1]) + recon
         objective = nelbo + reinforce_loo(integrands, log_qs)
         return Losses(nelbo.detach(), tokens, objective.sum())
 
-    def _masked_nll(self, x: Tensor, z: Tensor, masked: Tensor, valid: Tensor | None, t: Tensor) -> Tensor:
+    def _masked_nll(
+        self,
+        x: Tensor,
+        z: Tensor,
+        masked: Tensor,
+        valid: Tensor | None,
+        t: Tensor,
+        within: Tensor | None = None,
+    ) -> Tensor:
         """Sum over the masked tokens of -log mu[x], per sequence [B]."""
-        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
+        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None, within)
         nll = torch.where(masked, -self.log_prob_of(logp, x), torch.zeros(x.shape, device=x.device))
         return nll.sum(-1)
 
@@ -241,7 +280,13 @@ class MaskedDiffusion(nn.Module):
         return tokens * (1 - a0) * torch.log(n_values)
 
     def genmd4_integrand(
-        self, x: Tensor, z: Tensor, masked: Tensor, valid: Tensor | None, t: Tensor
+        self,
+        x: Tensor,
+        z: Tensor,
+        masked: Tensor,
+        valid: Tensor | None,
+        t: Tensor,
+        within: Tensor | None = None,
     ) -> Tensor:
         """GenMD4 eq. 12 at one t, times (1 - t1) for the rescaled time, per sequence.
 
@@ -249,7 +294,7 @@ class MaskedDiffusion(nn.Module):
         (w/t)(-log mu_x) when every w_i equals w.
         """
         w = self.schedule.rates()
-        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None)
+        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None, within)
         xc = x.clamp(max=self.vocab_size - 1)
         logp_x = self.log_prob_of(logp, x)
         # Unscored tokens (padding, missing) may hold ids outside the allowed set, where log mu is

@@ -33,6 +33,8 @@ class SampleResult:
     were given. ``confidence`` is the probability of the chosen token under the distribution it
     was drawn from and ``entropy`` (nats) that distribution's entropy; both NaN where given.
     ``network_calls`` counts denoiser evaluations (fewer than steps when the cache hits).
+    ``within`` is where each value lies inside its token's bin, for a model with ordered
+    positions: as given, or drawn uniformly in [0, 1] as the token is decided; None otherwise.
     """
 
     tokens: Tensor
@@ -40,6 +42,7 @@ class SampleResult:
     confidence: Tensor
     entropy: Tensor
     network_calls: int
+    within: Tensor | None = None
 
 
 def time_grid(steps: int, grid: str = "cosine", device: torch.device | None = None) -> Tensor:
@@ -112,11 +115,15 @@ def sample(
     use_cache: bool = True,
     on_step: Callable[[int, int], None] | None = None,
     noise: Callable[[int, tuple[int, ...], torch.device], Tensor] | None = None,
+    within: Tensor | None = None,
 ) -> SampleResult:
     """Fill every mask in ``z`` [B, N]; all other tokens (and padding) are kept unchanged.
 
     Randomness comes from ``noise(step, shape, device)`` (see ``seqdiff.core.noise``; keyed
-    noise makes each row's result independent of its batch), or from ``generator``.
+    noise makes each row's result independent of its batch), or from ``generator``. For a model
+    with ordered positions, ``within`` [B, N] (NaN where unknown) places the given tokens' values
+    inside their bins, and a token decided at an ordered position gets a uniform ``within``: a
+    quantile bin's values are uniform in rank, so it is the bin's own distribution of positions.
 
     Example:
         >>> z = torch.full((2, 10), model.mask_id)  # doctest: +SKIP
@@ -138,13 +145,17 @@ def sample(
     time_conditioned = model.denoiser.cfg.time_conditioning
     probs, calls = None, 0
     noise = noise or GeneratorNoise(generator)
+    if model.ordered is not None:
+        within = torch.full(z.shape, float("nan"), device=device) if within is None else within.clone()
+    else:
+        within = None
     for i in range(steps):
         if not bool(todo.any()):
             break
         t, s = times[i], times[i + 1]
         if probs is None or time_conditioned or not use_cache:
             t_batch = torch.full((z.shape[0],), float(t), device=device)
-            log_probs = model.log_probs(z, valid, t_batch if time_conditioned else None)
+            log_probs = model.log_probs(z, valid, t_batch if time_conditioned else None, within)
             probs = shape_probs(log_probs, temperature, top_p)
             calls += 1
         if i == steps - 1:
@@ -161,6 +172,9 @@ def sample(
             p_chosen = probs.gather(-1, chosen[..., None])[..., 0]
             h = -(probs * torch.log(probs.clamp(min=1e-300))).sum(-1)
             z = torch.where(newly, chosen, z)
+            if within is not None:  # a second noise stream: steps .. 2 steps - 1
+                u = noise(steps + i, tuple(z.shape), device).to(within.dtype)
+                within = torch.where(newly & model.ordered[: z.shape[1]], u, within)
             unmask_step = torch.where(newly, torch.full_like(unmask_step, i), unmask_step)
             confidence = torch.where(newly, p_chosen, confidence)
             entropy = torch.where(newly, h, entropy)
@@ -168,4 +182,4 @@ def sample(
             probs = None  # the input changed: the cached prediction is stale
         if on_step is not None:
             on_step(i + 1, steps)
-    return SampleResult(z, unmask_step, confidence.float(), entropy.float(), calls)
+    return SampleResult(z, unmask_step, confidence.float(), entropy.float(), calls, within)

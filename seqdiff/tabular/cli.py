@@ -106,6 +106,7 @@ FIT_FLAGS = {
     "--max-steps": "max_steps",
     "--max-minutes": "max_minutes",
     "--bins": "n_bins",
+    "--value-frequencies": "value_frequencies",
     "--fit-batch-rows": "batch_rows",
     "--early-stopping": "early_stopping",
     "--loss-weighting": "loss_weighting",
@@ -164,6 +165,12 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="training time limit when fitting (default: none; whichever ends first)",
     )
     p.add_argument("--bins", type=int, help="quantile bins per numeric column when fitting (default 32)")
+    p.add_argument(
+        "--value-frequencies",
+        type=int,
+        help="periodic features of each observed number's place in its column, at this many frequencies, "
+        "besides its bin (default 5; 0: the bin alone)",
+    )
     p.add_argument("--fit-batch-rows", type=int, help="rows per training batch when fitting (default 256)")
     p.add_argument(
         "--early-stopping",

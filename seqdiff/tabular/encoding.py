@@ -187,15 +187,38 @@ class _NumericCodec:
         rows = np.arange(len(p))
         before = np.where(k > 0, cdf[rows, np.maximum(k - 1, 0)], 0.0)
         within = np.clip((0.5 - before) / np.maximum(p[rows, k], 1e-300), 0.0, 1.0)
-        position = within * (self._lengths[k] - 1)
-        low = np.floor(position).astype(np.int64)
-        high = np.minimum(low + 1, self._lengths[k] - 1)
-        a, b = self._flat[self._starts[k] + low], self._flat[self._starts[k] + high]
-        return self._output(a + (position - low) * (b - a))
+        return self._output(self._at(k, within))
 
-    def decode_sample(self, local: np.ndarray, rng: np.random.Generator) -> pa.Array:
-        offsets = np.floor(rng.random(len(local)) * self._lengths[local]).astype(np.int64)
-        return self._output(self._flat[self._starts[local] + offsets])
+    def _at(self, local: np.ndarray, within: np.ndarray) -> np.ndarray:
+        """The value at position `within` (0 = first, 1 = last) of bin `local`'s stored order
+        statistics, linearly interpolated: the inverse of `within`."""
+        position = within * (self._lengths[local] - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, self._lengths[local] - 1)
+        a, b = self._flat[self._starts[local] + low], self._flat[self._starts[local] + high]
+        return a + (position - low) * (b - a)
+
+    def within(self, arr: pa.Array, local: np.ndarray) -> np.ndarray:
+        """Where each value lies inside its bin `local`, in [0, 1] on the bin's stored order
+        statistics (clipped at its first and last); 0.5 in a bin of one value, NaN where missing."""
+        values, missing = _numeric_values(arr)
+        out = np.full(len(values), np.nan)
+        for k, sample in enumerate(self.samples):
+            rows = (local == k) & ~missing
+            if rows.any():
+                grid = np.linspace(0.0, 1.0, len(sample)) if len(sample) > 1 else np.array([0.5])
+                out[rows] = np.interp(values[rows].astype(np.float64), sample.astype(np.float64), grid)
+        return out
+
+    def decode_sample(
+        self, local: np.ndarray, rng: np.random.Generator, within: np.ndarray | None = None
+    ) -> pa.Array:
+        draw = rng.random(len(local))
+        if within is None:
+            return self._output(
+                self._flat[self._starts[local] + np.floor(draw * self._lengths[local]).astype(np.int64)]
+            )
+        return self._output(self._at(local, np.where(np.isnan(within), draw, within)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -275,7 +298,9 @@ class _CategoricalCodec:
     def decode_point(self, probs: np.ndarray, statistic: str = "mean") -> pa.Array:
         return self._take(np.argmax(probs, axis=1))
 
-    def decode_sample(self, local: np.ndarray, rng: np.random.Generator) -> pa.Array:
+    def decode_sample(
+        self, local: np.ndarray, rng: np.random.Generator, within: np.ndarray | None = None
+    ) -> pa.Array:
         return self._take(local)
 
     def to_dict(self) -> dict[str, Any]:
@@ -428,9 +453,32 @@ class TableEncoder:
             arrays.append(codec.decode_point(p, numeric))
         return pa.Table.from_arrays(arrays, schema=self._arrow_schema)
 
-    def decode_sample(self, tokens: np.ndarray, rng: Rng = None) -> pa.Table:
-        """Values for token ids [rows, n_columns] (no mask tokens): a category, or for a numeric bin one
-        of the stored training values of that bin drawn uniformly. Returns an Arrow table.
+    def within(self, data: TableLike, tokens: np.ndarray, *, source: str = "table") -> np.ndarray:
+        """Where each numeric value of `data` lies inside its bin (`tokens` = ``encode(data)``): float
+        [rows, n_columns] in [0, 1] on the bin's stored order statistics, NaN for categorical columns
+        and missing cells. What the model sees besides the bin (``value_frequencies``).
+
+        Example:
+            >>> import pandas as pd
+            >>> df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+            >>> enc = TableEncoder.fit(df, n_bins=2)
+            >>> enc.within(df, enc.encode(df))[:, 0].tolist()
+            [0.0, 1.0, 0.0, 1.0]
+        """
+        table = to_arrow(data, source)
+        out = np.full(tokens.shape, np.nan)
+        for j, codec in enumerate(self._codecs):
+            if codec.kind == "numeric":
+                local = np.where(tokens[:, j] == self.mask_id, -1, tokens[:, j] - self.offsets[j])
+                out[:, j] = codec.within(table.column(codec.name).combine_chunks(), local)
+        return out
+
+    def decode_sample(
+        self, tokens: np.ndarray, rng: Rng = None, within: np.ndarray | None = None
+    ) -> pa.Table:
+        """Values for token ids [rows, n_columns] (no mask tokens): a category, or for a numeric bin the
+        value at `within` [rows, n_columns] inside the bin (see `within`), or where that is NaN or not
+        given one of the bin's stored training values drawn uniformly. Returns an Arrow table.
 
         Example:
             >>> import pandas as pd
@@ -448,7 +496,7 @@ class TableEncoder:
             bad = (local[:, j] < 0) | (local[:, j] >= codec.size)
             if bad.any():
                 raise ValueError(f"column {codec.name!r}: token {tokens[bad, j][0]} is not one of its tokens")
-            arrays.append(codec.decode_sample(local[:, j], rng))
+            arrays.append(codec.decode_sample(local[:, j], rng, None if within is None else within[:, j]))
         return pa.Table.from_arrays(arrays, schema=self._arrow_schema)
 
     def to_dict(self) -> dict[str, Any]:

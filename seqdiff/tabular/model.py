@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import lightning as L
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from seqdiff.core.bundle import ModelSpec
 from seqdiff.core.denoiser import DenoiserConfig
@@ -50,10 +52,12 @@ def rate_groups(encoder: TableEncoder, tie_rates: str) -> list[int] | None:
     return [*columns.tolist(), len(encoder.columns)]
 
 
-def table_spec(encoder: TableEncoder, model_cfg: ModelConfig) -> ModelSpec:
+def table_spec(encoder: TableEncoder, model_cfg: ModelConfig, value_frequencies: int = 0) -> ModelSpec:
     """The model spec for rows encoded by ``encoder``: vocabulary ``encoder.vocab_size + 1`` with the mask
     id last, each column restricted to its own tokens, learned column embeddings (``max_len`` = number
-    of columns), and for ``schedule: genmd4`` the rate groups of ``model_cfg.tie_rates``.
+    of columns), the numeric columns as ordered positions (with ``value_frequencies`` > 0 the model
+    also sees where each visible value lies inside its bin), and for ``schedule: genmd4`` the rate
+    groups of ``model_cfg.tie_rates``.
 
     Example:
         >>> import pandas as pd
@@ -74,6 +78,7 @@ def table_spec(encoder: TableEncoder, model_cfg: ModelConfig) -> ModelSpec:
         positions="learned",
         time_conditioning=model_cfg.time_conditioning,
         dropout=model_cfg.dropout,
+        value_frequencies=value_frequencies,
     )
     return ModelSpec(
         denoiser=denoiser,
@@ -83,7 +88,44 @@ def table_spec(encoder: TableEncoder, model_cfg: ModelConfig) -> ModelSpec:
         groups=groups,
         timesteps=model_cfg.timesteps,
         weighting=model_cfg.weighting,
+        ordered=[kind == "numeric" for kind in encoder.kinds],
     )
+
+
+class _Rows(Dataset):
+    """Rows of equal length, fetched a whole batch at a time (no per-row collation)."""
+
+    def __init__(self, tokens: torch.Tensor, within: torch.Tensor):
+        self.tokens, self.within = tokens, within
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, None, torch.Tensor]:
+        index = torch.as_tensor(rows)
+        return self.tokens[index], None, self.within[index]
+
+
+class TableRows(L.LightningDataModule):
+    """Training batches ``(tokens, None, within)`` of ``batch_rows`` rows, reshuffled every epoch
+    (seeded); the last batch of an epoch may be smaller. Rows have no padding (``valid`` is None).
+
+    Example:
+        >>> dm = TableRows(np.zeros((10, 3), np.int64), np.zeros((10, 3)), batch_rows=4)
+        >>> [x.shape[0] for x, _, _ in dm.train_dataloader()]
+        [4, 4, 2]
+    """
+
+    def __init__(self, tokens: np.ndarray, within: np.ndarray, batch_rows: int, seed: int = 0):
+        super().__init__()
+        self.rows = _Rows(torch.as_tensor(tokens), torch.as_tensor(within, dtype=torch.float32))
+        self.batch_rows, self.seed = batch_rows, seed
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.rows, batch_size=self.batch_rows, shuffle=True, generator=generator, collate_fn=lambda b: b
+        )
 
 
 @torch.no_grad()

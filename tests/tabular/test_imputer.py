@@ -142,9 +142,11 @@ def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
     or most probable category given the row's observed cells, whatever the seed."""
     enc = fitted.encoder_
     rows = holed[holed["x1"].isna() & holed["c"].isna()].head(40)
-    tokens = enc.encode(pa.Table.from_pandas(rows, preserve_index=False))
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    tokens = enc.encode(table)
+    within = torch.as_tensor(enc.within(table, tokens), dtype=torch.float32)  # the observed values' places
     with torch.no_grad():
-        probs = fitted.model_.log_probs(torch.as_tensor(tokens)).exp().double().numpy()
+        probs = fitted.model_.log_probs(torch.as_tensor(tokens), within=within).exp().double().numpy()
     x1, c = enc.columns.index("x1"), enc.columns.index("c")
     p_x1 = probs[:, x1, enc.offsets[x1] : enc.offsets[x1] + enc.vocab_sizes[x1]]
     bin_means = np.array(enc.to_dict()["columns"][x1]["means"])
@@ -455,6 +457,8 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
         "elbo",
         "--precision",
         "32-true",
+        "--value-frequencies",
+        "3",
     ]
     run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
     imputer = MaskedDiffusionImputer.load(model)
@@ -462,6 +466,7 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
     assert not imputer.early_stopping and "best_step" not in imputer.training_
     assert imputer.loss_weighting == "elbo" and imputer.model_.weighting == "elbo"
     assert imputer.precision == imputer.training_["precision"] == "32-true"
+    assert imputer.value_frequencies == imputer.spec_.denoiser.value_frequencies == 3
     assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
     with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
         run_cli(
@@ -497,10 +502,12 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(holed):
     assert fit["steps"] - fit["best_step"] >= 2 * VALIDATION_EVERY
     assert fit["validation_nll_per_cell"] == min(nll) < nll[0]
     # The kept weights are the best check's: rescoring the same held-out cells gives its NLL.
-    tokens = imputer.encoder_.encode(pa.Table.from_pandas(holed, preserve_index=False))
+    table = pa.Table.from_pandas(holed, preserve_index=False)
+    tokens = imputer.encoder_.encode(table)
     train, held = hold_out_cells(tokens, imputer.encoder_.mask_id, 0.1, np.random.default_rng(imputer.seed))
     assert fit["held_out_cells"] == (held != imputer.encoder_.mask_id).sum()
-    checks = _EarlyStopping(train, held, imputer.encoder_.mask_id, 2)
+    within = imputer.encoder_.within(table, tokens)
+    checks = _EarlyStopping(train, within, held, imputer.encoder_.mask_id, 2)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fit["precision"] == "bf16-mixed"):
         rescored = checks.score(imputer.model_)  # checks run in the training precision
     assert rescored == pytest.approx(fit["validation_nll_per_cell"], rel=1e-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 
 import numpy as np
@@ -281,6 +282,20 @@ def test_save_load_round_trip(fitted, holed, tmp_path):
         MaskedDiffusionImputer.load(tmp_path)
 
 
+def test_bundles_from_before_value_features_still_load(holed, tmp_path):
+    """A bundle saved before numeric places existed (no "ordered", no "value_frequencies") loads as a
+    bins-only model and imputes as it did."""
+    imputer = MaskedDiffusionImputer(**{**TINY, "max_steps": 5, "value_frequencies": 0}).fit(holed)
+    imputer.save(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["spec"]["ordered"], config["spec"]["denoiser"]["value_frequencies"]
+    del config["imputer"]["value_frequencies"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    loaded = MaskedDiffusionImputer.load(tmp_path / "old")
+    assert loaded.value_frequencies == 0 and loaded.model_.ordered is None
+    pd.testing.assert_frame_equal(loaded.transform(holed), imputer.transform(holed))
+
+
 def test_sample_rows_and_fixed_cells(fitted):
     rows = fitted.sample(60, seed=1)
     enc = fitted.encoder_
@@ -333,6 +348,7 @@ def test_sklearn_conventions_and_bad_params(holed):
         {"n_iter_no_change": 0},
         {"loss_weighting": "l1"},
         {"precision": "16-true"},
+        {"value_frequencies": -1},
         {"schedule": "genmd4", "loss_weighting": "uniform"},
     ]:
         with pytest.raises(SeqdiffError):

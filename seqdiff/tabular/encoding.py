@@ -198,10 +198,11 @@ class _NumericCodec:
         a, b = self._flat[self._starts[local] + low], self._flat[self._starts[local] + high]
         return a + (position - low) * (b - a)
 
-    def within(self, arr: pa.Array, local: np.ndarray) -> np.ndarray:
-        """Where each value lies inside its bin `local`, in [0, 1] on the bin's stored order
-        statistics (clipped at its first and last); 0.5 in a bin of one value, NaN where missing."""
+    def within(self, arr: pa.Array) -> np.ndarray:
+        """Where each value lies inside its bin, in [0, 1] on the bin's stored order statistics
+        (clipped at its first and last); 0.5 in a bin of one value, NaN where missing."""
         values, missing = _numeric_values(arr)
+        local = np.searchsorted(self.edges[1:], values, side="right")  # the bin, as `encode`
         out = np.full(len(values), np.nan)
         for k, sample in enumerate(self.samples):
             rows = (local == k) & ~missing
@@ -453,8 +454,8 @@ class TableEncoder:
             arrays.append(codec.decode_point(p, numeric))
         return pa.Table.from_arrays(arrays, schema=self._arrow_schema)
 
-    def within(self, data: TableLike, tokens: np.ndarray, *, source: str = "table") -> np.ndarray:
-        """Where each numeric value of `data` lies inside its bin (`tokens` = ``encode(data)``): float
+    def within(self, data: TableLike, *, source: str = "table") -> np.ndarray:
+        """Where each numeric value of `data` lies inside its bin (the bin of ``encode(data)``): float
         [rows, n_columns] in [0, 1] on the bin's stored order statistics, NaN for categorical columns
         and missing cells. What the model sees besides the bin (``value_frequencies``).
 
@@ -462,15 +463,14 @@ class TableEncoder:
             >>> import pandas as pd
             >>> df = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
             >>> enc = TableEncoder.fit(df, n_bins=2)
-            >>> enc.within(df, enc.encode(df))[:, 0].tolist()
+            >>> enc.within(df)[:, 0].tolist()
             [0.0, 1.0, 0.0, 1.0]
         """
         table = to_arrow(data, source)
-        out = np.full(tokens.shape, np.nan)
+        out = np.full((table.num_rows, len(self._codecs)), np.nan)
         for j, codec in enumerate(self._codecs):
             if codec.kind == "numeric":
-                local = np.where(tokens[:, j] == self.mask_id, -1, tokens[:, j] - self.offsets[j])
-                out[:, j] = codec.within(table.column(codec.name).combine_chunks(), local)
+                out[:, j] = codec.within(table.column(codec.name).combine_chunks())
         return out
 
     def decode_sample(

@@ -452,7 +452,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
                 ", ".join(map(repr, encoder.skipped)),
             )
         tokens = encoder.encode(table, source=source)
-        within = encoder.within(table, tokens, source=source)
+        within = encoder.within(table, source=source)
         held = None
         if self.early_stopping:
             tokens, held = hold_out_cells(
@@ -559,7 +559,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         missing = np.zeros(tokens.shape, bool)
         for j, name in enumerate(enc.columns):
             missing[:, j] = pc.is_null(table.column(name), nan_is_null=True).to_numpy(zero_copy_only=False)
-        return tokens, enc.within(table, tokens, source=source), missing, np.flatnonzero(missing.any(axis=1))
+        return tokens, enc.within(table, source=source), missing, np.flatnonzero(missing.any(axis=1))
 
     @torch.no_grad()
     def _predict(self, table: pa.Table, first_row: int, source: str) -> _Draws:

@@ -145,7 +145,7 @@ def test_predictive_point_is_the_conditional_mean_and_mode(fitted, holed):
     rows = holed[holed["x1"].isna() & holed["c"].isna()].head(40)
     table = pa.Table.from_pandas(rows, preserve_index=False)
     tokens = enc.encode(table)
-    within = torch.as_tensor(enc.within(table, tokens), dtype=torch.float32)  # the observed values' places
+    within = torch.as_tensor(enc.within(table), dtype=torch.float32)  # the observed values' places
     with torch.no_grad():
         probs = fitted.model_.log_probs(torch.as_tensor(tokens), within=within).exp().double().numpy()
     x1, c = enc.columns.index("x1"), enc.columns.index("c")
@@ -522,7 +522,7 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(holed):
     tokens = imputer.encoder_.encode(table)
     train, held = hold_out_cells(tokens, imputer.encoder_.mask_id, 0.1, np.random.default_rng(imputer.seed))
     assert fit["held_out_cells"] == (held != imputer.encoder_.mask_id).sum()
-    within = imputer.encoder_.within(table, tokens)
+    within = imputer.encoder_.within(table)
     checks = _EarlyStopping(train, within, held, imputer.encoder_.mask_id, 2)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fit["precision"] == "bf16-mixed"):
         rescored = checks.score(imputer.model_)  # checks run in the training precision

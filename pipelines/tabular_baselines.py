@@ -181,7 +181,7 @@ def missforest_impute(
     *,
     max_iter: int = 10,
     n_estimators: int = 100,
-    n_jobs: int = 2,
+    n_jobs: int = 1,
     seed: int = 0,
 ) -> pd.DataFrame:
     """MissForest with extremely randomised trees (Stekhoven & Buehlmann 2012, ExtraTrees variant).

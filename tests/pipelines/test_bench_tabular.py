@@ -69,3 +69,37 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     assert redone[0]["training"]["weighting"] == "elbo" and third["settings"]["loss_weighting"] == "elbo"
     assert redone[0]["training"]["precision"] == third["settings"]["precision"] == "32-true"
     assert len(third["imputation"]) == 4 and len(third["fidelity"]) == 2
+
+
+@pytest.mark.slow
+def test_every_method_gets_the_same_cores(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--threads reaches MissForest's trees (n_jobs) as well as seqdiff's torch threads, and is recorded;
+    the trees' results do not depend on it."""
+    import torch
+
+    from pipelines import bench_tabular
+
+    calls = []
+    real = bench_tabular.BASELINES["missforest"]
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setitem(bench_tabular.BASELINES, "missforest", spy)
+    out = tmp_path / "grid.json"
+    base = ["--out", str(out), "--datasets", "california", "--rows", "300", "--mechanisms", "mcar"]
+    threads = torch.get_num_threads()
+    try:
+        main([*base, "--methods", "missforest", "--threads", "1"])
+        first = json.loads(out.read_text())
+        main([*base, "--methods", "missforest", "--threads", "2", "--resume", "--redo"])
+        second = json.loads(out.read_text())
+    finally:
+        torch.set_num_threads(threads)
+    assert [c["n_jobs"] for c in calls] == [1, 2]
+    assert first["settings"]["threads"] == 1 and second["settings"]["threads"] == 2
+    assert "threads=2" in out.with_suffix(".md").read_text()
+    assert second["imputation"][0]["mae"] == first["imputation"][0]["mae"]

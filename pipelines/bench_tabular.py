@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         results = [r for r in results if not redone(args, r["dataset"], r["mechanism"], r["method"])]
         fidelities = [f for f in fidelities if not redone(args, f["dataset"], FIDELITY_FIT, "seqdiff-md4")]
     finished = {(r["dataset"], r["mechanism"], r["method"]) for r in results}
-    # BLAS stays single-threaded: on these small matrices more threads made MICE three times slower.
+    # BLAS stays single-threaded: on these small matrices two threads made MICE over twice as slow.
     with threadpool_limits(1):
         for dataset in args.datasets:
             df = load_complete(dataset, args.rows, args.seed)

@@ -1,7 +1,8 @@
 """Speed on one machine: training throughput against the machine's matmul peak (float32 and bf16
 autocast), padding waste, sampling (masked diffusion with and without MDLM's cache, against the
 autoregressive baseline with a KV cache), pairwise sequence identity (numba against numpy), the table
-imputer's training steps per second (float32 and bf16), and the CPU attention kernels by precision.
+imputer's training steps per second (float32 and bf16; on every benchmark table, with and without this
+session's step changes), and the CPU attention kernels by precision.
 All figures come from one run, so the ratios are fair.
 
 Usage:
@@ -15,10 +16,11 @@ import argparse
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import islice
 from pathlib import Path
+from unittest.mock import patch
 
 import numba
 import numpy as np
@@ -27,9 +29,11 @@ from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from seqdiff.atomic import atomic_path
+from seqdiff.core import denoiser
 from seqdiff.core.bundle import build_model
+from seqdiff.core.denoiser import SHORT_ATTENTION, explicit_attention
 from seqdiff.core.device import resolve_device
-from seqdiff.core.diffusion import evaluate_nelbo
+from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo
 from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
 from seqdiff.protein import alphabet
@@ -45,7 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT.parent / "shared" / "data" / "protein" / "general" / "cath_v4_1_0_S40.train.fasta"
 TEST = TRAIN.with_name("cath_v4_1_0_S40.test.fasta")
 TABLE = ROOT.parent / "shared" / "data" / "tabular" / "california.parquet"
-SECTIONS = ["training", "sampling", "identity", "table", "attention"]
+TABLES = ["adult", "default", "beijing", "magic", "california", "shoppers"]  # the tabular benchmark's
+SECTIONS = ["training", "sampling", "identity", "table", "table_steps", "attention"]
 
 
 def matmul_peak(
@@ -163,28 +168,88 @@ def table_training_speed(
     }
 
 
-def attention_speed(lengths: tuple[int, ...], tokens: int = 4096, heads: int = 4, head_dim: int = 16) -> dict:
-    """Forward plus backward of ``scaled_dot_product_attention`` on CPU, per precision and kernel:
-    milliseconds for ``tokens`` tokens (batch = tokens / length) at each length. The flash kernel is
-    what PyTorch picks by default; the math kernel is plain matmuls and softmax."""
-    result = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.MATH):
-            key = f"{str(dtype).removeprefix('torch.')}_{backend.name.lower()}"
-            result[key] = {}
-            for n in lengths:
-                q, k, v = (
-                    torch.randn(tokens // n, heads, n, head_dim, dtype=dtype).requires_grad_()
-                    for _ in range(3)
-                )
-                with sdpa_kernel(backend):
+# What each change to the imputer's training step bought: (CPU attention up to this many keys
+# explicit, skip the unscored tokens' last-block work). 0 keys: always PyTorch's fused kernel.
+STEP_VARIANTS = {
+    "fused_attention_every_position": (0, False),
+    "explicit_attention_every_position": (SHORT_ATTENTION, False),
+    "as_shipped": (SHORT_ATTENTION, True),
+}
+
+
+def table_step_speed(steps: int, repeats: int = 3, tables: Sequence[str] = TABLES) -> dict:
+    """The imputer's default fit (32 bins, 256-row batches) on the first 20,000 rows of each of
+    ``tables`` (by default the tabular benchmark's: 10 to 24 columns), once per ``STEP_VARIANTS`` entry, alternating
+    ``repeats`` times: the median training steps per second of each, and each against the first."""
+    result: dict = {"steps": steps, "repeats": repeats, "variants": list(STEP_VARIANTS)}
+    for name in tables:
+        table = read_table(TABLE.with_name(f"{name}.parquet")).slice(0, 20_000)
+        rates: dict[str, list[float]] = {variant: [] for variant in STEP_VARIANTS}
+        for _ in range(repeats):
+            for variant, (short, skip) in STEP_VARIANTS.items():
+                with (
+                    patch.object(denoiser, "SHORT_ATTENTION", short),
+                    patch.object(MaskedDiffusion, "skip_unscored", skip),
+                ):
+                    imputer = MaskedDiffusionImputer(max_steps=steps, early_stopping=False).fit(table)
+                rates[variant].append(steps / (60 * imputer.training_["minutes"]))
+        medians = {variant: float(np.median(r)) for variant, r in rates.items()}
+        first = medians[next(iter(STEP_VARIANTS))]
+        result[name] = {
+            "columns": table.num_columns,
+            "steps_per_s": medians,
+            "all_steps_per_s": rates,
+            "speedup": {variant: rate / first for variant, rate in medians.items()},
+        }
+    return result
+
+
+ATTENTION_SHAPES = {
+    "table": (4, 16),
+    "protein": (8, 32),
+}  # heads x head width: the imputer's, the shipped model's
+
+
+def attention_speed(lengths: tuple[int, ...], tokens: int = 4096) -> dict:
+    """Forward plus backward of CPU attention, per shape, precision and kernel: milliseconds for
+    ``tokens`` tokens (batch = tokens / length) at each length. "flash" is what PyTorch's
+    ``scaled_dot_product_attention`` picks by default, "math" its reference kernel, "explicit"
+    seqdiff's ``explicit_attention`` (two matmuls and a softmax), which ``attention`` uses up to
+    ``SHORT_ATTENTION`` keys."""
+    kernels = {
+        "flash": partial(_sdpa_with, SDPBackend.FLASH_ATTENTION),
+        "math": partial(_sdpa_with, SDPBackend.MATH),
+        "explicit": lambda q, k, v: explicit_attention(q, k, v, None, 0.0, False),
+    }
+    result: dict = {
+        "setting": f"{tokens} tokens; ms per forward+backward",
+        "short_attention": SHORT_ATTENTION,
+    }
+    for shape, (heads, head_dim) in ATTENTION_SHAPES.items():
+        for dtype in (torch.float32, torch.bfloat16):
+            for name, kernel in kernels.items():
+                key = f"{shape}_{heads}x{head_dim}_{str(dtype).removeprefix('torch.')}_{name}"
+                result[key] = {}
+                for n in lengths:
+                    q, k, v = (
+                        torch.randn(tokens // n, heads, n, head_dim, dtype=dtype).requires_grad_()
+                        for _ in range(3)
+                    )
+                    # A dense gradient, as in training: that of .sum() is a broadcast (stride-0)
+                    # tensor, on which the backward matmuls take a slow path.
+                    grad = torch.randn_like(q)
                     for _ in range(3):  # warm-up
-                        F.scaled_dot_product_attention(q, k, v).sum().backward()
+                        kernel(q, k, v).backward(grad)
                     start = time.perf_counter()
                     for _ in range(10):
-                        F.scaled_dot_product_attention(q, k, v).sum().backward()
-                result[key][str(n)] = (time.perf_counter() - start) / 10 * 1e3
-    return {"setting": f"{tokens} tokens, {heads} heads of {head_dim}; ms per forward+backward", **result}
+                        kernel(q, k, v).backward(grad)
+                    result[key][str(n)] = (time.perf_counter() - start) / 10 * 1e3
+    return result
+
+
+def _sdpa_with(backend: SDPBackend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    with sdpa_kernel(backend):
+        return F.scaled_dot_product_attention(q, k, v)
 
 
 def sample_quality(samples: dict[str, torch.Tensor], judges: dict[str, torch.nn.Module]) -> dict:
@@ -344,8 +409,10 @@ def run() -> None:
         steps = 20 if args.quick else 300
         report["table_training"] = {**run_info, **table_training_speed(steps)}
         report["table_training_fp32"] = {**run_info, **table_training_speed(steps, precision="32-true")}
+    if "table_steps" in args.sections:
+        report["table_steps"] = {**run_info, **table_step_speed(20 if args.quick else 200)}
     if "attention" in args.sections:
-        report["attention"] = {**run_info, **attention_speed((16, 64, 256, 512))}
+        report["attention"] = {**run_info, **attention_speed((10, 16, 18, 32, 64, 128, 256, 512))}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(report, indent=1))

@@ -70,8 +70,49 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return out.type_as(x)
 
 
+# Up to this many keys, CPU attention is written out as two matmuls and a softmax: there PyTorch's
+# CPU flash kernel took 1.4-3 times longer (forward and backward; a table row is one token per
+# column), and from 128 keys on it was as fast or faster (BENCHMARKS.md, "Attention on CPU").
+SHORT_ATTENTION = 64
+
+
+def explicit_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float, causal: bool
+) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v of [B, H, N, D] tensors, with ``scaled_dot_product_attention``'s
+    arguments and results (a query with no key to attend gets zeros), as plain tensor operations.
+
+    Example:
+        >>> q = torch.randn(2, 2, 5, 4)
+        >>> fused = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+        >>> torch.allclose(explicit_attention(q, q, q, None, 0.0, True), fused, atol=1e-6)
+        True
+    """
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if causal:
+        earlier = torch.ones(scores.shape[-2:], dtype=torch.bool, device=q.device).tril()
+        mask = earlier if mask is None else mask & earlier
+    if mask is not None:
+        # The most negative float, not -inf: a query with no key left gets finite weights (and
+        # finite gradients), then zeros, as from the fused kernels.
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    if dropout:
+        weights = F.dropout(weights, dropout)
+    return weights @ v
+
+
+def _fused_attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float, causal: bool
+) -> Tensor:
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+
+
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float, causal: bool) -> Tensor:
-    """``scaled_dot_product_attention`` of [B, H, N, D] tensors, in float32 on CPU whatever the autocast.
+    """``scaled_dot_product_attention`` of [B, H, N, D] tensors; on CPU in float32 whatever the
+    autocast, and as ``explicit_attention`` up to ``SHORT_ATTENTION`` keys.
 
     PyTorch's CPU attention kernels are slower in bfloat16 than in float32 at every length measured
     (16 to 512 tokens, forward and backward; BENCHMARKS.md, "bf16 on CPU"), while bfloat16 matmuls are
@@ -82,13 +123,13 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: flo
         >>> attention(q, q, q, None, 0.0, False).dtype
         torch.bfloat16
     """
-    if q.device.type != "cpu" or q.dtype == torch.float32:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+    if q.device.type != "cpu":
+        return _fused_attention(q, k, v, mask, dropout, causal)
+    kernel = explicit_attention if k.shape[-2] <= SHORT_ATTENTION else _fused_attention
+    if q.dtype == torch.float32:
+        return kernel(q, k, v, mask, dropout, causal)
     with torch.autocast("cpu", enabled=False):
-        a = F.scaled_dot_product_attention(
-            q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout, is_causal=causal
-        )
-    return a.to(q.dtype)
+        return kernel(q.float(), k.float(), v.float(), mask, dropout, causal).to(q.dtype)
 
 
 class Block(nn.Module):
@@ -115,7 +156,10 @@ class Block(nn.Module):
         rope: tuple | None,
         cond: Tensor | None,
         cache: dict | None = None,
+        needed: Tensor | None = None,
     ) -> Tensor:
+        """[B, N, dim] -> [B, N, dim]; with ``needed`` (bool [B, N]) only those positions go on after
+        attention (every position still serves as a key), packed: [needed.sum(), dim]."""
         b, n, _ = h.shape
         if cond is not None:
             shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond)[:, None].chunk(6, dim=-1)
@@ -132,7 +176,14 @@ class Block(nn.Module):
         p = self.cfg.dropout if self.training else 0.0
         causal = self.cfg.causal and cache is None
         a = attention(q, k, v, attn_mask, dropout=p, causal=causal)
-        a = self.dropout(self.attn_out(a.transpose(1, 2).reshape(b, n, self.cfg.dim)))
+        a = a.transpose(1, 2).reshape(b, n, self.cfg.dim)
+        if needed is not None:
+            a, h = a[needed], h[needed]
+            if cond is not None:
+                gate1, shift2, scale2, gate2 = (
+                    c.expand(b, n, -1)[needed] for c in (gate1, shift2, scale2, gate2)
+                )
+        a = self.dropout(self.attn_out(a))
         h = h + (a * (1 + gate1) if cond is not None else a)
         x = self.mlp_norm(h)
         if cond is not None:
@@ -232,6 +283,7 @@ class Denoiser(nn.Module):
         offset: int = 0,
         logits: bool = True,
         values: Tensor | None = None,
+        needed: Tensor | None = None,
     ) -> Tensor:
         """Logits [B, N, V]; with ``logits=False`` the normalised final hidden states [B, N, dim] that
         ``head`` maps to logits, so a caller that needs only some tokens' logits multiplies by those
@@ -239,7 +291,10 @@ class Denoiser(nn.Module):
         (``nn.Module.compile``) compiles either. ``caches`` (one dict per layer) and ``offset`` (the
         position of ``tokens[:, 0]``) serve incremental decoding in a causal model. ``values``
         [B, N] (in [0, 1], NaN where none) feed the ``ValueEmbedding`` of a model that has one; the
-        caller hides them at masked tokens (``MaskedDiffusion`` does)."""
+        caller hides them at masked tokens (``MaskedDiffusion`` does). ``needed`` (bool [B, N]) marks
+        the positions whose outputs the caller uses (training: the tokens the loss scores); the last
+        block's output projection and MLP then run at those alone, and the outputs elsewhere are
+        zeros. That skips a third or more of a 2-layer model's work when half the tokens are scored."""
         b, n = tokens.shape
         h = self.embed(tokens)
         if self.values is not None and values is not None:
@@ -255,9 +310,13 @@ class Denoiser(nn.Module):
         if valid is not None and not self.cfg.causal and not bool(valid.all()):
             attn_mask = valid[:, None, None, :]
         cond = self.time(t) if self.time is not None and t is not None else None
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            h = block(h, attn_mask, rope, cond, caches[i] if caches is not None else None)
+            cache = caches[i] if caches is not None else None
+            h = block(h, attn_mask, rope, cond, cache, needed if i == last else None)
         h = self.norm(h)
+        if needed is not None:
+            h = h.new_zeros(b, n, h.shape[-1]).index_put((needed,), h)
         return self.head(h) if logits else h
 
     def n_params(self) -> int:

@@ -74,6 +74,9 @@ class MaskedDiffusion(nn.Module):
     """
 
     exact_likelihood = False  # `losses` is a Monte-Carlo estimate of the NELBO (an upper bound)
+    # Training asks the denoiser for the scored (masked) tokens' outputs alone (`Denoiser.forward`'s
+    # `needed`): the same loss and gradients, for less work. False computes every position.
+    skip_unscored = True
 
     def __init__(
         self,
@@ -135,11 +138,18 @@ class MaskedDiffusion(nn.Module):
         return full.scatter_(-1, self._slot_ids(z.shape[1]).expand_as(slots), slots)
 
     def slot_log_probs(
-        self, z: Tensor, valid: Tensor | None = None, t: Tensor | None = None, within: Tensor | None = None
+        self,
+        z: Tensor,
+        valid: Tensor | None = None,
+        t: Tensor | None = None,
+        within: Tensor | None = None,
+        needed: Tensor | None = None,
     ) -> Tensor:
         """log mu_theta(z_t, t) over each position's own ids: float32 [B, N, K], where slot k of
         position n is token ``slot_ids[n, k]`` (or ``slot_ids[0, k]`` when every position shares
         one set) and empty slots are -inf. What training uses: no logits outside the allowed sets.
+        With ``needed`` (bool [B, N]) only those positions' values are meaningful (the denoiser
+        skips work elsewhere; see ``Denoiser.forward``).
 
         Example:
             >>> model.slot_log_probs(z).exp().sum(-1)  # doctest: +SKIP
@@ -147,7 +157,9 @@ class MaskedDiffusion(nn.Module):
         """
         ids = self._slot_ids(z.shape[1])
         if isinstance(self.denoiser, Denoiser):
-            h = self.denoiser(z, valid, t, logits=False, values=self.scale_positions(z, within))
+            h = self.denoiser(
+                z, valid, t, logits=False, values=self.scale_positions(z, within), needed=needed
+            )
             weight = self.denoiser.head.weight[ids]  # [1 or N, K, dim]
             logits = h @ weight[0].T if ids.shape[0] == 1 else torch.einsum("bnd,nkd->bnk", h, weight)
         else:  # a denoiser whose output layer is not separable (ESM-2): pick from the full logits
@@ -260,9 +272,17 @@ class MaskedDiffusion(nn.Module):
         within: Tensor | None = None,
     ) -> Tensor:
         """Sum over the masked tokens of -log mu[x], per sequence [B]."""
-        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None, within)
+        logp = self._training_log_probs(z, masked, valid, t, within)
         nll = torch.where(masked, -self.log_prob_of(logp, x), torch.zeros(x.shape, device=x.device))
         return nll.sum(-1)
+
+    def _training_log_probs(
+        self, z: Tensor, masked: Tensor, valid: Tensor | None, t: Tensor, within: Tensor | None
+    ) -> Tensor:
+        """``slot_log_probs`` for a loss that scores the ``masked`` tokens (the others' values are
+        not meaningful when ``skip_unscored``)."""
+        time = t if self.denoiser.cfg.time_conditioning else None
+        return self.slot_log_probs(z, valid, time, within, needed=masked if self.skip_unscored else None)
 
     def _md4_weight(self, t: Tensor) -> Tensor:
         """MD4 eq. 5's weight at t (continuous), or T (alpha_s - alpha_t)/(1 - alpha_t) (discrete,
@@ -294,7 +314,7 @@ class MaskedDiffusion(nn.Module):
         (w/t)(-log mu_x) when every w_i equals w.
         """
         w = self.schedule.rates()
-        logp = self.slot_log_probs(z, valid, t if self.denoiser.cfg.time_conditioning else None, within)
+        logp = self._training_log_probs(z, masked, valid, t, within)
         xc = x.clamp(max=self.vocab_size - 1)
         logp_x = self.log_prob_of(logp, x)
         # Unscored tokens (padding, missing) may hold ids outside the allowed set, where log mu is

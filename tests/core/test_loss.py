@@ -345,3 +345,64 @@ def test_per_position_heads_equal_the_masked_full_vocabulary(schedule):
             per = (-w[x] * (1 - nll) + (full.exp() * w).sum(-1)) / t[:, None]
             want = (1 - GENMD4_T1) * torch.where(masked, per, torch.zeros_like(per)).sum(-1)
     torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("time_conditioning", [False, True])
+def test_needed_positions_get_the_same_outputs_and_gradients(time_conditioning):
+    """Training scores only the masked tokens: the denoiser's last block then runs its MLP at those
+    positions alone. Their outputs and every parameter's gradient must not change."""
+    torch.manual_seed(0)
+    cfg = DenoiserConfig(vocab_size=9, dim=32, n_layers=2, n_heads=4, time_conditioning=time_conditioning)
+    net = Denoiser(cfg)
+    if time_conditioning:  # adaLN-Zero starts at zero; make it matter
+        for block in net.blocks:
+            torch.nn.init.normal_(block.ada.weight, std=0.1)
+    z = torch.randint(0, 9, (3, 7))
+    valid = torch.ones(3, 7, dtype=torch.bool)
+    valid[0, 5:] = False
+    needed = (torch.rand(3, 7) < 0.5) & valid
+    t = torch.tensor([0.2, 0.5, 0.9])
+    weights = torch.randn(3, 7, 32)
+
+    def outputs_and_grads(**kwargs):
+        net.zero_grad()
+        h = net(z, valid, t, logits=False, **kwargs)
+        (h[needed] * weights[needed]).sum().backward()
+        return h.detach(), [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    full, full_grads = outputs_and_grads()
+    skipped, skipped_grads = outputs_and_grads(needed=needed)
+    torch.testing.assert_close(skipped[needed], full[needed], rtol=1e-5, atol=1e-6)
+    assert (skipped[~needed] == 0).all()
+    assert len(skipped_grads) == len(full_grads)
+    for a, b in zip(skipped_grads, full_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("schedule", ["md4", "genmd4"])
+def test_skipping_unscored_tokens_leaves_the_loss_and_gradients_unchanged(schedule, monkeypatch):
+    vocab, mask_id = 12, 11
+    allowed = torch.zeros(4, vocab, dtype=torch.bool)
+    for n, ids in enumerate([range(0, 3), range(3, 8), range(8, 9), range(9, 11)]):
+        allowed[n, list(ids)] = True
+    torch.manual_seed(0)
+    net = Denoiser(
+        DenoiserConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2, positions="learned", max_len=4)
+    )
+    sched = LearnableStateSchedule(vocab) if schedule == "genmd4" else LinearSchedule()
+    model = MaskedDiffusion(net, sched, mask_id=mask_id, allowed=allowed)
+    x = torch.tensor([[0, 5, 8, 9], [2, 4, mask_id, 10], [1, 3, 8, 9]] * 4)
+
+    def objective_and_grads(skip: bool):
+        monkeypatch.setattr(MaskedDiffusion, "skip_unscored", skip)
+        model.zero_grad()
+        out = model.losses(x, generator=torch.Generator().manual_seed(3))
+        out.objective.backward()
+        return out.objective.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    skipped, skipped_grads = objective_and_grads(True)
+    full, full_grads = objective_and_grads(False)
+    torch.testing.assert_close(skipped, full)
+    assert len(skipped_grads) == len(full_grads) > 0
+    for a, b in zip(skipped_grads, full_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

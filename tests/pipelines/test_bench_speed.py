@@ -9,11 +9,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipelines.bench_speed import (  # noqa: E402
+    STEP_VARIANTS,
     attention_speed,
     identity_speed,
     sampling_speed,
+    table_step_speed,
     table_training_speed,
 )
+from seqdiff.core import denoiser  # noqa: E402
+from seqdiff.core.denoiser import SHORT_ATTENTION  # noqa: E402
+from seqdiff.core.diffusion import MaskedDiffusion  # noqa: E402
 
 
 def test_sampling_section_with_the_shipped_model(shared: Path) -> None:
@@ -46,8 +51,29 @@ def test_table_section(shared: Path) -> None:
     assert result["table"] == "california.parquet, 20000 rows x 10 columns"
 
 
+def test_table_steps_section(shared: Path) -> None:
+    result = table_step_speed(steps=2, repeats=1, tables=["california", "shoppers"])
+    assert [k for k in result if k not in ("steps", "repeats", "variants")] == ["california", "shoppers"]
+    assert result["variants"] == list(STEP_VARIANTS)
+    for name, columns in (("california", 10), ("shoppers", 18)):
+        rates, speedup = result[name]["steps_per_s"], result[name]["speedup"]
+        assert result[name]["columns"] == columns
+        assert set(rates) == set(STEP_VARIANTS) and min(rates.values()) > 0
+        assert speedup["as_shipped"] == pytest.approx(
+            rates["as_shipped"] / rates["fused_attention_every_position"]
+        )
+    # The variants are undone: the shipped step is back.
+    assert denoiser.SHORT_ATTENTION == SHORT_ATTENTION > 0 and MaskedDiffusion.skip_unscored
+
+
 def test_attention_section() -> None:
     result = attention_speed((8, 32), tokens=64)
-    kernels = ["float32_flash_attention", "float32_math", "bfloat16_flash_attention", "bfloat16_math"]
-    assert [k for k in result if k != "setting"] == kernels
+    kernels = [
+        f"{shape}_{dtype}_{kernel}"
+        for shape in ("table_4x16", "protein_8x32")
+        for dtype in ("float32", "bfloat16")
+        for kernel in ("flash", "math", "explicit")
+    ]
+    assert [k for k in result if k not in ("setting", "short_attention")] == kernels
+    assert result["short_attention"] == SHORT_ATTENTION
     assert all(set(result[k]) == {"8", "32"} and min(result[k].values()) > 0 for k in kernels)

@@ -191,8 +191,8 @@ class _EarlyStopping(L.Callback):
             z = torch.as_tensor(self.context[start : start + PREDICT_BLOCK], device=device)
             w = torch.as_tensor(self.within[start : start + PREDICT_BLOCK], device=device)
             x = torch.as_tensor(self.held[start : start + PREDICT_BLOCK], device=device)
-            logp = model.log_prob_of(model.slot_log_probs(z, within=w), x)
             scored = x != self.mask_id
+            logp = model.log_prob_of(model.slot_log_probs(z, within=w, needed=scored), x)
             total += float(-logp[scored].sum())
             count += int(scored.sum())
         return total / count

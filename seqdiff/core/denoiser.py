@@ -70,9 +70,9 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return out.type_as(x)
 
 
-# Up to this many keys, CPU attention is written out as two matmuls and a softmax: there PyTorch's
-# CPU flash kernel took 1.4-3 times longer (forward and backward; a table row is one token per
-# column), and from 128 keys on it was as fast or faster (BENCHMARKS.md, "Attention on CPU").
+# Up to this many keys, CPU attention is written out as two matmuls and a softmax (a table row is one
+# token per column): up to 32 keys PyTorch's CPU flash kernel took 1.3-3.3 times longer, forward and
+# backward, and from 256 on it was the faster (BENCHMARKS.md, "Attention on CPU").
 SHORT_ATTENTION = 64
 
 

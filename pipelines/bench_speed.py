@@ -1,8 +1,8 @@
 """Speed on one machine: training throughput against the machine's matmul peak (float32 and bf16
 autocast), padding waste, sampling (masked diffusion with and without MDLM's cache, against the
 autoregressive baseline with a KV cache), pairwise sequence identity (numba against numpy), the table
-imputer's training steps per second (float32 and bf16; on every benchmark table, with and without this
-session's step changes), and the CPU attention kernels by precision.
+imputer's training steps per second (float32 and bf16; on every benchmark table, with and without
+explicit short attention and the unscored-token skip), and the CPU attention kernels by precision.
 All figures come from one run, so the ratios are fair.
 
 Usage:
@@ -179,8 +179,9 @@ STEP_VARIANTS = {
 
 def table_step_speed(steps: int, repeats: int = 3, tables: Sequence[str] = TABLES) -> dict:
     """The imputer's default fit (32 bins, 256-row batches) on the first 20,000 rows of each of
-    ``tables`` (by default the tabular benchmark's: 10 to 24 columns), once per ``STEP_VARIANTS`` entry, alternating
-    ``repeats`` times: the median training steps per second of each, and each against the first."""
+    ``tables`` (by default the tabular benchmark's: 10 to 24 columns), once per ``STEP_VARIANTS``
+    entry, alternating ``repeats`` times: the median training steps per second of each, and each
+    against the first."""
     result: dict = {"steps": steps, "repeats": repeats, "variants": list(STEP_VARIANTS)}
     for name in tables:
         table = read_table(TABLE.with_name(f"{name}.parquet")).slice(0, 20_000)
@@ -204,10 +205,8 @@ def table_step_speed(steps: int, repeats: int = 3, tables: Sequence[str] = TABLE
     return result
 
 
-ATTENTION_SHAPES = {
-    "table": (4, 16),
-    "protein": (8, 32),
-}  # heads x head width: the imputer's, the shipped model's
+# heads x head width: the imputer's, the shipped protein model's
+ATTENTION_SHAPES = {"table": (4, 16), "protein": (8, 32)}
 
 
 def attention_speed(lengths: tuple[int, ...], tokens: int = 4096) -> dict:

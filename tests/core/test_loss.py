@@ -310,20 +310,26 @@ def test_losses_valid_none_equals_all_valid():
     assert a.tokens.tolist() == [8.0] * 6
 
 
-@pytest.mark.parametrize("schedule", ["md4", "genmd4"])
-def test_per_position_heads_equal_the_masked_full_vocabulary(schedule):
-    """Table columns: logits are computed for each position's own ids only (a head per column),
-    and give exactly the distribution and the loss of the full head masked to those ids."""
+def column_model(schedule: str, n_layers: int) -> tuple[MaskedDiffusion, int, torch.Tensor]:
+    """(model, mask id, allowed ids [4, 12]): four table-like columns of 3, 5, 1 and 2 values."""
     vocab, mask_id = 12, 11
     allowed = torch.zeros(4, vocab, dtype=torch.bool)
     for n, ids in enumerate([range(0, 3), range(3, 8), range(8, 9), range(9, 11)]):
         allowed[n, list(ids)] = True
     torch.manual_seed(0)
     net = Denoiser(
-        DenoiserConfig(vocab_size=vocab, dim=32, n_layers=1, n_heads=2, positions="learned", max_len=4)
+        DenoiserConfig(vocab_size=vocab, dim=32, n_layers=n_layers, n_heads=2, positions="learned", max_len=4)
     )
     sched = LearnableStateSchedule(vocab) if schedule == "genmd4" else LinearSchedule()
-    model = MaskedDiffusion(net, sched, mask_id=mask_id, allowed=allowed)
+    return MaskedDiffusion(net, sched, mask_id=mask_id, allowed=allowed), mask_id, allowed
+
+
+@pytest.mark.parametrize("schedule", ["md4", "genmd4"])
+def test_per_position_heads_equal_the_masked_full_vocabulary(schedule):
+    """Table columns: logits are computed for each position's own ids only (a head per column),
+    and give exactly the distribution and the loss of the full head masked to those ids."""
+    model, mask_id, allowed = column_model(schedule, n_layers=1)
+    net, sched = model.denoiser, model.schedule
     z = torch.tensor([[0, mask_id, 8, mask_id], [mask_id, 4, mask_id, 10]])
     with torch.no_grad():
         full = torch.log_softmax(net(z).masked_fill(~allowed, float("-inf")), dim=-1)
@@ -381,16 +387,7 @@ def test_needed_positions_get_the_same_outputs_and_gradients(time_conditioning):
 
 @pytest.mark.parametrize("schedule", ["md4", "genmd4"])
 def test_skipping_unscored_tokens_leaves_the_loss_and_gradients_unchanged(schedule, monkeypatch):
-    vocab, mask_id = 12, 11
-    allowed = torch.zeros(4, vocab, dtype=torch.bool)
-    for n, ids in enumerate([range(0, 3), range(3, 8), range(8, 9), range(9, 11)]):
-        allowed[n, list(ids)] = True
-    torch.manual_seed(0)
-    net = Denoiser(
-        DenoiserConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2, positions="learned", max_len=4)
-    )
-    sched = LearnableStateSchedule(vocab) if schedule == "genmd4" else LinearSchedule()
-    model = MaskedDiffusion(net, sched, mask_id=mask_id, allowed=allowed)
+    model, mask_id, _ = column_model(schedule, n_layers=2)
     x = torch.tensor([[0, 5, 8, 9], [2, 4, mask_id, 10], [1, 3, 8, 9]] * 4)
 
     def objective_and_grads(skip: bool):

@@ -156,10 +156,11 @@ class Block(nn.Module):
         rope: tuple | None,
         cond: Tensor | None,
         cache: dict | None = None,
-        needed: Tensor | None = None,
+        rows: Tensor | None = None,
     ) -> Tensor:
-        """[B, N, dim] -> [B, N, dim]; with ``needed`` (bool [B, N]) only those positions go on after
-        attention (every position still serves as a key), packed: [needed.sum(), dim]."""
+        """[B, N, dim] -> [B, N, dim]; with ``rows`` (indices into the B * N flattened positions)
+        only those positions go on after attention (every position still serves as a key), packed:
+        [len(rows), dim]."""
         b, n, _ = h.shape
         if cond is not None:
             shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond)[:, None].chunk(6, dim=-1)
@@ -177,12 +178,10 @@ class Block(nn.Module):
         causal = self.cfg.causal and cache is None
         a = attention(q, k, v, attn_mask, dropout=p, causal=causal)
         a = a.transpose(1, 2).reshape(b, n, self.cfg.dim)
-        if needed is not None:
-            a, h = a[needed], h[needed]
-            if cond is not None:
-                gate1, shift2, scale2, gate2 = (
-                    c.expand(b, n, -1)[needed] for c in (gate1, shift2, scale2, gate2)
-                )
+        if rows is not None:
+            a, h = a.reshape(b * n, -1)[rows], h.reshape(b * n, -1)[rows]
+            if cond is not None:  # [B, 1, dim] -> the packed rows' sequences
+                gate1, shift2, scale2, gate2 = (c[rows // n, 0] for c in (gate1, shift2, scale2, gate2))
         a = self.dropout(self.attn_out(a))
         h = h + (a * (1 + gate1) if cond is not None else a)
         x = self.mlp_norm(h)
@@ -310,13 +309,15 @@ class Denoiser(nn.Module):
         if valid is not None and not self.cfg.causal and not bool(valid.all()):
             attn_mask = valid[:, None, None, :]
         cond = self.time(t) if self.time is not None and t is not None else None
+        # One nonzero() for the packing and the unpacking (each is a host sync on a GPU).
+        rows = None if needed is None else needed.flatten().nonzero()[:, 0]
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None
-            h = block(h, attn_mask, rope, cond, cache, needed if i == last else None)
+            h = block(h, attn_mask, rope, cond, cache, rows if i == last else None)
         h = self.norm(h)
-        if needed is not None:
-            h = h.new_zeros(b, n, h.shape[-1]).index_put((needed,), h)
+        if rows is not None:
+            h = h.new_zeros(b * n, h.shape[-1]).index_copy(0, rows, h).view(b, n, -1)
         return self.head(h) if logits else h
 
     def n_params(self) -> int:

@@ -102,4 +102,5 @@ def test_every_method_gets_the_same_cores(
     assert [c["n_jobs"] for c in calls] == [1, 2]
     assert first["settings"]["threads"] == 1 and second["settings"]["threads"] == 2
     assert "threads=2" in out.with_suffix(".md").read_text()
-    assert second["imputation"][0]["mae"] == first["imputation"][0]["mae"]
+    # Equal up to rounding: with n_jobs=2 sklearn's forest sums its trees' predictions in thread order.
+    assert second["imputation"][0]["mae"] == pytest.approx(first["imputation"][0]["mae"], rel=1e-12)

@@ -51,21 +51,30 @@ TEST = TRAIN.with_name("cath_v4_1_0_S40.test.fasta")
 TABLE = ROOT.parent / "shared" / "data" / "tabular" / "california.parquet"
 TABLES = ["adult", "default", "beijing", "magic", "california", "shoppers"]  # the tabular benchmark's
 SECTIONS = ["training", "sampling", "identity", "table", "table_steps", "attention"]
+# Training variants: name -> options of training_throughput; reported as training_width320[_name].
+TRAINING_VARIANTS = {
+    "fp32": {},
+    "compiled": {"compile": True},
+    "bf16": {"bf16": True},
+    "bf16_compiled": {"bf16": True, "compile": True},
+}
 
 
 def matmul_peak(
-    sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 5, dtype: torch.dtype = torch.float32
+    sizes: tuple[int, ...] = (1024, 2048, 4096),
+    repeats: int = 5,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device = torch.device("cpu"),
 ) -> float:
     """Dense matmul throughput of this machine (FLOP/s) in ``dtype``: the best of ``repeats`` square
     products at each size (the fastest size differs between machines and thread counts)."""
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
         a @ b
         for _ in range(repeats):
-            start = time.perf_counter()
-            a @ b
-            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+            _, seconds = timed(partial(torch.matmul, a, b), device)
+            best = max(best, 2 * n**3 / seconds)
     return best
 
 
@@ -99,25 +108,30 @@ def training_throughput(
     max_tokens: int,
     compile: bool = False,
     bf16: bool = False,
+    device: torch.device = torch.device("cpu"),
 ) -> dict:
     """Protein training steps on CATH batches for ``seconds``: tokens/s and model FLOP/s, in float32
-    or under CPU bf16 autocast (what ``trainer.precision: auto`` picks on a CPU with native bf16)."""
+    or under bf16 autocast (what ``trainer.precision: auto`` picks on a GPU or a CPU with native bf16).
+    Batches are collated on the CPU while the GPU runs the previous step (nothing waits on the GPU
+    inside the loop)."""
     seqs = ProteinAdapter().sequences(str(TRAIN))
     data = CroppedSequences(seqs, max_len=512)
     lengths = [data.length(i) for i in range(len(data))]
     bucketed = BucketBatchSampler(lengths, max_tokens, seed=0)
     torch.manual_seed(0)
-    model = build_model(protein_spec(ModelConfig(dim=dim, n_layers=layers, n_heads=heads)))
+    model = build_model(protein_spec(ModelConfig(dim=dim, n_layers=layers, n_heads=heads))).to(device)
     if compile:
         model.denoiser.compile(dynamic=True)  # batches vary in shape: one graph for all lengths
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
     tokens, padded, steps, flops = 0, 0, 0, 0.0
     batches = iter(bucketed)
     start = None
     warmup = 3 if compile else 1
     while start is None or time.perf_counter() - start < seconds:
         x, valid = pad_batch([data[item] for item in next(batches)], alphabet.PAD_ID)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        real = int(valid.sum())
+        x, valid = x.to(device, non_blocking=True), valid.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model.losses(x, valid)
         opt.zero_grad()
         (out.objective / out.tokens.sum()).backward()
@@ -125,16 +139,21 @@ def training_throughput(
         if warmup > 0:  # the first steps warm up allocators and kernels (and compile)
             warmup -= 1
             if warmup == 0:
+                synchronize(device)  # the warm-up steps finish before the clock starts
                 start = time.perf_counter()
             continue
         steps += 1
-        tokens += int(valid.sum())
+        tokens += real
         padded += x.numel()
         flops += model_flops_per_token(model, x.shape[1]) * x.numel()
+    synchronize(device)
     elapsed = time.perf_counter() - start
     return {
         "model": f"{layers} layers, width {dim}, {heads} heads",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "max_tokens": max_tokens,
         "precision": "bf16-mixed" if bf16 else "32-true",
+        "steps_per_s": steps / elapsed,
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": steps,
         "real_tokens_per_s": tokens / elapsed,
@@ -263,14 +282,18 @@ def sample_quality(samples: dict[str, torch.Tensor], judges: dict[str, torch.nn.
     }
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait until the accelerator has finished the work queued so far (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timed(run: Callable[[], object], device: torch.device) -> tuple[object, float]:
     """(result, seconds) of ``run()``, waiting for the accelerator to finish."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     result = run()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return result, time.perf_counter() - start
 
 
@@ -360,7 +383,17 @@ def run() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=60.0, help="training measurement length")
     parser.add_argument("--quick", action="store_true", help="short measurements (a smoke run)")
-    parser.add_argument("--device", default="cpu", help="device for the sampling section (cpu, cuda)")
+    parser.add_argument("--device", default="cpu", help="device for training and sampling (cpu, cuda)")
+    parser.add_argument(
+        "--train-tokens", type=int, default=8192, help="padded tokens per training batch (65536 on a GPU)"
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(TRAINING_VARIANTS),
+        choices=list(TRAINING_VARIANTS),
+        help="training variants to time",
+    )
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS, help="what to measure")
     parser.add_argument("--md4", default=None, help="masked-diffusion bundle (default: the shipped model)")
     parser.add_argument(
@@ -381,41 +414,48 @@ def run() -> None:
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+    device = resolve_device(args.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(key: str, result: dict) -> None:
+        """Add one figure to the report and save it at once: a run stopped later keeps it."""
+        report[key] = {**run_info, **result}
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(report, indent=1))
+        print(key, json.dumps(report[key], indent=1), flush=True)
+
     if "training" in args.sections:
-        peak = matmul_peak()
-        bf16_peak = matmul_peak(dtype=torch.bfloat16)
-        runs = {
-            "training_width320": {},
-            "training_width320_compiled": {"compile": True},
-            "training_width320_bf16": {"bf16": True},
-            "training_width320_bf16_compiled": {"bf16": True, "compile": True},
+        # An H200 reaches its bf16 peak only on products far larger than a CPU's best size.
+        sizes = (4096, 8192, 16384) if device.type == "cuda" else (1024, 2048, 4096)
+        peaks = {
+            dtype: matmul_peak(sizes, dtype=dtype, device=device) for dtype in (torch.float32, torch.bfloat16)
         }
-        for key, options in runs.items():
-            result = training_throughput(320, 6, 20, seconds, 8192, **options)
-            result["matmul_peak_flops"] = peak
-            result["fraction_of_matmul_peak"] = result["model_flops_per_s"] / peak
-            result["bf16_matmul_peak_flops"] = bf16_peak
-            report[key] = {**run_info, **result}
+        for variant in args.variants:
+            options = TRAINING_VARIANTS[variant]
+            result = training_throughput(320, 6, 20, seconds, args.train_tokens, device=device, **options)
+            result["matmul_peak_flops"] = peaks[torch.float32]
+            result["bf16_matmul_peak_flops"] = peaks[torch.bfloat16]
+            result["fraction_of_matmul_peak"] = result["model_flops_per_s"] / peaks[torch.float32]
+            # Model FLOPs utilisation of a bf16 run: against the same run's dense bf16 matmul peak.
+            if options.get("bf16"):
+                result["fraction_of_bf16_matmul_peak"] = result["model_flops_per_s"] / peaks[torch.bfloat16]
+            key = "training_width320" + ("" if variant == "fp32" else f"_{variant}")
+            record(key, result)
     if "sampling" in args.sections:
         # 1024 steps (> length): most steps unmask nothing, where MDLM's cache skips the network.
-        device = resolve_device(args.device)
         result = sampling_speed(args.md4, args.ar, 256, 16, [1024, 64, 32, 16], device)
-        report["sampling"] = {**run_info, **result}
+        record("sampling", result)
     if "identity" in args.sections:
         numba.set_num_threads(args.threads)
-        report["identity"] = {**run_info, **identity_speed(100 if args.quick else 1000)}
+        record("identity", identity_speed(100 if args.quick else 1000))
     if "table" in args.sections:
         steps = 20 if args.quick else 300
-        report["table_training"] = {**run_info, **table_training_speed(steps)}
-        report["table_training_fp32"] = {**run_info, **table_training_speed(steps, precision="32-true")}
+        record("table_training", table_training_speed(steps))
+        record("table_training_fp32", table_training_speed(steps, precision="32-true"))
     if "table_steps" in args.sections:
-        report["table_steps"] = {**run_info, **table_step_speed(20 if args.quick else 200)}
+        record("table_steps", table_step_speed(20 if args.quick else 200))
     if "attention" in args.sections:
-        report["attention"] = {**run_info, **attention_speed((10, 16, 18, 32, 64, 128, 256, 512))}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
+        record("attention", attention_speed((10, 16, 18, 32, 64, 128, 256, 512)))
 
 
 if __name__ == "__main__":

@@ -56,8 +56,13 @@ class AutoregressiveLM(nn.Module):
         valid: Tensor | None = None,
         t: Tensor | None = None,
         generator: torch.Generator | None = None,
+        within: Tensor | None = None,
     ) -> Losses:
-        """Exact negative log-likelihood per sequence (nats); ``t`` and ``generator`` are unused."""
+        """Exact negative log-likelihood per sequence (nats). The arguments are ``MaskedDiffusion.losses``'
+        so that one training loop serves both; ``t`` and ``generator`` are unused, and ordered
+        positions (``within``, table rows) are a masked-diffusion feature."""
+        if within is not None:
+            raise ValueError("the autoregressive baseline does not take ordered positions (within)")
         bos = torch.full_like(x[:, :1], self.bos_id)
         logp = self._log_probs(self.denoiser(torch.cat([bos, x[:, :-1]], dim=1), valid))
         observed = x != self.mask_id

@@ -15,6 +15,7 @@ from pipelines.bench_speed import (  # noqa: E402
     sampling_speed,
     table_step_speed,
     table_training_speed,
+    training_throughput,
 )
 from seqdiff.core import denoiser  # noqa: E402
 from seqdiff.core.denoiser import SHORT_ATTENTION  # noqa: E402
@@ -37,6 +38,15 @@ def test_sampling_section_with_the_shipped_model(shared: Path) -> None:
                 result["autoregressive_kv_cache"]["seconds"] / value["seconds"]
             )
     assert "quality" not in result  # no trained autoregressive model given
+
+
+def test_training_section(shared: Path) -> None:
+    result = training_throughput(32, 1, 2, seconds=1.0, max_tokens=1024, bf16=True)
+    assert (result["device"], result["precision"], result["max_tokens"]) == ("cpu", "bf16-mixed", 1024)
+    assert result["steps"] >= 1
+    # Bucketed batches hold at most max_tokens padded tokens, real ones among them.
+    assert 0 < result["real_tokens_per_s"] <= result["padded_tokens_per_s"] <= 1024 * result["steps_per_s"]
+    assert result["padding_waste_bucketed"] < result["padding_waste_random_batches"]
 
 
 def test_identity_section(shared: Path) -> None:

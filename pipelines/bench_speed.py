@@ -13,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.profiler import ProfilerActivity
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core import denoiser
@@ -109,11 +111,13 @@ def training_throughput(
     compile: bool = False,
     bf16: bool = False,
     device: torch.device = torch.device("cpu"),
+    profile: bool = False,
 ) -> dict:
     """Protein training steps on CATH batches for ``seconds``: tokens/s and model FLOP/s, in float32
     or under bf16 autocast (what ``trainer.precision: auto`` picks on a GPU or a CPU with native bf16).
     Batches are collated on the CPU while the GPU runs the previous step (nothing waits on the GPU
-    inside the loop)."""
+    inside the loop). With ``profile``, 5 more steps run under torch.profiler and its table of the
+    most expensive operators is returned as ``profile``."""
     seqs = ProteinAdapter().sequences(str(TRAIN))
     data = CroppedSequences(seqs, max_len=512)
     lengths = [data.length(i) for i in range(len(data))]
@@ -123,11 +127,10 @@ def training_throughput(
     if compile:
         model.denoiser.compile(dynamic=True)  # batches vary in shape: one graph for all lengths
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
-    tokens, padded, steps, flops = 0, 0, 0, 0.0
-    batches = iter(bucketed)
-    start = None
-    warmup = 3 if compile else 1
-    while start is None or time.perf_counter() - start < seconds:
+    batches = (batch for _ in itertools.count() for batch in bucketed)  # epoch after epoch
+
+    def train_step() -> tuple[int, torch.Tensor]:
+        """One optimizer step; returns the real tokens and the (padded) batch."""
         x, valid = pad_batch([data[item] for item in next(batches)], alphabet.PAD_ID)
         real = int(valid.sum())
         x, valid = x.to(device, non_blocking=True), valid.to(device, non_blocking=True)
@@ -136,6 +139,13 @@ def training_throughput(
         opt.zero_grad()
         (out.objective / out.tokens.sum()).backward()
         opt.step()
+        return real, x
+
+    tokens, padded, steps, flops = 0, 0, 0, 0.0
+    start = None
+    warmup = 3 if compile else 1
+    while start is None or time.perf_counter() - start < seconds:
+        real, x = train_step()
         if warmup > 0:  # the first steps warm up allocators and kernels (and compile)
             warmup -= 1
             if warmup == 0:
@@ -148,7 +158,17 @@ def training_throughput(
         flops += model_flops_per_token(model, x.shape[1]) * x.numel()
     synchronize(device)
     elapsed = time.perf_counter() - start
-    return {
+    report = {}
+    if profile:
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with torch.profiler.profile(activities=activities) as prof:
+            for _ in range(5):
+                train_step()
+            synchronize(device)
+        by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        report["profile"] = prof.key_averages().table(sort_by=by, row_limit=25)
+        print(report["profile"], flush=True)
+    return report | {
         "model": f"{layers} layers, width {dim}, {heads} heads",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "max_tokens": max_tokens,
@@ -394,6 +414,9 @@ def run() -> None:
         choices=list(TRAINING_VARIANTS),
         help="training variants to time",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="profile 5 more steps of each training variant"
+    )
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS, help="what to measure")
     parser.add_argument("--md4", default=None, help="masked-diffusion bundle (default: the shipped model)")
     parser.add_argument(
@@ -432,7 +455,9 @@ def run() -> None:
         }
         for variant in args.variants:
             options = TRAINING_VARIANTS[variant]
-            result = training_throughput(320, 6, 20, seconds, args.train_tokens, device=device, **options)
+            result = training_throughput(
+                320, 6, 20, seconds, args.train_tokens, device=device, profile=args.profile, **options
+            )
             result["matmul_peak_flops"] = peaks[torch.float32]
             result["bf16_matmul_peak_flops"] = peaks[torch.bfloat16]
             result["fraction_of_matmul_peak"] = result["model_flops_per_s"] / peaks[torch.float32]

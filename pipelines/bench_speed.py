@@ -116,8 +116,9 @@ def training_throughput(
     """Protein training steps on CATH batches for ``seconds``: tokens/s and model FLOP/s, in float32
     or under bf16 autocast (what ``trainer.precision: auto`` picks on a GPU or a CPU with native bf16).
     One epoch of batches is collated before the clock starts, as loader workers do in training
-    (collating 131k-token batches in the loop took most of an H200's step). With ``profile``, 5 more steps run under torch.profiler and its table of the
-    most expensive operators is returned as ``profile``."""
+    (collating 131k-token batches in the loop took most of an H200's step). With ``profile``, 5 more
+    steps run under torch.profiler and its table of the most expensive operators is returned as
+    ``profile``."""
     seqs = ProteinAdapter().sequences(str(TRAIN))
     data = CroppedSequences(seqs, max_len=512)
     lengths = [data.length(i) for i in range(len(data))]
@@ -409,7 +410,10 @@ def run() -> None:
     parser.add_argument("--quick", action="store_true", help="short measurements (a smoke run)")
     parser.add_argument("--device", default="cpu", help="device for training and sampling (cpu, cuda)")
     parser.add_argument(
-        "--train-tokens", type=int, default=8192, help="padded tokens per training batch (65536 on a GPU)"
+        "--train-tokens",
+        type=int,
+        default=8192,
+        help="padded tokens per training batch (gpu_session.sh: 131072)",
     )
     parser.add_argument(
         "--variants",

@@ -6,7 +6,7 @@
 #      autoregressive baseline (protein_ar_gpu.yaml), trained side by side for the same steps, then
 #      both evaluated on the CATH S40 test split;
 #   3. sampling on the GPU: 16 designs of length 256, MD4 (with and without MDLM's cache) against the
-#      autoregressive model with a KV cache, each judged by the other model;
+#      autoregressive model with a KV cache, each judged by the other model.
 # Every stage has a time limit and a failed stage does not stop the later ones, so the whole run ends
 # in about MINUTES + 3 minutes. Reports and logs go to OUT; models and training logs are packed
 # into OUT/session.tar.part-* (pieces of at most 15 MiB): `cat OUT/session.tar.part-* | tar -x`.
@@ -24,6 +24,7 @@ TOKENS=${TOKENS:-131072}  # the training configs' data.max_tokens, so the measur
 SECONDS_PER_VARIANT=${SECONDS_PER_VARIANT:-12}
 # EXTRA: more config overrides for both trainings, e.g. a small model for a dry run on a CPU
 read -r -a EXTRA <<<"${EXTRA:-}"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)  # absolute: the script changes directory
 WORK="$OUT/work"
 mkdir -p "$WORK"
 export PYTHONUNBUFFERED=1

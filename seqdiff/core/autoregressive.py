@@ -58,9 +58,9 @@ class AutoregressiveLM(nn.Module):
         generator: torch.Generator | None = None,
         within: Tensor | None = None,
     ) -> Losses:
-        """Exact negative log-likelihood per sequence (nats). The arguments are ``MaskedDiffusion.losses``'
-        so that one training loop serves both; ``t`` and ``generator`` are unused, and ordered
-        positions (``within``, table rows) are a masked-diffusion feature."""
+        """Exact negative log-likelihood per sequence (nats). Same signature as
+        ``MaskedDiffusion.losses``, so one training loop serves both; ``t`` and ``generator`` are
+        unused, and ordered positions (``within``, for table rows) are a masked-diffusion feature."""
         if within is not None:
             raise ValueError("the autoregressive baseline does not take ordered positions (within)")
         bos = torch.full_like(x[:, :1], self.bos_id)

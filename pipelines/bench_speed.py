@@ -13,13 +13,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import platform
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import islice
+from itertools import cycle, islice
 from pathlib import Path
 from unittest.mock import patch
 
@@ -128,15 +127,18 @@ def training_throughput(
     if compile:
         model.denoiser.compile(dynamic=True)  # batches vary in shape: one graph for all lengths
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
-    epoch = [pad_batch([data[item] for item in batch], alphabet.PAD_ID) for batch in bucketed]
-    batches = itertools.cycle(
-        [(x.pin_memory(), valid.pin_memory()) for x, valid in epoch] if device.type == "cuda" else epoch
-    )
+
+    def collated(batch: list[int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x, valid = pad_batch([data[item] for item in batch], alphabet.PAD_ID)
+        if device.type == "cuda":  # page-locked: the copy to the GPU overlaps the previous step
+            x, valid = x.pin_memory(), valid.pin_memory()
+        return x, valid, int(valid.sum())
+
+    batches = cycle([collated(batch) for batch in bucketed])
 
     def train_step() -> tuple[int, torch.Tensor]:
         """One optimizer step; returns the real tokens and the (padded) batch."""
-        x, valid = next(batches)
-        real = int(valid.sum())
+        x, valid, real = next(batches)
         x, valid = x.to(device, non_blocking=True), valid.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model.losses(x, valid)
@@ -162,17 +164,7 @@ def training_throughput(
         flops += model_flops_per_token(model, x.shape[1]) * x.numel()
     synchronize(device)
     elapsed = time.perf_counter() - start
-    report = {}
-    if profile:
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-        with torch.profiler.profile(activities=activities) as prof:
-            for _ in range(5):
-                train_step()
-            synchronize(device)
-        by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-        report["profile"] = prof.key_averages().table(sort_by=by, row_limit=25)
-        print(report["profile"], flush=True)
-    return report | {
+    result = {
         "model": f"{layers} layers, width {dim}, {heads} heads",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "max_tokens": max_tokens,
@@ -186,6 +178,16 @@ def training_throughput(
         "padding_waste_bucketed": bucketed.padding_waste(),
         "padding_waste_random_batches": random_batch_waste(lengths, max_tokens),
     }
+    if profile:
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with torch.profiler.profile(activities=activities) as prof:
+            for _ in range(5):
+                train_step()
+            synchronize(device)
+        by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        result["profile"] = prof.key_averages().table(sort_by=by, row_limit=25)
+        print(result["profile"], flush=True)
+    return result
 
 
 def table_training_speed(

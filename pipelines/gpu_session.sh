@@ -59,8 +59,9 @@ bench bench_training 75 --sections training --variants bf16 fp32 --profile
 # (14.5/s solo): 0.35 of the solo rate. max_minutes stops a slower run mid-schedule.
 STEPS=$($PY - "$OUT/speed_gpu.json" "$MINUTES" <<'EOF'
 import json, sys
-report = json.load(open(sys.argv[1])) if __import__("os").path.exists(sys.argv[1]) else {}
-rate = report.get("training_width320_bf16", {}).get("steps_per_s", 0.0)
+from pathlib import Path
+report = Path(sys.argv[1])
+rate = json.loads(report.read_text()).get("training_width320_bf16", {}).get("steps_per_s", 0.0) if report.exists() else 0.0
 print(min(6000, max(500, int(0.35 * rate * float(sys.argv[2]) * 60))))
 EOF
 )

@@ -84,6 +84,7 @@ def impute(
             point=args.point,
             numeric_point=args.numeric_point,
             n_bins=args.bins,
+            max_bin_width=args.max_bin_width,
             value_frequencies=args.value_frequencies,
             dim=args.dim,
             n_layers=args.n_layers,
@@ -316,6 +317,12 @@ def main(argv: list[str] | None = None) -> None:
         "--numeric-point", default="median", choices=NUMERIC_POINTS, help="seqdiff numeric estimate"
     )
     p.add_argument("--bins", type=int, default=N_BINS, help="seqdiff quantile bins per numeric column")
+    p.add_argument(
+        "--max-bin-width",
+        type=float,
+        default=MaskedDiffusionImputer().max_bin_width,
+        help="seqdiff: split bins wider than this many standard deviations (0: quantile bins only)",
+    )
     p.add_argument(
         "--value-frequencies",
         type=int,

@@ -106,6 +106,7 @@ FIT_FLAGS = {
     "--max-steps": "max_steps",
     "--max-minutes": "max_minutes",
     "--bins": "n_bins",
+    "--max-bin-width": "max_bin_width",
     "--value-frequencies": "value_frequencies",
     "--fit-batch-rows": "batch_rows",
     "--early-stopping": "early_stopping",
@@ -165,6 +166,14 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="training time limit when fitting (default: none; whichever ends first)",
     )
     p.add_argument("--bins", type=int, help="quantile bins per numeric column when fitting (default 32)")
+    p.add_argument(
+        "--max-bin-width",
+        type=float,
+        metavar="SD",
+        help="when fitting, split numeric bins wider than this many standard deviations of their column "
+        "at their median while each half keeps 8 values, up to twice --bins (default 0.25; 0: quantile "
+        "bins only)",
+    )
     p.add_argument(
         "--value-frequencies",
         type=int,

@@ -1,6 +1,7 @@
 """One token per cell: per-column vocabularies concatenated into one flat vocabulary, plus file readers.
 
-Categorical columns get one token per category seen in training; numeric columns get quantile bins.
+Categorical columns get one token per category seen in training; numeric columns get quantile bins,
+with bins in a heavy tail split further (see `TableEncoder.fit`).
 Token ids of column j are ``offsets[j] .. offsets[j] + vocab_sizes[j] - 1``; a missing cell is the
 shared ``mask_id == vocab_size``.
 
@@ -46,6 +47,9 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.schema import Schema, TableLike, infer_schema, is_temporal, to_arrow
 
 N_BINS = 32
+# Quantile bins wider than this many standard deviations are split (see _bin_edges); 0 turns it off.
+MAX_BIN_WIDTH = 0.25
+MIN_SPLIT_ROWS = 8  # a split never leaves a bin with fewer training values than this
 SAMPLES_PER_BIN = 256
 NUMERIC_POINTS = ("median", "mean")  # point estimates of a numeric cell from its predictive distribution
 STATE_FORMAT = "seqdiff.table_encoder/1"
@@ -77,12 +81,27 @@ def _from_values(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     return pa.array(values).cast(arrow_type)
 
 
-def _bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """Left edges (training values, ascending) of at most `n_bins` bins over sorted `values`.
+def _split_at_median(values: np.ndarray, edges: np.ndarray, start: int, end: int) -> np.ndarray:
+    """`edges` with the bin holding sorted `values[start:end]` (more than one distinct value) split at
+    its median: the first value above the bin's first value where the median equals it."""
+    split = values[(start + end) // 2]
+    if split == values[start]:
+        split = values[np.searchsorted(values, split, side="right")]
+    return np.insert(edges, np.searchsorted(edges, split), split)
 
-    Few distinct values: one bin per value. Otherwise start from quantile edges; ties (e.g. a spike at 0)
-    merge some of them, and the bins lost that way are recovered by repeatedly splitting the most
-    populated bin that still holds more than one distinct value at its median.
+
+def _bin_edges(values: np.ndarray, n_bins: int, max_width: float = 0.0) -> np.ndarray:
+    """Left edges (training values, ascending) of the bins over sorted `values`.
+
+    Few distinct values: one bin per value. Otherwise start from `n_bins` quantile edges; ties (e.g. a
+    spike at 0) merge some of them, and the bins lost that way are recovered by repeatedly splitting the
+    most populated bin that still holds more than one distinct value at its median.
+
+    Then, with `max_width` > 0, the widest bin spanning more than `max_width` standard deviations is
+    split at its median, again and again, while both halves keep MIN_SPLIT_ROWS values, up to
+    2 `n_bins` bins in all. In a heavy tail a quantile bin spans many standard deviations (California's
+    top total_rooms bin of 32: about 15), and a value is known to the model only up to its bin: there
+    most of the imputation error was (BENCHMARKS.md, "Bins in heavy tails").
     """
     distinct = np.unique(values)
     if len(distinct) <= n_bins:
@@ -94,10 +113,23 @@ def _bin_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
         ends = np.append(starts[1:], n)
         splittable = values[ends - 1] > values[starts]
         k = int(np.argmax(np.where(splittable, ends - starts, -1)))
-        split = values[(starts[k] + ends[k]) // 2]
-        if split == values[starts[k]]:
-            split = values[np.searchsorted(values, split, side="right")]
-        edges = np.insert(edges, k + 1, split)
+        edges = _split_at_median(values, edges, starts[k], ends[k])
+    widest = max_width * float(values.std())
+    kept: set[float] = set()  # left edges of bins whose median split would leave a half too small (ties)
+    while max_width > 0 and len(edges) < 2 * n_bins:
+        starts = np.searchsorted(values, edges, side="left")
+        ends = np.append(starts[1:], n)
+        widths = values[ends - 1] - values[starts]
+        open_ = (ends - starts >= 2 * MIN_SPLIT_ROWS) & ~np.isin(edges, list(kept))
+        k = int(np.argmax(np.where(open_, widths, -1.0)))
+        if not open_[k] or widths[k] <= widest:
+            break
+        split = _split_at_median(values, edges, starts[k], ends[k])
+        low = np.searchsorted(values, split[k + 1], side="left") - starts[k]
+        if min(low, ends[k] - starts[k] - low) < MIN_SPLIT_ROWS:
+            kept.add(edges[k])
+        else:
+            edges = split
     return edges
 
 
@@ -126,14 +158,14 @@ class _NumericCodec:
         return len(self.edges)
 
     @classmethod
-    def fit(cls, name: str, arr: pa.Array, n_bins: int) -> _NumericCodec | None:
+    def fit(cls, name: str, arr: pa.Array, n_bins: int, max_width: float) -> _NumericCodec | None:
         values, missing = _numeric_values(arr)
         values = np.sort(values[~missing])
         if len(values) == 0:
             return None
         if not np.isfinite(values).all():
             raise SeqdiffError(f"column {name!r}: infinite values cannot be modelled")
-        edges = _bin_edges(values, n_bins)
+        edges = _bin_edges(values, n_bins, max_width)
         starts = np.searchsorted(values, edges, side="left")
         ends = np.append(starts[1:], len(values))
         means = np.array([values[s:e].mean() for s, e in zip(starts, ends, strict=True)])
@@ -270,7 +302,7 @@ class _CategoricalCodec:
         return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
 
     @classmethod
-    def fit(cls, name: str, arr: pa.Array, n_bins: int) -> _CategoricalCodec | None:
+    def fit(cls, name: str, arr: pa.Array) -> _CategoricalCodec | None:
         plain = cls._plain(arr)
         observed = plain.filter(pc.invert(pc.is_null(plain, nan_is_null=True)))
         categories = sorted(pc.unique(observed).to_pylist())
@@ -355,17 +387,35 @@ class TableEncoder:
 
     @classmethod
     def fit(
-        cls, data: TableLike, schema: Schema | None = None, *, n_bins: int = N_BINS, source: str = "table"
+        cls,
+        data: TableLike,
+        schema: Schema | None = None,
+        *,
+        n_bins: int = N_BINS,
+        max_bin_width: float = MAX_BIN_WIDTH,
+        source: str = "table",
     ) -> TableEncoder:
         """Learn vocabularies and bins from the observed cells of `data` (schema inferred when None).
 
+        A numeric column gets `n_bins` quantile bins; then, while a bin spans more than `max_bin_width`
+        of the column's standard deviations and holds 2 MIN_SPLIT_ROWS values, the widest such bin is
+        split at its median, up to 2 `n_bins` bins (0: quantile bins only).
+
         Example:
             >>> import pandas as pd
-            >>> TableEncoder.fit(pd.DataFrame({"x": [float(i) for i in range(100)]}), n_bins=4).token_names
+            >>> df = pd.DataFrame({"x": [float(i) for i in range(100)]})
+            >>> TableEncoder.fit(df, n_bins=4, max_bin_width=0).token_names
             ['x=[0,25)', 'x=[25,50)', 'x=[50,75)', 'x=[75,99]']
+            >>> tail = pd.DataFrame({"x": [*range(60), *range(100, 4100, 100)]})  # a long right tail
+            >>> TableEncoder.fit(tail, n_bins=4, max_bin_width=0).token_names
+            ['x=[0,25)', 'x=[25,50)', 'x=[50,1600)', 'x=[1600,4000]']
+            >>> TableEncoder.fit(tail, n_bins=4).token_names
+            ['x=[0,25)', 'x=[25,50)', 'x=[50,300)', 'x=[300,1600)', 'x=[1600,2800)', 'x=[2800,4000]']
         """
         if n_bins < 1:
             raise SeqdiffError(f"n_bins must be at least 1, got {n_bins}")
+        if not max_bin_width >= 0:
+            raise SeqdiffError(f"max_bin_width must be non-negative, got {max_bin_width}")
         table = to_arrow(data, source)
         if table.num_rows == 0:
             raise SeqdiffError(f"{source}: the table has no rows")
@@ -374,7 +424,11 @@ class TableEncoder:
         codecs, skipped = [], []
         for name in schema.modelled:
             try:
-                codec = _CODECS[schema.kind_of(name)].fit(name, table.column(name).combine_chunks(), n_bins)
+                column = table.column(name).combine_chunks()
+                if schema.kind_of(name) == "numeric":
+                    codec = _NumericCodec.fit(name, column, n_bins, max_bin_width)
+                else:
+                    codec = _CategoricalCodec.fit(name, column)
             except SeqdiffError as exc:
                 raise SeqdiffError(f"{source}: {exc}") from exc
             if codec is None:

@@ -91,6 +91,7 @@ def test_values_beat_bins_alone_when_columns_relate_below_the_bin_scale():
     for frequencies in (0, MaskedDiffusionImputer().value_frequencies):
         imputer = MaskedDiffusionImputer(
             n_bins=4,
+            max_bin_width=0,  # exactly 4 bins: x's bin says nothing about y
             value_frequencies=frequencies,
             dim=32,
             n_layers=1,

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.encoding import TableEncoder, iter_record_batches, read_table
+from seqdiff.tabular.encoding import MIN_SPLIT_ROWS, TableEncoder, iter_record_batches, read_table
 from seqdiff.tabular.schema import ColumnSpec, Schema, infer_schema
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "tabular"
@@ -160,25 +160,64 @@ def test_encoder_round_trip_on_adult():
         assert enc.allowed[j, start : start + size].all()
         assert all(name.startswith(enc.columns[j] + "=") for name in enc.token_names[start : start + size])
     assert "workclass=Private" in enc.token_names
-    assert enc.vocab_sizes[enc.columns.index("fnlwgt")] == 32
+    fnlwgt = enc.columns.index("fnlwgt")
+    assert TableEncoder.fit(table, max_bin_width=0).vocab_sizes[fnlwgt] == 32
+    assert 32 < enc.vocab_sizes[fnlwgt] <= 64  # its long right tail is split further
 
 
 def test_numeric_bins():
     table = sample("adult", 5000)
-    enc = TableEncoder.fit(table)
+    enc = TableEncoder.fit(table, max_bin_width=0)
     j = enc.columns.index("capital_gain")
     names = enc.token_names[enc.offsets[j] : enc.offsets[j] + enc.vocab_sizes[j]]
     # The spike at 0 (over 90% of rows) is its own bin; the other values still share the remaining bins.
     assert names[0] == "capital_gain=0" and names[1].startswith("capital_gain=[")
     assert enc.vocab_sizes[j] == 32
     magic = sample("magic")
-    counts = np.bincount(TableEncoder.fit(magic).encode(magic)[:, 0], minlength=32)
+    counts = np.bincount(TableEncoder.fit(magic, max_bin_width=0).encode(magic)[:, 0], minlength=32)
     assert counts.min() > 0.6 * counts.mean()  # quantile bins are balanced on a continuous column
     low_high = pd.DataFrame({"fnlwgt": [-1e12, 1e12]}).assign(
         **{c: table.column(c)[0].as_py() for c in enc.columns if c != "fnlwgt"}
     )
     j = enc.columns.index("fnlwgt")
     assert enc.encode(low_high)[:, j].tolist() == [enc.offsets[j], enc.offsets[j] + enc.vocab_sizes[j] - 1]
+
+
+def bins_of(values: np.ndarray, **fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(left edges, training values per bin, value span per bin) of one numeric column."""
+    edges = TableEncoder.fit(pd.DataFrame({"x": values}), **fit)._codecs[0].edges
+    ordered = np.sort(values)
+    starts = np.searchsorted(ordered, edges)
+    ends = np.append(starts[1:], len(ordered))
+    return edges, ends - starts, ordered[ends - 1] - ordered[starts]
+
+
+@pytest.mark.parametrize("sigma", [0.7, 1.5])
+def test_heavy_tails_get_finer_bins(sigma):
+    values = np.random.default_rng(0).lognormal(sigma=sigma, size=5000)
+    quantile, _, _ = bins_of(values, max_bin_width=0)
+    edges, counts, spans = bins_of(values, max_bin_width=0.25)
+    assert len(quantile) == 32 and 32 < len(edges) <= 64
+    assert np.isin(quantile, edges).all()  # splits only add edges: every quantile bin is cut, none moved
+    assert counts.min() >= MIN_SPLIT_ROWS
+    splittable = counts >= 2 * MIN_SPLIT_ROWS
+    if len(edges) < 64:  # below the cap, every bin that could still be split is narrow enough
+        assert (spans[splittable] <= 0.25 * values.std()).all()
+    else:  # at the cap, the widest bins were split first
+        assert spans[splittable].max() < np.diff(np.sort(values)[[len(values) * 31 // 32, -1]])[0]
+    # The split bins lie in the tail: the first 16 quantile bins (the body) are left whole.
+    assert np.isin(edges[edges < np.median(values)], quantile).all()
+
+
+def test_bins_of_evenly_spread_or_tied_values():
+    rng = np.random.default_rng(1)
+    edges, _, _ = bins_of(rng.random(5000))  # 32 bins of 0.11 standard deviations: nothing to split
+    assert len(edges) == 32
+    # A spike at the top holds 500 equal values: it cannot be split, the rest of the tail still is.
+    tied = np.concatenate([rng.random(4000), rng.random(300) * 100, np.full(500, 100.0)])
+    edges, counts, spans = bins_of(tied)
+    assert 100.0 in edges and counts[-1] == 500 and spans[-1] == 0
+    assert len(edges) > 32 and counts.min() >= MIN_SPLIT_ROWS
 
 
 def test_low_cardinality_numeric_round_trips_exactly():
@@ -208,7 +247,7 @@ def test_decode_point():
 def test_decode_point_median():
     # Two bins of 0..99 (50 values each); the median follows the cumulative mass inside a bin.
     df = pd.DataFrame({"x": np.arange(100.0)})
-    enc = TableEncoder.fit(df, n_bins=2)
+    enc = TableEncoder.fit(df, n_bins=2, max_bin_width=0)
     probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.25, 0.75], [0.9, 0.1]])
     median = enc.decode_point([probs], numeric="median").column("x").to_numpy()
     assert median.tolist() == pytest.approx([24.5, 74.5, 49.0, 50 + 49 / 3, 49 * 0.5 / 0.9])

@@ -251,8 +251,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         max_bin_width: then, while a numeric column's bin spans more than this many of its standard
             deviations and holds at least 16 training values, the widest such bin is split at its median,
             up to 2 n_bins bins (`TableEncoder.fit`; 0: quantile bins only). Heavy tails get finer bins:
-            at 20,000 rows the default (0.25) lowered MAE on California, magic and beijing by 1.5-4.5%
-            against 0 (BENCHMARKS.md, "Bins in heavy tails").
+            at 20,000 rows the default (0.25) lowered MAE against quantile bins alone on five of the six
+            benchmark tables, by 0.4-5% (California 0.310 -> 0.296), and left adult level; at a second
+            seed California and magic improved again and beijing was level (BENCHMARKS.md, "Bins in
+            heavy tails").
         value_frequencies: besides its bin, the model sees where each observed numeric value lies in its
             column: sines and cosines of pi 2^k q for k < value_frequencies, q its rank place in [0, 1]
             (`seqdiff.core.denoiser.ValueEmbedding`); 0: the bin alone. At 20,000 rows the default (5)

@@ -900,6 +900,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         params = {"dim": d.dim, "n_layers": d.n_layers, "n_heads": d.n_heads, "schedule": spec.schedule}
         params.update(extra.get("imputer", {}))
         params["value_frequencies"] = d.value_frequencies  # what the model has (0 in older bundles)
+        params.setdefault("max_bin_width", 0.0)  # older bundles' bins are quantile bins alone
         if device is not None:
             params["device"] = device
         try:

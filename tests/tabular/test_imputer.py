@@ -310,15 +310,17 @@ def test_save_load_round_trip(fitted, holed, tmp_path):
 
 def test_bundles_from_before_value_features_still_load(holed, tmp_path):
     """A bundle saved before numeric places existed (no "ordered", no "value_frequencies") loads as a
-    bins-only model and imputes as it did."""
+    bins-only model and imputes as it did; one saved before tail bins were split says so in its
+    parameters."""
     imputer = MaskedDiffusionImputer(**{**TINY, "max_steps": 5, "value_frequencies": 0}).fit(holed)
     imputer.save(tmp_path / "old")
     config = json.loads((tmp_path / "old" / "config.json").read_text())
     del config["spec"]["ordered"], config["spec"]["denoiser"]["value_frequencies"]
-    del config["imputer"]["value_frequencies"]
+    del config["imputer"]["value_frequencies"], config["imputer"]["max_bin_width"]
     (tmp_path / "old" / "config.json").write_text(json.dumps(config))
     loaded = MaskedDiffusionImputer.load(tmp_path / "old")
     assert loaded.value_frequencies == 0 and loaded.model_.ordered is None
+    assert loaded.max_bin_width == 0 and imputer.max_bin_width == 0.25
     pd.testing.assert_frame_equal(loaded.transform(holed), imputer.transform(holed))
 
 

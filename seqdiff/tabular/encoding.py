@@ -83,7 +83,7 @@ def _from_values(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
 
 def _split_at_median(values: np.ndarray, edges: np.ndarray, start: int, end: int) -> np.ndarray:
     """`edges` with the bin holding sorted `values[start:end]` (more than one distinct value) split at
-    its median: the first value above the bin's first value where the median equals it."""
+    its median value, or at the next larger value where the median equals the bin's first value."""
     split = values[(start + end) // 2]
     if split == values[start]:
         split = values[np.searchsorted(values, split, side="right")]
@@ -99,9 +99,9 @@ def _bin_edges(values: np.ndarray, n_bins: int, max_width: float = 0.0) -> np.nd
 
     Then, with `max_width` > 0, the widest bin spanning more than `max_width` standard deviations is
     split at its median, again and again, while both halves keep MIN_SPLIT_ROWS values, up to
-    2 `n_bins` bins in all. In a heavy tail a quantile bin spans many standard deviations (California's
-    top total_rooms bin of 32: about 15), and a value is known to the model only up to its bin: there
-    most of the imputation error was (BENCHMARKS.md, "Bins in heavy tails").
+    2 `n_bins` bins in all. In a heavy tail a quantile bin spans many standard deviations (the top bin
+    of 32 on California's count columns: 12-22), and a value is known to the model only up to its bin:
+    there most of the imputation error was (BENCHMARKS.md, "Bins in heavy tails").
     """
     distinct = np.unique(values)
     if len(distinct) <= n_bins:

@@ -82,27 +82,15 @@ def sawtooth(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"x": x, "y": (4 * x) % 1.0})
 
 
-def test_values_beat_bins_alone_when_columns_relate_below_the_bin_scale():
+def test_values_beat_bins_alone_when_columns_relate_below_the_bin_scale(y_imputation_error):
     complete = sawtooth(2000)
-    holed = complete.copy()
-    hidden = np.random.default_rng(1).random(len(holed)) < 0.3
-    holed.loc[hidden, "y"] = np.nan
-    errors = {}
-    for frequencies in (0, MaskedDiffusionImputer().value_frequencies):
-        imputer = MaskedDiffusionImputer(
-            n_bins=4,
-            max_bin_width=0,  # exactly 4 bins: x's bin says nothing about y
-            value_frequencies=frequencies,
-            dim=32,
-            n_layers=1,
-            n_heads=2,
-            max_steps=400,
-            early_stopping=False,
-            lr=1e-2,
-            device="cpu",
+    hidden = np.random.default_rng(1).random(len(complete)) < 0.3
+    errors = {  # exactly 4 bins (max_bin_width=0): x's bin says nothing about y
+        frequencies: y_imputation_error(
+            complete, hidden, n_bins=4, max_bin_width=0, value_frequencies=frequencies
         )
-        out = imputer.fit(holed).transform(holed)
-        errors[frequencies] = float((out["y"][hidden] - complete["y"][hidden]).abs().mean())
+        for frequencies in (0, MaskedDiffusionImputer().value_frequencies)
+    }
     # Bins alone leave y's bin a guess (mean error about 1/4); with x's place its bin is known, and
     # what is left is y's place inside its bin (about 1/16).
     assert errors[5] < 0.5 * errors[0], errors

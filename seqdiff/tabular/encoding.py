@@ -81,6 +81,12 @@ def _from_values(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     return pa.array(values).cast(arrow_type)
 
 
+def _bin_bounds(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) indices into sorted `values` of each bin whose left edges are `edges`."""
+    starts = np.searchsorted(values, edges, side="left")
+    return starts, np.append(starts[1:], len(values))
+
+
 def _split_at_median(values: np.ndarray, edges: np.ndarray, start: int, end: int) -> np.ndarray:
     """`edges` with the bin holding sorted `values[start:end]` (more than one distinct value) split at
     its median value, or at the next larger value where the median equals the bin's first value."""
@@ -106,19 +112,16 @@ def _bin_edges(values: np.ndarray, n_bins: int, max_width: float = 0.0) -> np.nd
     distinct = np.unique(values)
     if len(distinct) <= n_bins:
         return distinct
-    n = len(values)
-    edges = np.unique(values[(np.arange(n_bins) * n) // n_bins])
+    edges = np.unique(values[(np.arange(n_bins) * len(values)) // n_bins])
     while len(edges) < n_bins:
-        starts = np.searchsorted(values, edges, side="left")
-        ends = np.append(starts[1:], n)
+        starts, ends = _bin_bounds(values, edges)
         splittable = values[ends - 1] > values[starts]
         k = int(np.argmax(np.where(splittable, ends - starts, -1)))
         edges = _split_at_median(values, edges, starts[k], ends[k])
     widest = max_width * float(values.std())
     kept: set[float] = set()  # left edges of bins whose median split would leave a half too small (ties)
     while max_width > 0 and len(edges) < 2 * n_bins:
-        starts = np.searchsorted(values, edges, side="left")
-        ends = np.append(starts[1:], n)
+        starts, ends = _bin_bounds(values, edges)
         widths = values[ends - 1] - values[starts]
         open_ = (ends - starts >= 2 * MIN_SPLIT_ROWS) & ~np.isin(edges, list(kept))
         k = int(np.argmax(np.where(open_, widths, -1.0)))
@@ -166,8 +169,7 @@ class _NumericCodec:
         if not np.isfinite(values).all():
             raise SeqdiffError(f"column {name!r}: infinite values cannot be modelled")
         edges = _bin_edges(values, n_bins, max_width)
-        starts = np.searchsorted(values, edges, side="left")
-        ends = np.append(starts[1:], len(values))
+        starts, ends = _bin_bounds(values, edges)
         means = np.array([values[s:e].mean() for s, e in zip(starts, ends, strict=True)])
         # Evenly spaced order statistics, first and last included, stand in for a bin's values.
         samples = [

@@ -77,6 +77,8 @@ def impute(
     if method in SEQDIFF:
         imputer = MaskedDiffusionImputer(
             max_steps=args.max_steps,
+            max_extra_steps=args.max_extra_steps,
+            extend_tol=args.extend_tol,
             max_minutes=args.max_minutes,
             early_stopping=args.early_stopping,
             loss_weighting=args.loss_weighting,
@@ -160,7 +162,8 @@ def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespa
         "# Tabular imputation benchmark (DiffPuter protocol)",
         "",
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
-        f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_minutes={args.max_minutes}, "
+        f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_extra_steps={args.max_extra_steps}, "
+        f"extend_tol={args.extend_tol}, max_minutes={args.max_minutes}, "
         f"early_stopping={args.early_stopping}, loss_weighting={args.loss_weighting}, precision={args.precision}, "
         f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, max_bin_width={args.max_bin_width}, value_frequencies={args.value_frequencies}, batch_rows={args.fit_batch_rows}, "
         f"dim={args.dim}, n_layers={args.n_layers}, n_samples={args.samples}, device={args.device}, "
@@ -288,6 +291,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=20_000, help="subsample larger datasets to this many rows")
     p.add_argument("--rate", type=float, default=0.3, help="fraction of cells hidden")
     p.add_argument("--max-steps", type=int, default=2000, help="seqdiff training steps")
+    p.add_argument(
+        "--max-extra-steps",
+        type=int,
+        default=MaskedDiffusionImputer().max_extra_steps,
+        help="seqdiff: steps past --max-steps while the held-out cells still improve",
+    )
+    p.add_argument(
+        "--extend-tol",
+        type=float,
+        default=MaskedDiffusionImputer().extend_tol,
+        help="seqdiff: relative improvement per 500 steps that extends training past --max-steps",
+    )
     p.add_argument("--max-minutes", type=float, help="seqdiff training time limit per fit")
     p.add_argument(
         "--early-stopping",

@@ -72,9 +72,11 @@ def cmd_impute(args: argparse.Namespace) -> None:
         imputer.fit(table, source=str(args.input))
         if "best_step" in imputer.training_:
             fit = imputer.training_
+            extra = fit["steps"] - fit["schedule_steps"]
+            past = f" ({extra:,} past --max-steps: the held-out cells still improved)" if extra > 0 else ""
             _say(
-                f"early stopping: {fit['steps']:,} steps, best held-out NLL {fit['validation_nll_per_cell']:.3f} "
-                f"nats per cell at step {fit['best_step']:,} (kept)"
+                f"early stopping: {fit['steps']:,} steps{past}, best held-out NLL "
+                f"{fit['validation_nll_per_cell']:.3f} nats per cell at step {fit['best_step']:,} (kept)"
             )
         if args.save_model:
             imputer.save(args.save_model)
@@ -104,6 +106,8 @@ def cmd_impute(args: argparse.Namespace) -> None:
 # Fitting settings of `seqdiff impute`: CLI flag -> MaskedDiffusionImputer parameter.
 FIT_FLAGS = {
     "--max-steps": "max_steps",
+    "--max-extra-steps": "max_extra_steps",
+    "--extend-tol": "extend_tol",
     "--max-minutes": "max_minutes",
     "--bins": "n_bins",
     "--max-bin-width": "max_bin_width",
@@ -159,7 +163,24 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--categorical", nargs="+", metavar="COL", help="columns to model as categorical")
     p.add_argument("--numeric", nargs="+", metavar="COL", help="columns to model as numeric")
-    p.add_argument("--max-steps", type=int, help="training steps when fitting (default 2000)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        help="training steps when fitting: the learning-rate schedule's length (default 2000)",
+    )
+    p.add_argument(
+        "--max-extra-steps",
+        type=int,
+        help="with early stopping, train past --max-steps, in rounds of half of it, by at most this many "
+        "steps while the held-out cells still improve (default 2000; 0: never)",
+    )
+    p.add_argument(
+        "--extend-tol",
+        type=float,
+        metavar="FRACTION",
+        help="the held-out cells' relative improvement over the last quarter of --max-steps steps above "
+        "which training goes past it, or on to another round (default 0.005)",
+    )
     p.add_argument(
         "--max-minutes",
         type=float,

@@ -59,7 +59,7 @@ from seqdiff.tabular.encoding import NUMERIC_POINTS, TableEncoder, _from_values,
 from seqdiff.tabular.model import TIE_RATES, TableRows, init_ordered_bins, table_spec
 from seqdiff.tabular.schema import Schema, TableLike, infer_schema, to_arrow
 from seqdiff.training.config import ModelConfig, TrainerConfig
-from seqdiff.training.module import DiffusionModule, OptimConfig
+from seqdiff.training.module import DiffusionModule, OptimConfig, extension_round
 from seqdiff.training.train import fit_module
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ DECODE_BLOCK = 1024  # global rows per in-bin-draw generator: values do not depe
 SAMPLER_CELLS = 8_000_000  # rows x columns x vocab per sampler call: it holds float64 tensors of that size
 WARMUP_STEPS = 100
 VALIDATION_EVERY = 100  # training steps between two early-stopping checks
+EXTENSION_RESTART = 0.5  # each round past max_steps restarts the learning rate at this x its peak
 MAX_VALIDATION_CELLS = 20_000  # held-out cells at most: a check costs a few training steps, not more
 SAMPLING_GRID = "cosine"
 
@@ -104,12 +105,15 @@ class _FitProgress(L.Callback):
         self.bar: Any = None
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.bar = tqdm(total=trainer.max_steps, desc="fitting", unit="step", disable=self.disable)
+        self.bar = tqdm(total=module.optim.total_steps, desc="fitting", unit="step", disable=self.disable)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        # The planned steps; past them (training extended while it still improves), the steps so far.
+        total = max(module.optim.total_steps, trainer.global_step)
+        self.bar.total = total
         self.bar.update(1)
         if self.on_step is not None:
-            self.on_step(trainer.global_step, trainer.max_steps)
+            self.on_step(trainer.global_step, total)
         nelbo = trainer.callback_metrics.get("train/nelbo")
         if nelbo is not None and trainer.global_step % 10 == 0:
             self.bar.set_postfix(nelbo=f"{float(nelbo):.3f}")
@@ -134,7 +138,7 @@ class _TimeBudget(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
         step = trainer.global_step
-        if step % 20:
+        if step % 20 or step >= module.optim.total_steps:  # past it, extension rounds keep their end
             return
         elapsed = time.perf_counter() - self.start
         fits = step + int((self.seconds - elapsed) * step / elapsed)
@@ -168,20 +172,36 @@ class _EarlyStopping(L.Callback):
     log-likelihood given the rest of their row, all of them masked at once (the condition `transform`
     predicts in), in the training precision (bf16 autocast where training used it). After
     ``patience`` checks without improvement training stops; at the end the EMA weights of the best
-    check are restored, and ``history`` holds every (step, NLL)."""
+    check are restored, and ``history`` holds every (step, NLL).
+
+    Once the learning-rate schedule has ended (``module.optim.total_steps``), training goes on in
+    rounds of `extension_round` steps (each a warm restart of the rate, `warmup_cosine`) while the
+    best NLL fell by more than ``extend_tol`` (relative) over the last quarter of the schedule's
+    steps, when the schedule and each round end; the Trainer's max_steps caps the rounds."""
 
     def __init__(
-        self, context: np.ndarray, within: np.ndarray, held: np.ndarray, mask_id: int, patience: int
+        self,
+        context: np.ndarray,
+        within: np.ndarray,
+        held: np.ndarray,
+        mask_id: int,
+        patience: int,
+        extend_tol: float,
     ):
         rows = np.flatnonzero((held != mask_id).any(axis=1))
         self.context, self.within, self.held = context[rows], within[rows].astype(np.float32), held[rows]
-        self.mask_id, self.patience = mask_id, patience
+        self.mask_id, self.patience, self.extend_tol = mask_id, patience, extend_tol
         self.history: list[tuple[int, float]] = []
         self.best_state: dict[str, torch.Tensor] | None = None
 
     @property
     def best(self) -> tuple[int, float]:
         return min(self.history, key=lambda item: item[1])
+
+    def still_improving(self, step: int, window: int) -> bool:
+        """Whether the best NLL fell by more than extend_tol over the last `window` steps."""
+        before = [nll for at, nll in self.history if at <= step - window]
+        return bool(before) and self.best[1] < min(before) * (1 - self.extend_tol)
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module) -> float:
@@ -206,17 +226,26 @@ class _EarlyStopping(L.Callback):
         if not self.history or nll < self.best[1]:
             self.best_state = {k: v.detach().clone() for k, v in module.ema.state_dict().items()}
         self.history.append((step, nll))
-        if step - self.best[0] >= self.patience * VALIDATION_EVERY:
+        stalled = step - self.best[0] >= self.patience * VALIDATION_EVERY
+        planned = module.optim.total_steps
+        window = max(VALIDATION_EVERY, planned // 4)
+        if stalled or (_round_end(step, planned) and not self.still_improving(step, window)):
             trainer.should_stop = True
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
-        if trainer.global_step % VALIDATION_EVERY == 0:
+        step = trainer.global_step
+        if step % VALIDATION_EVERY == 0 or _round_end(step, module.optim.total_steps):
             self.check(trainer, module)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.check(trainer, module)
         if self.best_state is not None:
             module.ema.load_state_dict(self.best_state)
+
+
+def _round_end(step: int, schedule_steps: int) -> bool:
+    """Whether `step` ends the learning-rate schedule or a round of training past it."""
+    return step >= schedule_steps and (step - schedule_steps) % extension_round(schedule_steps) == 0
 
 
 @dataclass
@@ -272,6 +301,13 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             (BENCHMARKS.md, "The training objective").
         max_steps, max_minutes: training budget (whichever ends first); lr: peak AdamW learning rate
             (linear warmup, then cosine decay that ends with the budget); batch_rows: rows per batch.
+        max_extra_steps, extend_tol: with early stopping, training may go past max_steps. When the
+            schedule ends there, and the held-out cells' best NLL fell by more than extend_tol
+            (relative) over its last quarter, training goes on in rounds of max_steps / 2 steps, each
+            restarting the learning rate at half its peak and decaying it again; after each round the
+            same test decides whether another follows, up to max_extra_steps in all (0: never). Tables
+            still learning at max_steps get more steps, the others stop there (BENCHMARKS.md,
+            "Training past max_steps").
         early_stopping: hold out ``validation_fraction`` of the observed cells (at most 20,000) from
             training; every 100 steps score the model on them (their negative log-likelihood given the
             rest of their row, which is how `transform` predicts); stop once ``n_iter_no_change``
@@ -329,6 +365,8 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         tie_rates: str = "value",
         loss_weighting: str = "auto",
         max_steps: int = 2000,
+        max_extra_steps: int = 2000,
+        extend_tol: float = 0.005,
         max_minutes: float | None = None,
         early_stopping: bool = True,
         validation_fraction: float = 0.05,
@@ -357,6 +395,8 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         self.tie_rates = tie_rates
         self.loss_weighting = loss_weighting
         self.max_steps = max_steps
+        self.max_extra_steps = max_extra_steps
+        self.extend_tol = extend_tol
         self.max_minutes = max_minutes
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -391,10 +431,12 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise SeqdiffError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.value_frequencies, int | np.integer) or self.value_frequencies < 0:
-            raise SeqdiffError(
-                f"value_frequencies must be a non-negative integer, got {self.value_frequencies!r}"
-            )
+        for name in ["value_frequencies", "max_extra_steps"]:
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or value < 0:
+                raise SeqdiffError(f"{name} must be a non-negative integer, got {value!r}")
+        if not isinstance(self.extend_tol, int | float) or not self.extend_tol >= 0:
+            raise SeqdiffError(f"extend_tol must be a non-negative number, got {self.extend_tol!r}")
         if not isinstance(self.max_bin_width, int | float) or not self.max_bin_width >= 0:
             raise SeqdiffError(f"max_bin_width must be a non-negative number, got {self.max_bin_width!r}")
         if self.sampling_steps is not None and self.sampling_steps < 1:
@@ -497,6 +539,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         self.n_features_in_ = table.num_columns
         self.training_ = {
             "steps": steps,
+            "schedule_steps": module.optim.total_steps,
             "rows": table.num_rows,
             "minutes": (time.perf_counter() - start) / 60,
             "train_nelbo_per_cell": nelbo,
@@ -529,9 +572,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             lr=self.lr,
             warmup_steps=min(WARMUP_STEPS, max(1, self.max_steps // 10)),
             total_steps=self.max_steps,
+            restart_ratio=EXTENSION_RESTART,
         )
         trainer_cfg = TrainerConfig(
-            max_steps=self.max_steps,
+            max_steps=self.max_steps + (self.max_extra_steps if held is not None else 0),
             max_minutes=self.max_minutes,
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=[device.index or 0] if device.type == "cuda" else 1,
@@ -553,7 +597,9 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
                 callbacks.append(_TimeBudget(self.max_minutes, self.max_steps))
             stopping = None
             if held is not None:
-                stopping = _EarlyStopping(tokens, within, held, spec.mask_id, self.n_iter_no_change)
+                stopping = _EarlyStopping(
+                    tokens, within, held, spec.mask_id, self.n_iter_no_change, self.extend_tol
+                )
                 callbacks.append(stopping)
             with _quiet_lightning():
                 trainer = fit_module(module, data, trainer_cfg, callbacks=callbacks, validate=False)
@@ -902,6 +948,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         params.update(extra.get("imputer", {}))
         params["value_frequencies"] = d.value_frequencies  # what the model has (0 in older bundles)
         params.setdefault("max_bin_width", 0.0)  # older bundles' bins are quantile bins alone
+        params.setdefault("max_extra_steps", 0)  # and they trained for max_steps at most
         if device is not None:
             params["device"] = device
         try:

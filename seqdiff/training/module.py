@@ -33,17 +33,39 @@ class OptimConfig:
     total_steps: int = 10_000
     min_lr_ratio: float = 0.1
     ema_decay: float = 0.999
+    restart_ratio: float = 0.0  # past total_steps (training extended): see warmup_cosine
 
 
-def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float) -> float:
+def extension_round(total: int) -> int:
+    """Steps in one round of training past the end of a ``total``-step schedule: half of it, at least
+    100.
+
+    Example:
+        >>> extension_round(2000), extension_round(40)
+        (1000, 100)
+    """
+    return max(100, total // 2)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, restart_ratio: float = 0.0) -> float:
     """LR multiplier: linear warmup to 1, then cosine decay to ``min_ratio`` at ``total``.
+
+    Past ``total`` it stays at ``min_ratio``; with a ``restart_ratio`` above it, it runs in rounds of
+    `extension_round` (total) steps instead, each a cosine decay from ``restart_ratio`` to ``min_ratio``
+    (warm restarts, Loshchilov & Hutter, ICLR 2017).
 
     Example:
         >>> warmup_cosine(0, 10, 100, 0.1), warmup_cosine(100, 10, 100, 0.1)
         (0.1, 0.1)
+        >>> warmup_cosine(100, 10, 100, 0.1, restart_ratio=0.5), warmup_cosine(199, 10, 100, 0.1, 0.5) < 0.11
+        (0.5, True)
     """
     if step < warmup:
         return (step + 1) / warmup
+    if step >= total and restart_ratio > min_ratio:
+        round_steps = extension_round(total)
+        progress = (step - total) % round_steps / round_steps
+        return min_ratio + (restart_ratio - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -140,7 +162,8 @@ class DiffusionModule(L.LightningModule):
         )
         o = self.optim
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda step: warmup_cosine(step, o.warmup_steps, o.total_steps, o.min_lr_ratio)
+            opt,
+            lambda step: warmup_cosine(step, o.warmup_steps, o.total_steps, o.min_lr_ratio, o.restart_ratio),
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

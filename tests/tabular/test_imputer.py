@@ -298,17 +298,19 @@ def test_save_load_round_trip(fitted, holed, tmp_path):
 
 def test_bundles_from_before_value_features_still_load(holed, tmp_path):
     """A bundle saved before numeric places existed (no "ordered", no "value_frequencies") loads as a
-    bins-only model and imputes as it did; one saved before tail bins were split says so in its
-    parameters."""
+    bins-only model and imputes as it did; one saved before tail bins were split, or before training
+    went past max_steps, says so in its parameters."""
     imputer = MaskedDiffusionImputer(**{**TINY, "max_steps": 5, "value_frequencies": 0}).fit(holed)
     imputer.save(tmp_path / "old")
     config = json.loads((tmp_path / "old" / "config.json").read_text())
     del config["spec"]["ordered"], config["spec"]["denoiser"]["value_frequencies"]
     del config["imputer"]["value_frequencies"], config["imputer"]["max_bin_width"]
+    del config["imputer"]["max_extra_steps"], config["imputer"]["extend_tol"]
     (tmp_path / "old" / "config.json").write_text(json.dumps(config))
     loaded = MaskedDiffusionImputer.load(tmp_path / "old")
     assert loaded.value_frequencies == 0 and loaded.model_.ordered is None
     assert loaded.max_bin_width == 0 and imputer.max_bin_width == 0.25
+    assert loaded.max_extra_steps == 0 and imputer.max_extra_steps == 2000
     pd.testing.assert_frame_equal(loaded.transform(holed), imputer.transform(holed))
 
 
@@ -367,6 +369,8 @@ def test_sklearn_conventions_and_bad_params(holed):
         {"value_frequencies": -1},
         {"max_bin_width": -0.1},
         {"max_bin_width": float("nan")},
+        {"max_extra_steps": -1},
+        {"extend_tol": -0.01},
         {"schedule": "genmd4", "loss_weighting": "uniform"},
     ]:
         with pytest.raises(SeqdiffError):
@@ -495,6 +499,10 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
         "3",
         "--max-bin-width",
         "0",
+        "--max-extra-steps",
+        "7",
+        "--extend-tol",
+        "0.02",
     ]
     run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
     imputer = MaskedDiffusionImputer.load(model)
@@ -504,6 +512,7 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
     assert imputer.precision == imputer.training_["precision"] == "32-true"
     assert imputer.value_frequencies == imputer.spec_.denoiser.value_frequencies == 3
     assert imputer.max_bin_width == 0
+    assert (imputer.max_extra_steps, imputer.extend_tol) == (7, 0.02)
     assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
     with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
         run_cli(
@@ -544,11 +553,32 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(holed):
     train, held = hold_out_cells(tokens, imputer.encoder_.mask_id, 0.1, np.random.default_rng(imputer.seed))
     assert fit["held_out_cells"] == (held != imputer.encoder_.mask_id).sum()
     within = imputer.encoder_.within(table)
-    checks = _EarlyStopping(train, within, held, imputer.encoder_.mask_id, 2)
+    checks = _EarlyStopping(train, within, held, imputer.encoder_.mask_id, 2, imputer.extend_tol)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fit["precision"] == "bf16-mixed"):
         rescored = checks.score(imputer.model_)  # checks run in the training precision
     assert rescored == pytest.approx(fit["validation_nll_per_cell"], rel=1e-5)
     assert_observed_unchanged(imputer.transform(holed), holed)
+
+
+def test_training_goes_past_max_steps_only_while_the_held_out_cells_improve(holed):
+    def fit(**params) -> dict:
+        settings = {**TINY, "max_steps": 200, "n_iter_no_change": 50, "validation_fraction": 0.1}
+        return MaskedDiffusionImputer(**settings, **params).fit(holed).training_
+
+    extended = fit(max_extra_steps=400, extend_tol=0.0)
+    assert extended["schedule_steps"] == 200 < extended["steps"] <= 600
+    best = np.minimum.accumulate([nll for _, nll in extended["validation_history"]])
+    steps = [step for step, _ in extended["validation_history"]]
+    # The rule looks back a quarter of max_steps, at least one check: here the previous check.
+    # Every check from step 200 on but the last found a lower best NLL than the one before.
+    for i in range(steps.index(200), len(steps) - 1):
+        assert best[i] < best[i - 1]
+    if extended["steps"] < 600:  # stopped by the rule, not by the cap
+        assert best[-1] == best[-2]
+    # A demand it cannot meet, no extra steps, no held-out cells: training ends with the schedule.
+    assert fit(max_extra_steps=400, extend_tol=0.5)["steps"] == 200
+    assert fit(max_extra_steps=0, extend_tol=0.0)["steps"] == 200
+    assert fit(max_extra_steps=400, extend_tol=0.0, early_stopping=False)["steps"] == 200
 
 
 def test_same_seed_same_imputation_from_scratch(holed):

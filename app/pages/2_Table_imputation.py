@@ -227,7 +227,10 @@ def fit_model(table: pa.Table, source: str, schema: Schema, settings: dict) -> M
         numeric=schema.numeric,
         seed=settings["seed"],
     )
-    label = f"Fitting: up to {settings['max_steps']:,} training steps on {table.num_rows:,} rows"
+    label = (
+        f"Fitting on {table.num_rows:,} rows: {settings['max_steps']:,} training steps planned, fewer or "
+        "more as the held-out cells decide"
+    )
     bar = st.progress(0.0, text=label)
 
     def on_step(done: int, total: int) -> None:

@@ -179,7 +179,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         type=float,
         metavar="FRACTION",
         help="the held-out cells' relative improvement over the last quarter of --max-steps steps above "
-        "which training goes past it, or on to another round (default 0.005)",
+        "which training goes past it, or on to another round (default 0.004)",
     )
     p.add_argument(
         "--max-minutes",

@@ -299,8 +299,9 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             schedules, elbo for genmd4 (its rates learn through the ELBO). At 20,000 rows uniform had
             the lower MAE on 5 of the 6 benchmark tables; at 1,000 rows the two were level
             (BENCHMARKS.md, "The training objective").
-        max_steps, max_minutes: training budget (whichever ends first); lr: peak AdamW learning rate
-            (linear warmup, then cosine decay that ends with the budget); batch_rows: rows per batch.
+        max_steps, max_minutes: training budget (whichever ends first; with early stopping, training
+            may go past max_steps, see max_extra_steps); lr: peak AdamW learning rate (linear warmup,
+            then cosine decay that ends with the budget); batch_rows: rows per batch.
         max_extra_steps, extend_tol: with early stopping, training may go past max_steps. When the
             schedule ends there, and the held-out cells' best NLL fell by more than extend_tol
             (relative) over its last quarter, training goes on in rounds of max_steps / 2 steps, each
@@ -366,7 +367,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         loss_weighting: str = "auto",
         max_steps: int = 2000,
         max_extra_steps: int = 2000,
-        extend_tol: float = 0.005,
+        extend_tol: float = 0.004,
         max_minutes: float | None = None,
         early_stopping: bool = True,
         validation_fraction: float = 0.05,

@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
         "--extend-tol",
         type=float,
         default=MaskedDiffusionImputer().extend_tol,
-        help="seqdiff: relative improvement per 500 steps that extends training past --max-steps",
+        help="seqdiff: the held-out cells' relative improvement over the last quarter of --max-steps "
+        "that extends training past it",
     )
     p.add_argument("--max-minutes", type=float, help="seqdiff training time limit per fit")
     p.add_argument(

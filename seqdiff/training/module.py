@@ -64,10 +64,10 @@ def warmup_cosine(step: int, warmup: int, total: int, min_ratio: float, restart_
         return (step + 1) / warmup
     if step >= total and restart_ratio > min_ratio:
         round_steps = extension_round(total)
-        progress = (step - total) % round_steps / round_steps
-        return min_ratio + (restart_ratio - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        peak, progress = restart_ratio, (step - total) % round_steps / round_steps
+    else:
+        peak, progress = 1.0, min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (peak - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class DiffusionModule(L.LightningModule):

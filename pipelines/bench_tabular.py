@@ -283,6 +283,7 @@ def redone(args: argparse.Namespace, dataset: str, mechanism: str, method: str) 
 
 
 def main(argv: list[str] | None = None) -> None:
+    defaults = MaskedDiffusionImputer()  # seqdiff's flags default to the imputer's own defaults
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="results JSON (a .md and a .html are written next to it)")
     p.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
@@ -294,13 +295,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--max-extra-steps",
         type=int,
-        default=MaskedDiffusionImputer().max_extra_steps,
+        default=defaults.max_extra_steps,
         help="seqdiff: steps past --max-steps while the held-out cells still improve",
     )
     p.add_argument(
         "--extend-tol",
         type=float,
-        default=MaskedDiffusionImputer().extend_tol,
+        default=defaults.extend_tol,
         help="seqdiff: the held-out cells' relative improvement over the last quarter of --max-steps "
         "that extends training past it",
     )
@@ -308,18 +309,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--early-stopping",
         action=argparse.BooleanOptionalAction,
-        default=MaskedDiffusionImputer().early_stopping,
+        default=defaults.early_stopping,
         help="seqdiff: hold out 5%% of the observed cells and stop once they stop improving",
     )
     p.add_argument(
         "--loss-weighting",
-        default=MaskedDiffusionImputer().loss_weighting,
+        default=defaults.loss_weighting,
         choices=LOSS_WEIGHTINGS,
         help="seqdiff training objective (auto: uniform for MD4)",
     )
     p.add_argument(
         "--precision",
-        default=MaskedDiffusionImputer().precision,
+        default=defaults.precision,
         choices=PRECISIONS,
         help="seqdiff training precision (auto: bf16 autocast where bf16 is native)",
     )
@@ -336,23 +337,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--max-bin-width",
         type=float,
-        default=MaskedDiffusionImputer().max_bin_width,
+        default=defaults.max_bin_width,
         help="seqdiff: split bins wider than this many standard deviations (0: quantile bins only)",
     )
     p.add_argument(
         "--value-frequencies",
         type=int,
-        default=MaskedDiffusionImputer().value_frequencies,
+        default=defaults.value_frequencies,
         help="seqdiff periodic features of each observed number's place (0: the bin alone)",
     )
-    p.add_argument("--dim", type=int, default=MaskedDiffusionImputer().dim, help="seqdiff model width")
-    p.add_argument(
-        "--n-layers", type=int, default=MaskedDiffusionImputer().n_layers, help="seqdiff transformer layers"
-    )
+    p.add_argument("--dim", type=int, default=defaults.dim, help="seqdiff model width")
+    p.add_argument("--n-layers", type=int, default=defaults.n_layers, help="seqdiff transformer layers")
     p.add_argument(
         "--fit-batch-rows",
         type=int,
-        default=MaskedDiffusionImputer().batch_rows,
+        default=defaults.batch_rows,
         help="seqdiff rows per training batch",
     )
     p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell with --point draws")

@@ -436,10 +436,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 0:
                 raise SeqdiffError(f"{name} must be a non-negative integer, got {value!r}")
-        if not isinstance(self.extend_tol, int | float) or not self.extend_tol >= 0:
-            raise SeqdiffError(f"extend_tol must be a non-negative number, got {self.extend_tol!r}")
-        if not isinstance(self.max_bin_width, int | float) or not self.max_bin_width >= 0:
-            raise SeqdiffError(f"max_bin_width must be a non-negative number, got {self.max_bin_width!r}")
+        for name in ["extend_tol", "max_bin_width"]:
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value >= 0:  # `not >=` also refuses NaN
+                raise SeqdiffError(f"{name} must be a non-negative number, got {value!r}")
         if self.sampling_steps is not None and self.sampling_steps < 1:
             raise SeqdiffError(f"sampling_steps must be at least 1, got {self.sampling_steps}")
         if self.point not in POINT_ESTIMATES:

@@ -31,6 +31,7 @@ from torch.profiler import ProfilerActivity
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core import denoiser
+from seqdiff.core.batch import pad_batch
 from seqdiff.core.bundle import build_model
 from seqdiff.core.denoiser import SHORT_ATTENTION, explicit_attention
 from seqdiff.core.device import resolve_device
@@ -44,7 +45,7 @@ from seqdiff.protein.model import ProteinAdapter, load_protein_model, protein_sp
 from seqdiff.tabular.encoding import read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.training.config import ModelConfig
-from seqdiff.training.data import BucketBatchSampler, CroppedSequences, pad_batch
+from seqdiff.training.data import BucketBatchSampler, CroppedSequences
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT.parent / "shared" / "data" / "protein" / "general" / "cath_v4_1_0_S40.train.fasta"

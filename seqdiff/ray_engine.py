@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import pickle
 import tempfile
 from abc import ABC, abstractmethod
@@ -47,26 +46,6 @@ if TYPE_CHECKING:
 ACTOR_CPUS = 0.5
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'seqdiff[ray]' (or 'ray[data]')"
-
-
-def add_engine_flags(p: argparse.ArgumentParser) -> None:
-    """``--engine``, ``--ray-address`` and ``--actors``, shared by ``seqdiff impute`` and ``design``.
-
-    Example:
-        >>> p = argparse.ArgumentParser()
-        >>> add_engine_flags(p)
-        >>> p.parse_args(["--engine", "ray"]).actors
-        2
-    """
-    p.add_argument(
-        "--engine", choices=["local", "ray"], default="local", help="where batches run (default local)"
-    )
-    p.add_argument(
-        "--ray-address",
-        metavar="ADDRESS",
-        help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local one)",
-    )
-    p.add_argument("--actors", type=int, default=2, help="Ray actors, each with its own model (default 2)")
 
 
 def require_ray() -> ModuleType:

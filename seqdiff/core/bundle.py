@@ -8,6 +8,7 @@ model card's numbers). Loading never executes code from the file.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,21 +77,28 @@ class ModelSpec:
         return mask
 
 
+# Denoiser architectures by name (``DenoiserConfig.architecture``). The core knows its own transformer;
+# adapters register theirs (the protein adapter adds "esm2") so the core never imports them.
+DENOISERS: dict[str, Callable[[DenoiserConfig], nn.Module]] = {"seqdiff": Denoiser}
+
+
+def register_denoiser(name: str, factory: Callable[[DenoiserConfig], nn.Module]) -> None:
+    """Make ``architecture=name`` build its denoiser with ``factory(cfg)``."""
+    DENOISERS[name] = factory
+
+
 def make_denoiser(cfg: DenoiserConfig) -> nn.Module:
-    """A freshly initialised denoiser of ``cfg.architecture``: "seqdiff" (``Denoiser``) or "esm2".
+    """A freshly initialised denoiser of ``cfg.architecture``, from the registered factories.
 
     Example:
         >>> make_denoiser(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2)).cfg.architecture
         'seqdiff'
     """
-    if cfg.architecture == "seqdiff":
-        return Denoiser(cfg)
-    if cfg.architecture == "esm2":
-        # Imported here: the engine must not need fair-esm unless an ESM-2 model is built.
-        from seqdiff.protein.esm import ESMDenoiser
-
-        return ESMDenoiser(cfg)
-    raise SeqdiffError(f"unknown model architecture {cfg.architecture!r} (seqdiff, esm2)")
+    factory = DENOISERS.get(cfg.architecture)
+    if factory is None:
+        known = ", ".join(sorted(DENOISERS))
+        raise SeqdiffError(f"unknown model architecture {cfg.architecture!r} ({known})")
+    return factory(cfg)
 
 
 def build_model(spec: ModelSpec) -> MaskedDiffusion | AutoregressiveLM:

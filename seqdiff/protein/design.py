@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from seqdiff.atomic import atomic_path
+from seqdiff.core.batch import pad_batch
 from seqdiff.core.device import resolve_device
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import KeyedNoise, keyed_seed
@@ -41,7 +42,6 @@ from seqdiff.protein.positions import (
     resolve_contig,
     sample_layout,
 )
-from seqdiff.training.data import pad_batch
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqdiff.core.batch import pad_batch
 from seqdiff.core.bundle import ModelSpec, load_bundle
 from seqdiff.core.denoiser import DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo, learned_rates
@@ -19,7 +20,7 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences
 from seqdiff.training.config import ModelConfig
-from seqdiff.training.data import BucketBatchSampler, pad_batch
+from seqdiff.training.data import BucketBatchSampler
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "protein-default"
 
@@ -73,6 +74,16 @@ class ProteinAdapter:
 
     def bundle_extra(self) -> dict:
         return {"modality": "protein", "alphabet": "ESM-1b"}
+
+    def resolve_init(self, init: str) -> Path:
+        """'default' is the shipped model; anything else a model folder."""
+        return DEFAULT_MODEL if init == "default" else Path(init)
+
+    def pretrained(self, model: ModelConfig, source: str) -> tuple[ModelConfig, dict]:
+        """ESM-2 weights (a fair-esm .pt file or a name in the torch hub cache) as the denoiser."""
+        from seqdiff.protein.esm import init_from_esm
+
+        return init_from_esm(model, source)
 
 
 def protein_spec(model: ModelConfig, max_len: int = 1024) -> ModelSpec:

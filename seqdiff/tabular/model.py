@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -203,3 +204,9 @@ class TableAdapter:
     def bundle_extra(self) -> dict:
         encoder = self._fitted()
         return {"modality": "table", "schema": encoder.schema.to_dict(), "encoder": encoder.to_dict()}
+
+    def resolve_init(self, init: str) -> Path:
+        return Path(init)
+
+    def pretrained(self, model: ModelConfig, source: str) -> tuple[ModelConfig, dict]:
+        raise SeqdiffError("config: init_from (ESM-2) is for proteins, not tables")

@@ -45,6 +45,14 @@ class Adapter(Protocol):
 
     def bundle_extra(self) -> dict: ...
 
+    def resolve_init(self, init: str) -> Path:
+        """The model folder that ``init`` names (a folder, or a name such as 'default')."""
+        ...
+
+    def pretrained(self, model: ModelConfig, source: str) -> tuple[ModelConfig, dict]:
+        """``model`` reshaped to a pretrained network's size, and that network's weights (``init_from``)."""
+        ...
+
 
 class ExportBest(Callback):
     """Save the EMA weights as a bundle whenever the validation NELBO improves."""
@@ -98,15 +106,6 @@ def training_history(training: dict) -> list[dict]:
     return runs[::-1]
 
 
-def resolve_init(init: str) -> Path:
-    """'default' -> the shipped protein model; otherwise a bundle folder."""
-    if init == "default":
-        from seqdiff.protein.model import default_model_path
-
-        return default_model_path()
-    return Path(init)
-
-
 def train(cfg: TrainConfig, adapter: Adapter) -> Path:
     """Train and return the folder of the exported (best EMA) model bundle.
 
@@ -137,16 +136,12 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
     )
     init_state = denoiser_state = previous = None
     if cfg.init:
-        init_model, spec, init_extra = load_bundle(resolve_init(cfg.init))
+        init_model, spec, init_extra = load_bundle(adapter.resolve_init(cfg.init))
         init_state = init_model.state_dict()
         previous = init_extra.get("training")
     else:
         if cfg.init_from:
-            if adapter.modality != "protein":
-                raise SeqdiffError(f"config: init_from (ESM-2) is for proteins, not {adapter.modality}")
-            from seqdiff.protein.esm import init_from_esm
-
-            model_cfg, denoiser_state = init_from_esm(cfg.model, cfg.init_from)
+            model_cfg, denoiser_state = adapter.pretrained(cfg.model, cfg.init_from)
             cfg = replace(cfg, model=model_cfg)
         spec = adapter.spec(cfg.model, cfg.data.max_len)
     module = DiffusionModule(spec.to_dict(), cfg.to_dict()["optim"], seed=cfg.trainer.seed)

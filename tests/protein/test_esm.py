@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import seqdiff.training.train as training
+from seqdiff.cli.score import add_score_parser
 from seqdiff.core.bundle import build_model, load_bundle, save_bundle
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
@@ -27,7 +28,6 @@ from seqdiff.protein.esm import (
     pseudo_perplexity,
     rank_designs,
 )
-from seqdiff.protein.esm_cli import add_score_parser
 from seqdiff.protein.model import ProteinAdapter, load_protein_model, protein_spec
 from seqdiff.training.config import ModelConfig, TrainConfig
 from seqdiff.training.train import fit_module, train

@@ -17,9 +17,9 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from seqdiff.cli.table import add_impute_parser, add_sample_table_parser
 from seqdiff.core.bundle import load_bundle
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.cli import add_impute_parser, add_sample_table_parser
 from seqdiff.tabular.encoding import TableEncoder
 from seqdiff.tabular.imputer import (
     MAX_VALIDATION_CELLS,

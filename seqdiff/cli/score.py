@@ -1,6 +1,6 @@
 """``seqdiff score``: our model's NELBO and ESM-2's pseudo-perplexity of each sequence, as a table.
 
-Registered by ``seqdiff.cli`` with ``add_score_parser(subparsers)``.
+Registered by `seqdiff.cli.main` with ``add_score_parser(subparsers)``.
 
 Example:
     >>> parser = argparse.ArgumentParser(prog="seqdiff")

@@ -1,6 +1,6 @@
-"""Table subcommands for the ``seqdiff`` command line: ``seqdiff impute`` and ``seqdiff sample table``.
+"""Table commands: ``seqdiff impute`` and ``seqdiff sample table``.
 
-``seqdiff.cli`` wires them in with `add_impute_parser` and `add_sample_table_parser`; each sets ``func``
+`seqdiff.cli.main` wires them in with `add_impute_parser` and `add_sample_table_parser`; each sets ``func``
 on its parser, called with the parsed arguments. Errors are SeqdiffErrors (one line, exit status 2).
 
 Example:
@@ -14,15 +14,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from seqdiff.cli.options import add_engine_flags, say
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-
-
-def _say(message: str) -> None:
-    print(f"seqdiff: {message}", file=sys.stderr)
 
 
 def cmd_impute(args: argparse.Namespace) -> None:
@@ -68,19 +64,19 @@ def cmd_impute(args: argparse.Namespace) -> None:
             args.input, imputer.max_fit_rows, seed=args.seed, batch_rows=args.batch_rows
         )
         if table.num_rows < total:
-            _say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
+            say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
         imputer.fit(table, source=str(args.input))
         if "best_step" in imputer.training_:
             fit = imputer.training_
             extra = fit["steps"] - fit["schedule_steps"]
             past = f" ({extra:,} past --max-steps: the held-out cells still improved)" if extra > 0 else ""
-            _say(
+            say(
                 f"early stopping: {fit['steps']:,} steps{past}, best held-out NLL "
                 f"{fit['validation_nll_per_cell']:.3f} nats per cell at step {fit['best_step']:,} (kept)"
             )
         if args.save_model:
             imputer.save(args.save_model)
-            _say(f"model saved to {args.save_model}")
+            say(f"model saved to {args.save_model}")
     # --samples K: K draws per cell; without it, the predictive point estimate (one pass per row).
     imputer.set_params(point="predictive" if args.samples is None else "draws")
     if args.numeric_point:
@@ -100,7 +96,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
         )
     else:
         report = impute_file(args.input, output, imputer, **options)
-    _say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
+    say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
 
 
 # Fitting settings of `seqdiff impute`: CLI flag -> MaskedDiffusionImputer parameter.
@@ -132,8 +128,6 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         >>> parser.parse_args(["impute", "a.csv", "-o", "b.parquet", "--samples", "5"]).func.__name__
         'cmd_impute'
     """
-    from seqdiff.ray_engine import add_engine_flags
-
     p = subparsers.add_parser(
         "impute",
         help="fill the missing cells of a table (Parquet or CSV)",
@@ -272,7 +266,7 @@ def cmd_sample_table(args: argparse.Namespace) -> None:
             pacsv.write_csv(table, tmp)
         else:
             pq.write_table(table, tmp)
-    _say(f"{rows:,} rows written to {out}")
+    say(f"{rows:,} rows written to {out}")
 
 
 def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

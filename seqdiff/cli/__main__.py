@@ -1,0 +1,5 @@
+import sys
+
+from seqdiff.cli.main import main
+
+sys.exit(main())

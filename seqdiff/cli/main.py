@@ -1,0 +1,108 @@
+"""The ``seqdiff`` command: the parser of every subcommand, and ``main``.
+
+Errors the user can fix (bad input, missing files) are ``SeqdiffError``: printed as one line,
+exit status 2, never a traceback.
+
+Example:
+    >>> build_parser().parse_args(["design", "in.fasta", "--fix", "1-5"]).func.__name__
+    'cmd_design'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from seqdiff.cli.protein import add_design_parser, add_eval_parser, add_sample_protein_parser
+from seqdiff.cli.score import add_score_parser
+from seqdiff.cli.table import add_impute_parser, add_sample_table_parser
+from seqdiff.errors import SeqdiffError
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from seqdiff.training.config import TrainConfig
+    from seqdiff.training.train import train
+
+    overrides = list(args.set)
+    if args.init:
+        overrides.append(f"init={args.init}")
+    if args.init_from:
+        overrides.append(f"init_from={args.init_from}")
+    if args.out:
+        overrides.append(f"out={args.out}")
+    cfg = TrainConfig.load(args.config, overrides)
+    if cfg.modality == "protein":
+        from seqdiff.protein.model import ProteinAdapter
+
+        adapter = ProteinAdapter()
+    elif cfg.modality == "table":
+        from seqdiff.tabular.model import TableAdapter
+
+        adapter = TableAdapter()
+    else:
+        raise SeqdiffError(f"config: unknown modality {cfg.modality!r} (protein or table)")
+    folder = train(cfg, adapter)
+    print(f"model saved to {folder}")
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    from seqdiff.app_launch import launch
+
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        print(f"seqdiff: serving on {args.address}: anyone who can reach it can use the app", file=sys.stderr)
+    code = launch(args.address, args.port, headless=not args.browser)
+    if code not in (0, 130):
+        raise SeqdiffError(f"the app stopped with status {code}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from seqdiff import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="seqdiff",
+        description="Order-free masked discrete diffusion (MD4 / GenMD4): design proteins around fixed "
+        "residues, impute and synthesise tables.",
+        epilog="Run 'seqdiff COMMAND -h' for a command's options. Manual: README.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqdiff {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train or fine-tune a model from a YAML config")
+    p.add_argument("--config", help="YAML config (see pipelines/configs/)")
+    p.add_argument("--init", help="start from a model: 'default' or a model folder")
+    p.add_argument("--init-from", help="start from ESM-2: a .pt file or a name, e.g. esm2_t6_8M_UR50D")
+    p.add_argument("--out", help="output folder (overrides the config's out:)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. trainer.max_steps=100"
+    )
+    p.set_defaults(func=cmd_train)
+
+    add_design_parser(sub)
+    add_eval_parser(sub)
+    add_score_parser(sub)
+    add_impute_parser(sub)
+
+    kinds = sub.add_parser("sample", help="unconditional samples").add_subparsers(dest="kind", required=True)
+    add_sample_protein_parser(kinds)
+    add_sample_table_parser(kinds)
+
+    p = sub.add_parser("app", help="start the web app (Streamlit) in your browser")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--browser", action="store_true", help="open a browser window")
+    p.set_defaults(func=cmd_app)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except SeqdiffError as err:
+        print(f"seqdiff: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqdiff: interrupted", file=sys.stderr)
+        return 130
+    return 0

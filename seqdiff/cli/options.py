@@ -1,0 +1,71 @@
+"""Flags and helpers several commands share: sampling flags, engine flags, a progress bar, messages.
+
+Example:
+    >>> p = argparse.ArgumentParser()
+    >>> add_engine_flags(p)
+    >>> p.parse_args(["--engine", "ray"]).actors
+    2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def say(message: str) -> None:
+    """A one-line status message on stderr, prefixed like the errors."""
+    print(f"seqdiff: {message}", file=sys.stderr)
+
+
+def progress_bar(desc: str):
+    """A tqdm bar on stderr (silent when stderr is not a terminal) and its update callback."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="step", disable=None, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+# The flags of `add_sampling_flags`, as keyword arguments of `seqdiff.protein.design.design` and of its
+# Ray version: the one list of them.
+SAMPLING_KEYWORDS = ("checkpoint", "steps", "grid", "temperature", "top_p", "seed", "batch_size", "device")
+
+
+def sampling_options(args: argparse.Namespace) -> dict:
+    """The shared sampling flags as keyword arguments of `design` (and of its Ray version)."""
+    return {name: getattr(args, name) for name in SAMPLING_KEYWORDS}
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of every protein sampling command, named as `SAMPLING_KEYWORDS` says, plus -n and -o."""
+    p.add_argument("-n", type=int, default=1, help="designs per input (default 1)")
+    p.add_argument("--steps", type=int, default=100, help="sampler steps (default 100)")
+    p.add_argument(
+        "--grid", choices=["cosine", "uniform"], default="cosine", help="time grid (default cosine)"
+    )
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--checkpoint", help="model folder (default: the shipped protein model)")
+    p.add_argument("-o", "--output", default="-", help="output FASTA (default stdout)")
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--ray-address`` and ``--actors``, shared by ``seqdiff impute`` and ``design``."""
+    p.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="where batches run (default local)"
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local one)",
+    )
+    p.add_argument("--actors", type=int, default=2, help="Ray actors, each with its own model (default 2)")

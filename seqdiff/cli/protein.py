@@ -1,0 +1,143 @@
+"""Protein commands: ``seqdiff design``, ``seqdiff eval`` and ``seqdiff sample protein``.
+
+Example:
+    >>> parser = argparse.ArgumentParser(prog="seqdiff")
+    >>> sub = parser.add_subparsers(dest="command")
+    >>> add_design_parser(sub).parse_args(["in.fasta", "--fix", "1-5"]).fix
+    '1-5'
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from seqdiff.cli.options import add_engine_flags, add_sampling_flags, progress_bar, sampling_options
+from seqdiff.errors import SeqdiffError
+
+
+def sample_designs(jobs: list, args: argparse.Namespace, desc: str) -> list:
+    """Run the design API with the shared sampling flags, under a progress bar."""
+    from seqdiff.protein import design as api
+
+    bar, update = progress_bar(desc)
+    with bar:
+        return api.design(jobs, **sampling_options(args), progress=update)
+
+
+def cmd_design(args: argparse.Namespace) -> None:
+    from seqdiff.protein import design as api
+    from seqdiff.protein.io import ensure_not_input, read_sequences, write_fasta
+    from seqdiff.protein.positions import parse_length_range
+
+    if args.n < 1:
+        raise SeqdiffError("-n must be at least 1")
+    outputs = [o for o in (args.output, args.per_position) if o and o != "-"]
+    for out in outputs:
+        ensure_not_input(out, [args.input])
+    if args.contig:
+        if args.fix or args.redesign:
+            raise SeqdiffError("--contig designs around the motif: do not combine it with --fix/--redesign")
+        length = parse_length_range(args.length) if args.length else None
+        jobs = api.plan_from_contig(
+            args.contig, args.input, length, n=args.n, seed=args.seed, numbering=args.numbering
+        )
+    else:
+        if args.length:
+            raise SeqdiffError("--length goes with --contig")
+        jobs = api.plan_from_records(read_sequences(args.input), args.fix, args.redesign, n=args.n)
+    if args.engine == "ray":
+        from seqdiff.ray_engine import design_ray
+
+        designs = design_ray(
+            jobs,
+            **sampling_options(args),
+            address=args.ray_address,
+            actors=args.actors,
+        )
+        if args.rank_by or args.per_position:
+            designs = list(designs)
+        # Otherwise the FASTA is written as the designs arrive: memory holds one unit at a time.
+    else:
+        designs = sample_designs(jobs, args, "designing")
+    if args.rank_by:
+        from seqdiff.protein.esm import rank_designs
+
+        designs = rank_designs(designs, args.rank_by, args.esm, device=args.device)
+    write_fasta((d.to_record() for d in designs), args.output, inputs=[args.input])
+    if args.per_position:
+        api.write_per_position(designs, args.per_position)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    import json
+
+    from seqdiff.core.device import resolve_device
+    from seqdiff.protein.model import evaluate_file, load_protein_model
+
+    model, _ = load_protein_model(args.checkpoint, resolve_device(args.device))
+    report = evaluate_file(
+        model, args.input, passes=args.passes, limit=args.limit, max_tokens=args.max_tokens, seed=args.seed
+    )
+    report["checkpoint"] = args.checkpoint or "default"
+    print(json.dumps(report, indent=1))
+
+
+def cmd_sample_protein(args: argparse.Namespace) -> None:
+    from seqdiff.protein import design as api
+    from seqdiff.protein.io import write_fasta
+
+    if args.length < 1 or args.n < 1:
+        raise SeqdiffError("--length and -n must be at least 1")
+    jobs = [api.DesignJob("sample", i, "_" * args.length) for i in range(args.n)]
+    designs = sample_designs(jobs, args, "sampling")
+    write_fasta([d.to_record() for d in designs], args.output)
+
+
+def add_design_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``seqdiff design``."""
+    p = sub.add_parser(
+        "design",
+        help="design protein sequences around fixed positions or a motif",
+        description="Keep some residues of each input and design the rest. Ranges are 1-based and "
+        "inclusive. '_' in an input sequence marks a position to design.",
+    )
+    p.add_argument("input", help="FASTA (sequences), or PDB/FASTA motif source with --contig")
+    p.add_argument("--fix", help="residues to keep, e.g. 10-25,40-45; all others are designed")
+    p.add_argument("--redesign", help="residues to design, e.g. 30-40; all others are kept")
+    p.add_argument("--contig", help="RFdiffusion contig, e.g. '5-20,A16-35,10-25,A52-71,5-20'")
+    p.add_argument("--length", help="total length range for --contig, e.g. 60-105")
+    p.add_argument(
+        "--numbering", choices=["pdb", "sequential"], default="pdb", help="how contig motif numbers count"
+    )
+    p.add_argument(
+        "--per-position", metavar="FILE.parquet", help="write per-position probabilities and steps"
+    )
+    p.add_argument("--rank-by", choices=["nelbo", "esm"], help="sort designs by this score (best first)")
+    p.add_argument("--esm", help="ESM-2 checkpoint (.pt file or name) for --rank-by esm")
+    add_sampling_flags(p)
+    add_engine_flags(p)
+    p.set_defaults(func=cmd_design)
+    return p
+
+
+def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``seqdiff eval``."""
+    p = sub.add_parser("eval", help="NELBO and perplexity of a protein model on a FASTA file")
+    p.add_argument("input", help="FASTA / A3M file")
+    p.add_argument("--checkpoint", help="model folder (default: the shipped protein model)")
+    p.add_argument("--passes", type=int, default=4, help="Monte-Carlo passes (for the standard error)")
+    p.add_argument("--limit", type=int, help="only the first N sequences")
+    p.add_argument("--max-tokens", type=int, default=8192)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_eval)
+    return p
+
+
+def add_sample_protein_parser(kinds: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``seqdiff sample protein`` on the subparsers of ``seqdiff sample``."""
+    p = kinds.add_parser("protein", help="protein sequences of a given length")
+    p.add_argument("--length", type=int, default=120)
+    add_sampling_flags(p)
+    p.set_defaults(func=cmd_sample_protein)
+    return p

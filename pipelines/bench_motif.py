@@ -16,7 +16,7 @@ the CATH S40 training split); the default model's NELBO per residue of the desig
 for all systems); family-likeness: a profile HMM built by HMMER's ``hmmbuild --hand`` from the
 MSA's match columns (A3M upper-case columns), ``hmmsearch`` over the designs, the fraction with a
 full-sequence E-value below 1e-3 (``-Z 1``: E-values as for a single-sequence search, so they do
-not depend on how many designs are searched). Identity is `seqdiff.protein.metrics`' alignment-free
+not depend on how many designs are searched). Identity is `pipelines.protein_metrics`' alignment-free
 best-diagonal identity (numba); novelty keeps the 50 training domains sharing the most 3-mers
 with each design and computes the exact identity on those.
 
@@ -49,27 +49,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from seqdiff.atomic import atomic_path  # noqa: E402
-from seqdiff.protein.design import (  # noqa: E402
-    DesignJob,
-    design,
-    plan_from_contig,  # noqa: E402
-    score_nelbo,
-)
-from seqdiff.protein.io import ProteinRecord, iter_sequences, open_text, write_fasta  # noqa: E402
-from seqdiff.protein.metrics import (  # noqa: E402
+from pipelines.motif_problems import BenchmarkProblem, load_benchmark_problems  # noqa: E402
+from pipelines.protein_metrics import (  # noqa: E402
     kmer_profile,
     max_identity_to,
     mean_pairwise_identity,
     residue_frequencies,
 )
-from seqdiff.protein.model import load_protein_model  # noqa: E402
-from seqdiff.protein.positions import (  # noqa: E402
-    BenchmarkProblem,
-    DesignedSegment,
-    load_benchmark_problems,
-    parse_contig,
+from seqdiff.atomic import atomic_path  # noqa: E402
+from seqdiff.protein.contig import DesignedSegment, parse_contig  # noqa: E402
+from seqdiff.protein.design import (  # noqa: E402
+    DesignJob,
+    design,
+    plan_from_contig,
+    score_nelbo,
 )
+from seqdiff.protein.io import ProteinRecord, iter_sequences, open_text, write_fasta  # noqa: E402
+from seqdiff.protein.model import load_protein_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "protein"
 PROBLEMS = DATA / "motif_scaffolding" / "problems.csv"

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity
 
+from pipelines.protein_metrics import best_diagonal_identity_numpy, pairwise_identity
 from seqdiff.atomic import atomic_path
 from seqdiff.core import denoiser
 from seqdiff.core.batch import pad_batch
@@ -40,7 +41,6 @@ from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences
-from seqdiff.protein.metrics import best_diagonal_identity_numpy, pairwise_identity
 from seqdiff.protein.model import ProteinAdapter, load_protein_model, protein_spec
 from seqdiff.tabular.encoding import read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
+from pipelines.protein_metrics import residue_frequencies
 from seqdiff.cli import main as seqdiff
 from seqdiff.core.bundle import CONFIG, WEIGHTS, load_bundle
 from seqdiff.core.device import resolve_device
 from seqdiff.protein.io import iter_sequences
-from seqdiff.protein.metrics import residue_frequencies
 from seqdiff.protein.model import default_model_path, evaluate_file
 from seqdiff.training.config import TrainConfig
 from seqdiff.training.train import training_history

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from seqdiff.protein.contig import load_motif_source
 from seqdiff.protein.design import (
     Design,
     DesignJob,
@@ -24,7 +25,7 @@ from seqdiff.protein.design import (
     write_per_position,
 )
 from seqdiff.protein.io import ProteinRecord, read_sequences, write_fasta
-from seqdiff.protein.positions import load_motif_source, parse_length_range
+from seqdiff.protein.positions import parse_length_range
 
 MODES = {
     "ranges": "Type ranges",

@@ -31,17 +31,10 @@ from seqdiff.core.noise import KeyedNoise, keyed_seed
 from seqdiff.core.sampling import sample
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
+from seqdiff.protein.contig import load_motif_source, parse_contig, resolve_contig, sample_layout
 from seqdiff.protein.io import ProteinRecord
 from seqdiff.protein.model import load_protein_model, tokens_for_training
-from seqdiff.protein.positions import (
-    format_ranges,
-    load_motif_source,
-    parse_contig,
-    parse_ranges,
-    ranges_to_mask,
-    resolve_contig,
-    sample_layout,
-)
+from seqdiff.protein.positions import format_ranges, parse_ranges, ranges_to_mask
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -88,6 +88,16 @@ class ExportBest(Callback):
             save_bundle(self.folder, module.ema, module.spec, extra)
 
 
+class StepCallback(Callback):
+    """Calls ``on_step(step, max_steps)`` after every optimiser step (progress bars, the app)."""
+
+    def __init__(self, on_step: Callable[[int, int], None]):
+        self.on_step = on_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        self.on_step(trainer.global_step, trainer.max_steps)
+
+
 def training_history(training: dict) -> list[dict]:
     """The runs that made a model, oldest first: a bundle's ``training`` record followed back through
     the ``previous`` records of the models it was initialised from (``--init``). Steps and tokens of
@@ -106,7 +116,7 @@ def training_history(training: dict) -> list[dict]:
     return runs[::-1]
 
 
-def train(cfg: TrainConfig, adapter: Adapter) -> Path:
+def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None] | None = None) -> Path:
     """Train and return the folder of the exported (best EMA) model bundle.
 
     Example:
@@ -172,6 +182,8 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         ),
         ExportBest(out / "model", adapter, cfg, previous),
     ]
+    if on_step is not None:
+        callbacks.append(StepCallback(on_step))
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.resume and last.exists() else None
     trainer = fit_module(module, data, cfg.trainer, logger=loggers, callbacks=callbacks, ckpt_path=resume)

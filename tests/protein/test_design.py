@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipelines.motif_problems import load_benchmark_problems
 from seqdiff.cli import main
 from seqdiff.protein.design import design, plan_from_contig, plan_from_records, template_for
 from seqdiff.protein.io import ProteinRecord, read_sequences
-from seqdiff.protein.positions import load_benchmark_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 UBIQUITIN = "MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQQRLIFAGKQLEDGRTLSDYNIQKESTLHLVLRLRGG"

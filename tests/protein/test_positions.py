@@ -7,21 +7,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipelines.motif_problems import load_benchmark_problems
 from seqdiff.errors import SeqdiffError
-from seqdiff.protein.positions import (
+from seqdiff.protein.contig import (
     DesignedSegment,
     MotifSegment,
     format_contig,
-    format_ranges,
-    load_benchmark_problems,
     load_motif_source,
     parse_contig,
-    parse_length_range,
-    parse_ranges,
-    ranges_to_mask,
     resolve_contig,
     sample_layout,
 )
+from seqdiff.protein.positions import format_ranges, parse_length_range, parse_ranges, ranges_to_mask
 
 
 def one_line_error(call, *args):

@@ -6,8 +6,7 @@ from itertools import islice
 import numpy as np
 import pytest
 
-from seqdiff.protein.io import iter_sequences
-from seqdiff.protein.metrics import (
+from pipelines.protein_metrics import (
     STANDARD,
     best_diagonal_identity_numpy,
     identity_of_pairs,
@@ -16,6 +15,7 @@ from seqdiff.protein.metrics import (
     pairwise_identity,
     residue_frequencies,
 )
+from seqdiff.protein.io import iter_sequences
 
 
 def mutate(seq: str, fraction: float, rng: random.Random) -> str:

@@ -1,0 +1,179 @@
+"""Adapt a protein model to a family: fine-tune it on the family's homologs, cached by content.
+
+The shipped model knows proteins in general; a family's homologs carry the signal a design needs to
+be recognised as one of its members. ``adapt`` fine-tunes a base model on the homologs (unaligned
+sequences; a few are held out and the weights that score them best are kept) and stores the result
+in the user's cache (``$SEQDIFF_CACHE``, else ``$XDG_CACHE_HOME/seqdiff``, else ``~/.cache/seqdiff``),
+under a key of the base model's weights, the homologs and the recipe: the same request later returns
+the cached model at once. A cache entry appears whole (trained in a scratch folder, then renamed) or
+not at all, so a killed adaptation leaves no half-written model behind.
+
+Example:
+    >>> key = adaptation_key(default_model_path(), ["MKTAYIAKQR", "MKTAYLAKQR"], AdaptRecipe())
+    >>> len(key)
+    16
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.protein.io import ProteinRecord, write_fasta
+from seqdiff.protein.model import ProteinAdapter, default_model_path
+
+ADAPTED = "adapted"  # the cache's folder of adapted models
+
+
+@dataclass(frozen=True)
+class AdaptRecipe:
+    """How a model is fine-tuned on homologs. Every field is part of the cache key.
+
+    ``steps`` optimiser steps of ``max_tokens`` tokens each at peak learning rate ``lr`` (warmup, then
+    cosine decay), stopped early at ``minutes``; ``held_out`` of the homologs (at least 8) score the
+    model every ``check_every`` steps and the best-scoring weights are kept. ``max_homologs`` caps
+    the homologs used (the first ones in the file: search tools list the closest first).
+    """
+
+    steps: int = 300
+    minutes: float = 5.0
+    lr: float = 5e-4
+    max_tokens: int = 4096
+    held_out: float = 0.05
+    check_every: int = 50
+    max_homologs: int = 5000
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.steps < 1:
+            raise SeqdiffError("adaptation: steps must be at least 1")
+        if self.minutes <= 0:
+            raise SeqdiffError("--adapt-minutes must be > 0")
+        if not 0 < self.held_out < 0.5:
+            raise SeqdiffError("adaptation: held_out must be in (0, 0.5)")
+
+
+@dataclass(frozen=True)
+class AdaptedModel:
+    """An adapted model folder, its cache key, and whether it came from the cache."""
+
+    path: Path
+    key: str
+    reused: bool
+
+
+def cache_root() -> Path:
+    """Where seqdiff keeps what it computes for the user (XDG base directory convention)."""
+    if os.environ.get("SEQDIFF_CACHE"):
+        return Path(os.environ["SEQDIFF_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "seqdiff"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def adaptation_key(base: Path, homologs: Sequence[str], recipe: AdaptRecipe) -> str:
+    """16 hex digits naming (base model weights, homolog sequences in order, recipe)."""
+    digest = hashlib.sha256()
+    digest.update(_file_digest(Path(base) / "model.safetensors").encode())
+    digest.update(json.dumps(asdict(recipe), sort_keys=True).encode())
+    for sequence in homologs:
+        digest.update(sequence.encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def _training_set(homologs: Sequence[str], recipe: AdaptRecipe) -> list[str]:
+    """The homologs to train on: exact duplicates dropped, at most ``max_homologs``, order kept."""
+    kept = list(dict.fromkeys(s.upper() for s in homologs if s))[: recipe.max_homologs]
+    if len(kept) < 2:
+        raise SeqdiffError(f"homologs: {len(kept)} distinct sequence(s); adapting needs at least 2")
+    return kept
+
+
+def adapt(
+    homologs: Sequence[str],
+    base: str | Path | None = None,
+    recipe: AdaptRecipe | None = None,
+    cache: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    device: str = "auto",
+) -> AdaptedModel:
+    """The model ``base`` (default: the shipped one) fine-tuned on ``homologs``, from the cache if there.
+
+    ``progress(step, steps)`` is called as training goes. Returns the cached folder, a model that
+    `seqdiff.protein.model.load_protein_model` loads; its ``config.json`` records the adaptation.
+    """
+    from seqdiff.training.config import DataConfig, OptimConfig, TrainConfig, TrainerConfig
+    from seqdiff.training.train import train
+
+    recipe = recipe or AdaptRecipe()
+    recipe.check()
+    base_path = Path(base) if base else default_model_path()
+    if not (base_path / "model.safetensors").is_file():
+        raise SeqdiffError(f"{base_path}: not a seqdiff model (no model.safetensors)")
+    sequences = _training_set(homologs, recipe)
+    key = adaptation_key(base_path, sequences, recipe)
+    root = Path(cache) if cache else cache_root()
+    target = root / ADAPTED / key
+    if (target / "config.json").is_file():
+        return AdaptedModel(target, key, reused=True)
+    (root / ADAPTED).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=root / ADAPTED) as scratch:
+        scratch = Path(scratch)
+        train_file = scratch / "homologs.fasta"
+        write_fasta([ProteinRecord(f"h{i}", "", s) for i, s in enumerate(sequences)], train_file)
+        cfg = TrainConfig(
+            modality="protein",
+            data=DataConfig(
+                train=str(train_file),
+                max_len=512,
+                max_tokens=recipe.max_tokens,
+                valid_fraction=max(recipe.held_out, min(0.25, 8 / len(sequences))),
+            ),
+            optim=OptimConfig(
+                lr=recipe.lr,
+                warmup_steps=max(1, recipe.steps // 10),
+                total_steps=recipe.steps,
+                ema_decay=0.99,
+            ),
+            trainer=TrainerConfig(
+                max_steps=recipe.steps,
+                max_minutes=recipe.minutes,
+                val_every_steps=recipe.check_every,
+                checkpoint_every_steps=recipe.steps + 1,
+                accelerator="cpu" if device == "cpu" else "auto",
+                progress_bar=False,
+                seed=recipe.seed,
+            ),
+            out=str(scratch / "run"),
+            init=str(base_path),
+        )
+        folder = train(cfg, ProteinAdapter(), on_step=progress)
+        _record_adaptation(folder, base_path, key, recipe, len(sequences))
+        try:
+            os.rename(folder, target)  # atomic: the entry appears whole
+        except OSError:
+            if not (target / "config.json").is_file():  # not a concurrent run that finished first
+                raise
+    return AdaptedModel(target, key, reused=False)
+
+
+def _record_adaptation(folder: Path, base: Path, key: str, recipe: AdaptRecipe, homologs: int) -> None:
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["adaptation"] = {"key": key, "base": str(base), "homologs": homologs, "recipe": asdict(recipe)}
+    config_path.write_text(json.dumps(config, indent=1))
+    shutil.rmtree(folder.parent / "checkpoints", ignore_errors=True)

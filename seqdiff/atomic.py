@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,3 +35,29 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if isinstance(err, OSError):
             raise SeqdiffError(f"{path}: cannot write ({err.strerror or err})") from None
         raise
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a hidden scratch folder next to ``path``; on success it is renamed onto ``path``.
+
+    For outputs that are folders (a model): a reader sees the whole folder or none. If another
+    process made ``path`` first, its folder is kept and this one discarded.
+
+    Example:
+        >>> with atomic_folder("runs/model") as tmp:  # doctest: +SKIP
+        ...     save_bundle(tmp, model, spec)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

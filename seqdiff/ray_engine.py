@@ -342,9 +342,12 @@ def design_ray(
     resources = _check_pool(actors, device)
     model = None  # the shipped model, installed with seqdiff on every node
     if checkpoint:
-        if not Path(checkpoint).is_dir():
+        from seqdiff.protein.model import resolve_checkpoint
+
+        folder = resolve_checkpoint(checkpoint)  # an ESM-2 name becomes a model folder once, here
+        if not folder.is_dir():
             raise SeqdiffError(f"{checkpoint}: not a seqdiff model (no such folder)")
-        model = _folder_bytes(checkpoint)
+        model = _folder_bytes(folder)
     settings = {
         "checkpoint": checkpoint,  # names the model in each design's header
         "steps": steps,

@@ -26,6 +26,15 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's own seqdiff cache (adapted models, converted ESM-2 checkpoints), never the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEQDIFF_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """../shared/data, read in place (skips when it is absent)."""

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from seqdiff.atomic import atomic_folder
+from seqdiff.cache import cache_root, file_digest
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.io import ProteinRecord, write_fasta
 from seqdiff.protein.model import ProteinAdapter, default_model_path
@@ -69,26 +70,10 @@ class AdaptedModel:
     reused: bool
 
 
-def cache_root() -> Path:
-    """Where seqdiff keeps what it computes for the user (XDG base directory convention)."""
-    if os.environ.get("SEQDIFF_CACHE"):
-        return Path(os.environ["SEQDIFF_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "seqdiff"
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def adaptation_key(base: Path, homologs: Sequence[str], recipe: AdaptRecipe) -> str:
     """16 hex digits naming (base model weights, homolog sequences in order, recipe)."""
     digest = hashlib.sha256()
-    digest.update(_file_digest(Path(base) / "model.safetensors").encode())
+    digest.update(file_digest(Path(base) / "model.safetensors").encode())
     digest.update(json.dumps(asdict(recipe), sort_keys=True).encode())
     for sequence in homologs:
         digest.update(sequence.encode() + b"\n")
@@ -130,10 +115,8 @@ def adapt(
     target = root / ADAPTED / key
     if (target / "config.json").is_file():
         return AdaptedModel(target, key, reused=True)
-    (root / ADAPTED).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{key}-", dir=root / ADAPTED) as scratch:
-        scratch = Path(scratch)
-        train_file = scratch / "homologs.fasta"
+    with tempfile.TemporaryDirectory(prefix="seqdiff-adapt-") as scratch, atomic_folder(target) as entry:
+        train_file = Path(scratch) / "homologs.fasta"
         write_fasta([ProteinRecord(f"h{i}", "", s) for i, s in enumerate(sequences)], train_file)
         cfg = TrainConfig(
             modality="protein",
@@ -158,22 +141,17 @@ def adapt(
                 progress_bar=False,
                 seed=recipe.seed,
             ),
-            out=str(scratch / "run"),
+            out=str(Path(scratch) / "run"),
             init=str(base_path),
         )
         folder = train(cfg, ProteinAdapter(), on_step=progress)
-        _record_adaptation(folder, base_path, key, recipe, len(sequences))
-        try:
-            os.rename(folder, target)  # atomic: the entry appears whole
-        except OSError:
-            if not (target / "config.json").is_file():  # not a concurrent run that finished first
-                raise
+        config = json.loads((folder / "config.json").read_text())
+        config["adaptation"] = {
+            "key": key,
+            "base": str(base_path),
+            "homologs": len(sequences),
+            "recipe": asdict(recipe),
+        }
+        (entry / "config.json").write_text(json.dumps(config, indent=1))
+        shutil.move(folder / "model.safetensors", entry / "model.safetensors")
     return AdaptedModel(target, key, reused=False)
-
-
-def _record_adaptation(folder: Path, base: Path, key: str, recipe: AdaptRecipe, homologs: int) -> None:
-    config_path = folder / "config.json"
-    config = json.loads(config_path.read_text())
-    config["adaptation"] = {"key": key, "base": str(base), "homologs": homologs, "recipe": asdict(recipe)}
-    config_path.write_text(json.dumps(config, indent=1))
-    shutil.rmtree(folder.parent / "checkpoints", ignore_errors=True)

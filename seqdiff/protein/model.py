@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqdiff.atomic import atomic_folder
+from seqdiff.cache import cache_root, file_digest
 from seqdiff.core.batch import pad_batch
-from seqdiff.core.bundle import ModelSpec, load_bundle
+from seqdiff.core.bundle import ModelSpec, build_model, load_bundle, save_bundle
 from seqdiff.core.denoiser import DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo, learned_rates
 from seqdiff.errors import SeqdiffError
@@ -118,15 +120,56 @@ def protein_spec(model: ModelConfig, max_len: int = 1024) -> ModelSpec:
     )
 
 
+def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
+    """The model folder a ``--checkpoint`` names: None is the shipped model, a folder is itself, and an
+    ESM-2 checkpoint (a fair-esm ``.pt`` path, or a name in the torch hub cache such as
+    ``esm2_t6_8M_UR50D``) becomes a seqdiff model with ESM-2 as its denoiser, converted once into the
+    cache (`esm_design_model`).
+
+    Example:
+        >>> resolve_checkpoint(None).name
+        'protein-default'
+    """
+    if not checkpoint:
+        return DEFAULT_MODEL
+    path = Path(checkpoint)
+    if path.is_dir() or not (path.suffix == ".pt" or path.name.startswith("esm")):
+        return path
+    return esm_design_model(checkpoint)
+
+
+def esm_design_model(name_or_path: str | Path) -> Path:
+    """ESM-2 as a masked-diffusion denoiser: a model folder in the cache, keyed by the checkpoint's bytes.
+
+    ESM-2 predicts masked residues from the rest, which is what the denoiser does at every noise level;
+    its logits over the ESM-1b alphabet are limited to the 20 amino acids like any protein model here.
+    """
+    from seqdiff.protein.esm import ESM_MAX_LEN, find_esm_checkpoint, init_from_esm
+
+    source = find_esm_checkpoint(name_or_path)
+    target = cache_root() / "esm" / f"{source.stem}-{file_digest(source)[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    model_cfg, weights = init_from_esm(ModelConfig(), source)
+    spec = protein_spec(model_cfg, max_len=ESM_MAX_LEN)
+    model = build_model(spec)
+    model.denoiser.load_state_dict(weights)
+    with atomic_folder(target) as folder:
+        save_bundle(folder, model, spec, {**ProteinAdapter().bundle_extra(), "esm2": source.stem})
+    return target
+
+
 def load_protein_model(
     checkpoint: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> tuple[MaskedDiffusion, dict]:
-    """Load a protein model bundle (the shipped default when ``checkpoint`` is None).
+    """Load a protein model (the shipped default when ``checkpoint`` is None; see `resolve_checkpoint`).
 
     Example:
-        >>> model, info = load_protein_model()  # doctest: +SKIP
+        >>> model, info = load_protein_model()
+        >>> info["modality"]
+        'protein'
     """
-    path = Path(checkpoint) if checkpoint else DEFAULT_MODEL
+    path = resolve_checkpoint(checkpoint)
     model, _, extra = load_bundle(path, device)
     if extra.get("modality") != "protein":
         raise SeqdiffError(f"{path}: not a protein model (modality: {extra.get('modality')!r})")

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import seqdiff.training.train as training
+from seqdiff.cli import main
 from seqdiff.cli.score import add_score_parser
 from seqdiff.core.bundle import build_model, load_bundle, save_bundle
 from seqdiff.errors import SeqdiffError
@@ -28,6 +29,7 @@ from seqdiff.protein.esm import (
     pseudo_perplexity,
     rank_designs,
 )
+from seqdiff.protein.io import read_sequences
 from seqdiff.protein.model import ProteinAdapter, load_protein_model, protein_spec
 from seqdiff.training.config import ModelConfig, TrainConfig
 from seqdiff.training.train import fit_module, train
@@ -281,3 +283,30 @@ def test_esm2_architecture_from_scratch_designs_from_a_fully_masked_start(tmp_pa
     assert all(len(d.sequence) == 8 and np.isfinite(d.nelbo_per_residue) for d in designs)
     with pytest.raises(SeqdiffError, match="does not support an autoregressive"):
         build_model(protein_spec(ModelConfig(architecture="esm2", kind="autoregressive")))
+
+
+def test_esm2_checkpoint_designs_directly_and_is_converted_once(
+    tiny_esm, tmp_path: Path, private_cache
+) -> None:
+    model, path = tiny_esm
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">x\nMKTAYIAKQRQISFVKSHFSRQ\n")
+    out = tmp_path / "designs.fasta"
+    args = ["design", str(fasta), "--fix", "1-5", "-n", "2", "--steps", "4", "--checkpoint", str(path)]
+    assert main([*args, "-o", str(out)]) == 0
+    records = read_sequences(out)
+    assert [r.sequence[:5] for r in records] == ["MKTAY", "MKTAY"]
+    assert f"model={path}" in records[0].description
+    converted = list((private_cache / "esm").iterdir())
+    assert [c.name.split("-")[0] for c in converted] == ["esm2_t2_tiny"]
+    # The converted model's denoiser is ESM-2 with the checkpoint's weights: same logits as fair-esm.
+    diffusion, extra = load_protein_model(path)
+    assert extra["esm2"] == "esm2_t2_tiny" and isinstance(diffusion.denoiser, ESMDenoiser)
+    ids, valid = alphabet.encode_batch(["MKTAYIAKQR"])
+    with torch.no_grad():
+        ours = diffusion.denoiser(ids, valid)
+    _, reference = esm_logits(model, ["MKTAYIAKQR"])
+    assert torch.allclose(ours[0], reference[0, 1:11], atol=1e-4)
+    stamp = converted[0].stat().st_mtime_ns
+    assert main([*args, "-o", str(tmp_path / "again.fasta")]) == 0
+    assert converted[0].stat().st_mtime_ns == stamp and len(list((private_cache / "esm").iterdir())) == 1

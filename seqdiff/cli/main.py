@@ -13,7 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seqdiff.cli.protein import add_design_parser, add_eval_parser, add_sample_protein_parser
+from seqdiff.cli.protein import (
+    add_adapt_parser,
+    add_design_parser,
+    add_eval_parser,
+    add_sample_protein_parser,
+)
 from seqdiff.cli.score import add_score_parser
 from seqdiff.cli.table import add_impute_parser, add_sample_table_parser
 from seqdiff.errors import SeqdiffError
@@ -78,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     add_design_parser(sub)
+    add_adapt_parser(sub)
     add_eval_parser(sub)
     add_score_parser(sub)
     add_impute_parser(sub)

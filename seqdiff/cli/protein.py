@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 
-from seqdiff.cli.options import add_engine_flags, add_sampling_flags, progress_bar, sampling_options
+from seqdiff.cli.options import add_engine_flags, add_sampling_flags, progress_bar, sampling_options, say
 from seqdiff.errors import SeqdiffError
+from seqdiff.protein.adapt import AdaptRecipe
 
 
-def sample_designs(jobs: list, args: argparse.Namespace, desc: str) -> list:
-    """Run the design API with the shared sampling flags, under a progress bar."""
+def sample_designs(jobs: list, options: dict, desc: str) -> list:
+    """Run the design API with the sampling ``options`` (`sampling_options`), under a progress bar."""
     from seqdiff.protein import design as api
 
     bar, update = progress_bar(desc)
     with bar:
-        return api.design(jobs, **sampling_options(args), progress=update)
+        return api.design(jobs, **options, progress=update)
 
 
 def cmd_design(args: argparse.Namespace) -> None:
@@ -45,27 +46,76 @@ def cmd_design(args: argparse.Namespace) -> None:
         if args.length:
             raise SeqdiffError("--length goes with --contig")
         jobs = api.plan_from_records(read_sequences(args.input), args.fix, args.redesign, n=args.n)
+    family = None
+    if args.homologs or args.homologs_from:
+        family = adapt_for(_queries(args), args)
+    options = sampling_options(args)
+    if family is not None:
+        options["checkpoint"] = str(family.model.path)
     if args.engine == "ray":
         from seqdiff.ray_engine import design_ray
 
-        designs = design_ray(
-            jobs,
-            **sampling_options(args),
-            address=args.ray_address,
-            actors=args.actors,
-        )
-        if args.rank_by or args.per_position:
-            designs = list(designs)
-        # Otherwise the FASTA is written as the designs arrive: memory holds one unit at a time.
+        designs = design_ray(jobs, **options, address=args.ray_address, actors=args.actors)
+        # Unless they must be ranked, the FASTA is written as the designs arrive.
     else:
-        designs = sample_designs(jobs, args, "designing")
-    if args.rank_by:
-        from seqdiff.protein.esm import rank_designs
+        designs = sample_designs(jobs, options, "designing")
+    if family is not None:
+        from seqdiff.protein.family_design import score_designs
 
-        designs = rank_designs(designs, args.rank_by, args.esm, device=args.device)
+        designs = score_designs(designs, family, args.checkpoint)
+    if args.rank_by or args.per_position:
+        designs = rank(list(designs), args)
     write_fasta((d.to_record() for d in designs), args.output, inputs=[args.input])
     if args.per_position:
         api.write_per_position(designs, args.per_position)
+
+
+def _queries(args: argparse.Namespace) -> list:
+    """The proteins whose family is wanted: the input's records, or a contig's motif source chain(s)."""
+    from seqdiff.protein.contig import MotifSegment, load_motif_source, parse_contig
+    from seqdiff.protein.io import ProteinRecord, read_sequences
+
+    if args.contig:
+        chains = {s.chain for s in parse_contig(args.contig) if isinstance(s, MotifSegment)}
+        seqres = load_motif_source(args.input).seqres
+        return [ProteinRecord(f"chain_{c}", "", seqres[c]) for c in sorted(chains) if c in seqres]
+    return read_sequences(args.input)
+
+
+def adapt_for(queries: list, args: argparse.Namespace):
+    """The family of ``queries`` from ``--homologs``/``--homologs-from``, the model adapted to it."""
+    from seqdiff.protein.adapt import AdaptRecipe
+    from seqdiff.protein.family_design import prepare_family
+
+    bar, update = progress_bar("adapting to homologs")
+    with bar:
+        family = prepare_family(
+            queries,
+            homologs=args.homologs,
+            database=args.homologs_from,
+            checkpoint=args.checkpoint,
+            recipe=AdaptRecipe(steps=args.adapt_steps, minutes=args.adapt_minutes),
+            progress=update,
+            device=args.device,
+        )
+    reused = "reused from the cache" if family.model.reused else "adapted"
+    say(f"{len(family.homologs):,} homologs from {family.source}; model {reused}: {family.model.path}")
+    return family
+
+
+def rank(designs: list, args: argparse.Namespace) -> list:
+    """``designs`` sorted by ``--rank-by`` (best first), or as they are."""
+    if args.rank_by == "family":
+        from seqdiff.protein.family_design import rank_by_family
+
+        if not (args.homologs or args.homologs_from):
+            raise SeqdiffError("--rank-by family needs --homologs or --homologs-from")
+        return rank_by_family(designs)
+    if args.rank_by:
+        from seqdiff.protein.esm import rank_designs
+
+        return rank_designs(designs, args.rank_by, args.esm, device=args.device)
+    return designs
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -89,7 +139,7 @@ def cmd_sample_protein(args: argparse.Namespace) -> None:
     if args.length < 1 or args.n < 1:
         raise SeqdiffError("--length and -n must be at least 1")
     jobs = [api.DesignJob("sample", i, "_" * args.length) for i in range(args.n)]
-    designs = sample_designs(jobs, args, "sampling")
+    designs = sample_designs(jobs, sampling_options(args), "sampling")
     write_fasta([d.to_record() for d in designs], args.output)
 
 
@@ -112,8 +162,11 @@ def add_design_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--per-position", metavar="FILE.parquet", help="write per-position probabilities and steps"
     )
-    p.add_argument("--rank-by", choices=["nelbo", "esm"], help="sort designs by this score (best first)")
+    p.add_argument(
+        "--rank-by", choices=["nelbo", "esm", "family"], help="sort designs by this score (best first)"
+    )
     p.add_argument("--esm", help="ESM-2 checkpoint (.pt file or name) for --rank-by esm")
+    add_family_flags(p)
     add_sampling_flags(p)
     add_engine_flags(p)
     p.set_defaults(func=cmd_design)
@@ -140,4 +193,72 @@ def add_sample_protein_parser(kinds: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--length", type=int, default=120)
     add_sampling_flags(p)
     p.set_defaults(func=cmd_sample_protein)
+    return p
+
+
+def add_adaptation_flags(p: argparse.ArgumentParser) -> None:
+    """How long the adaptation trains."""
+    p.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=AdaptRecipe.steps,
+        help=f"training steps of the adaptation (default {AdaptRecipe.steps})",
+    )
+    p.add_argument(
+        "--adapt-minutes",
+        type=float,
+        default=AdaptRecipe.minutes,
+        help=f"time cap of the adaptation: it stops there, keeping its best weights (default {AdaptRecipe.minutes:g})",
+    )
+
+
+def add_family_flags(p: argparse.ArgumentParser) -> None:
+    """Where the homologs come from, and how long the adaptation trains."""
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--homologs",
+        metavar="FILE",
+        help="homologs of the input (A3M, aligned or unaligned FASTA, Stockholm; gzip allowed): adapt the "
+        "model to them (cached), then design, and score each design against their profile HMM",
+    )
+    source.add_argument(
+        "--homologs-from",
+        metavar="DB.fasta",
+        help="find the homologs in this local protein database (FASTA, gzip allowed) with jackhmmer",
+    )
+    add_adaptation_flags(p)
+
+
+def cmd_adapt(args: argparse.Namespace) -> None:
+    """Adapt a model to homologs and copy it to -o (it stays in the cache too)."""
+    import shutil
+    from pathlib import Path
+
+    from seqdiff.protein.io import read_sequences
+
+    out = Path(args.output)
+    if out.exists():
+        raise SeqdiffError(f"{out}: exists; choose a new folder for the adapted model")
+    queries = read_sequences(args.query) if args.query else []
+    family = adapt_for(queries, args)
+    shutil.copytree(family.model.path, out)
+    say(f"adapted model written to {out} (key {family.model.key})")
+
+
+def add_adapt_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``seqdiff adapt``."""
+    p = sub.add_parser(
+        "adapt",
+        help="adapt a protein model to a family's homologs (then: design --checkpoint MODEL_DIR)",
+        description="Fine-tune a protein model on homologs and write it to a folder. 'seqdiff design "
+        "--homologs' does this itself (and reuses the result from the cache).",
+    )
+    p.add_argument("homologs", nargs="?", help="homolog file (A3M, FASTA, Stockholm; gzip allowed)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="folder for the adapted model")
+    p.add_argument("--homologs-from", metavar="DB.fasta", help="search this database for homologs of --query")
+    p.add_argument("--query", metavar="FASTA", help="the protein(s) whose homologs to search for")
+    add_adaptation_flags(p)
+    p.add_argument("--checkpoint", help="the model to adapt (default: the shipped one; or an ESM-2 name)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.set_defaults(func=cmd_adapt)
     return p

@@ -56,7 +56,9 @@ class DesignJob:
 class Design:
     """A designed sequence with its scores and per-position record.
 
-    ``confidence``/``entropy``/``unmask_step`` are per position (NaN / -1 where fixed).
+    ``confidence``/``entropy``/``unmask_step`` are per position (NaN / -1 where fixed). ``params`` are
+    the settings that made it, ``scores`` what was measured of it afterwards (e.g. its family scores),
+    the first as header text.
     """
 
     job: DesignJob
@@ -67,6 +69,7 @@ class Design:
     entropy: np.ndarray
     unmask_step: np.ndarray
     params: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -88,6 +91,7 @@ class Design:
             parts["contig"] = self.job.contig
             parts["motifs"] = ";".join(f"{name}@{start + 1}" for name, start in self.job.motifs)
         parts.update(self.params)
+        parts.update({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in self.scores.items()})
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
     def to_record(self) -> ProteinRecord:
@@ -107,6 +111,7 @@ class Design:
                 "probability": self.confidence,
                 "entropy": self.entropy,
                 "unmask_step": self.unmask_step,
+                **self.scores,
             }
         )
 

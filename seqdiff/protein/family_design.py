@@ -1,0 +1,111 @@
+"""Family-adapted design: the one path from homologs to scored designs, shared by the CLI and the app.
+
+Given homologs of the input (a file, or found in a local sequence database), `prepare_family` adapts
+the model to them (`seqdiff.protein.adapt`, cached) and builds the family's profile HMM
+(`seqdiff.protein.family`); `score_designs` then adds each design's family scores to its header.
+The adapted model is a model folder like any other, so the local engine and the Ray engine design
+with it alike.
+
+Example:
+    >>> designs = score_designs(designs, family)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.protein.adapt import AdaptedModel, AdaptRecipe, adapt
+from seqdiff.protein.design import Design
+from seqdiff.protein.family import FamilyProfile
+from seqdiff.protein.homologs import Homologs, read_homologs
+from seqdiff.protein.io import ProteinRecord
+from seqdiff.protein.model import resolve_checkpoint
+
+# The family scores each design carries (in its header and its per-position table).
+FAMILY_FIELDS = ("family_bits", "family_evalue", "scaffold_bits", "scaffold_evalue", "nearest_identity")
+
+
+@dataclass(frozen=True)
+class Family:
+    """What designing for a family needs: its homologs, where they came from, the adapted model, the
+    profile that scores designs."""
+
+    homologs: Homologs
+    source: str
+    model: AdaptedModel
+    profile: FamilyProfile
+
+    def header(self, checkpoint: str | None) -> dict[str, str]:
+        """Header fields naming the base model, the homologs and the adapted model's cache key."""
+        return {"model": checkpoint or "default", "homologs": self.source, "adapted": self.model.key}
+
+
+def find_homologs(
+    queries: Sequence[ProteinRecord],
+    homologs: str | Path | None = None,
+    database: str | Path | None = None,
+) -> tuple[Homologs, str]:
+    """Homologs from a file, or searched for in a local FASTA database (jackhmmer); and their source."""
+    if (homologs is None) == (database is None):
+        raise SeqdiffError("give --homologs FILE or --homologs-from DB.fasta (one of them)")
+    if homologs is not None:
+        query = queries[0].sequence if len(queries) == 1 and "_" not in queries[0].sequence else None
+        return read_homologs(homologs, query=query), str(homologs)
+    from seqdiff.protein.homolog_search import search_homologs
+
+    found = search_homologs([q.sequence.replace("_", "") for q in queries], database)
+    return found, f"search:{database}"
+
+
+def prepare_family(
+    queries: Sequence[ProteinRecord],
+    homologs: str | Path | None = None,
+    database: str | Path | None = None,
+    checkpoint: str | None = None,
+    recipe: AdaptRecipe | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    device: str = "auto",
+) -> Family:
+    """The family of ``queries``: homologs (`find_homologs`), the model ``checkpoint`` (default: the
+    shipped one) adapted to them, and their profile HMM.
+
+    Example:
+        >>> family = prepare_family(read_sequences("ubiquitin.fasta"), homologs="ubq.a3m")  # doctest: +SKIP
+        >>> design(jobs, checkpoint=str(family.model.path))  # doctest: +SKIP
+    """
+    found, source = find_homologs(queries, homologs, database)
+    model = adapt(
+        found.sequences, base=resolve_checkpoint(checkpoint), recipe=recipe, progress=progress, device=device
+    )
+    return Family(found, source, model, FamilyProfile.from_homologs(found))
+
+
+def score_designs(
+    designs: Iterable[Design], family: Family, checkpoint: str | None = None, chunk: int = 64
+) -> Iterator[Design]:
+    """``designs`` with their family scores (`FamilyProfile.score`) in their ``scores`` and the family's
+    header fields in their ``params``, yielded as they arrive (scored ``chunk`` at a time: a score does not depend on the
+    other designs). ``scaffold_*`` scores the designed positions alone."""
+    header = family.header(checkpoint)
+    designs = iter(designs)
+    while batch := list(islice(designs, chunk)):
+        table = family.profile.score([d.sequence for d in batch], [~d.job.fixed for d in batch])
+        for design, row in zip(batch, table.to_dict("records"), strict=True):
+            # design() gives all its designs one shared params dict: each gets its own copy.
+            design.params = {**design.params, **header}
+            design.scores = {
+                **design.scores,
+                **{name: fmt.format(row[name]) for name, fmt in FAMILY_FIELDS.items()},
+            }
+            yield design
+
+
+def rank_by_family(designs: Iterable[Design]) -> list[Design]:
+    """Best first: the highest family bit score (no hit last)."""
+    return sorted(designs, key=lambda d: -np.nan_to_num(d.scores["family_bits"], nan=-np.inf))

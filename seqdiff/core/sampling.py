@@ -246,9 +246,7 @@ def sample(
                 todo &= ~newly
                 probs = None  # the input changed: the cached prediction is stale
         if bool(again.any()):
-            z = torch.where(again, torch.full_like(z, mask_id), z)
-            if within is not None:
-                within = torch.where(again, torch.full_like(within, float("nan")), within)
+            z = torch.where(again, torch.full_like(z, mask_id), z)  # its within is hidden until decided again
             todo |= again
             probs = None
         if on_step is not None:

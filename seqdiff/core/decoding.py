@@ -33,9 +33,17 @@ DECODINGS = ("ancestral", "confidence", "remask")
 GRIDS = ("cosine", "uniform")
 
 
-def _setting(default: object, help: str, ok: Callable[[object], bool], reason: str, choices=None):
-    """A field of ``SamplerSettings``: its default, its help, and the rule ``check`` applies."""
-    rule = {"help": help, "ok": ok, "reason": reason, "choices": choices}
+def _setting(
+    default: object,
+    help: str,
+    ok: Callable[[object], bool],
+    reason: str,
+    choices=None,
+    only: str | None = None,
+):
+    """A field of ``SamplerSettings``: its default, its help, the rule ``check`` applies, and the one
+    decoding it matters to (None: all)."""
+    rule = {"help": help, "ok": ok, "reason": reason, "choices": choices, "only": only}
     return field(default=default, metadata=rule)
 
 
@@ -76,6 +84,7 @@ class SamplerSettings:
         "confidence decoding: scale of the Gumbel noise on the order (0: strictly most confident first)",
         lambda v: 0 <= v < math.inf,
         "must be >= 0",
+        only="confidence",
     )
     # 0.02: at 100 steps a designed position is masked again less than once on average, so early
     # decisions get a second look without turning sampling into resampling.
@@ -84,6 +93,7 @@ class SamplerSettings:
         "remask decoding: the cap on each step's probability of masking a decided position again",
         lambda v: 0 <= v <= 1,
         "must be in [0, 1]",
+        only="remask",
     )
 
     def problem(self) -> tuple[str, str] | None:
@@ -98,6 +108,30 @@ class SamplerSettings:
         problem = self.problem()
         if problem is not None:
             raise ValueError(" ".join(problem))
+
+    def in_use(self) -> dict[str, object]:
+        """The settings that shape this decoding's draws, by name (not another decoding's parameter).
+
+        Example:
+            >>> list(SamplerSettings(decoding="confidence").in_use())
+            ['steps', 'grid', 'temperature', 'top_p', 'decoding', 'order_noise']
+        """
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.metadata["only"] in (None, self.decoding)
+        }
+
+
+DEFAULT_SETTINGS = SamplerSettings()
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting.
+
+    Example:
+        >>> flag("top_p")
+        '--top-p'
+    """
+    return "--" + name.replace("_", "-")
 
 
 def unmask_rate(a_t: Tensor, a_s: Tensor, sigma: Tensor) -> Tensor:

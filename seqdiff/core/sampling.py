@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from seqdiff.core.decoding import (
+    DEFAULT_SETTINGS,
     GRIDS,
     SamplerSettings,
     gumbel,
@@ -117,7 +118,6 @@ def draw_categorical(probs: Tensor, u: Tensor) -> Tensor:
 # The sampler's streams of ``noise``: step i of stream k draws noise(k * steps + i), so no two draws
 # share numbers (what keyed noise needs; a generator just draws on).
 TOKEN_STREAM, WITHIN_STREAM, ORDER_STREAM, REMASK_STREAM = range(4)
-DEFAULTS = SamplerSettings()
 
 
 def _unmask(
@@ -157,19 +157,19 @@ def sample(
     model: MaskedDiffusion,
     z: Tensor,
     valid: Tensor | None = None,
-    steps: int = DEFAULTS.steps,
-    grid: str = DEFAULTS.grid,
-    temperature: float = DEFAULTS.temperature,
-    top_p: float = DEFAULTS.top_p,
+    steps: int = DEFAULT_SETTINGS.steps,
+    grid: str = DEFAULT_SETTINGS.grid,
+    temperature: float = DEFAULT_SETTINGS.temperature,
+    top_p: float = DEFAULT_SETTINGS.top_p,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     on_step: Callable[[int, int], None] | None = None,
     noise: Noise | None = None,
     within: Tensor | None = None,
     *,
-    decoding: str = DEFAULTS.decoding,
-    order_noise: float = DEFAULTS.order_noise,
-    remask_eta: float = DEFAULTS.remask_eta,
+    decoding: str = DEFAULT_SETTINGS.decoding,
+    order_noise: float = DEFAULT_SETTINGS.order_noise,
+    remask_eta: float = DEFAULT_SETTINGS.remask_eta,
 ) -> SampleResult:
     """Fill every mask in ``z`` [B, N]; all other tokens (and padding) are kept unchanged.
 

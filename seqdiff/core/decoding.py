@@ -86,8 +86,9 @@ class SamplerSettings:
         "must be >= 0",
         only="confidence",
     )
-    # 0.02: at 100 steps a designed position is masked again less than once on average, so early
-    # decisions get a second look without turning sampling into resampling.
+    # 0.02: with a linear schedule at 100 steps a decided position is masked again less than once
+    # on average (the sum over steps of alpha_t sigma_t), so early decisions get a second look
+    # without turning sampling into resampling.
     remask_eta: float = _setting(
         0.02,
         "remask decoding: the cap on each step's probability of masking a decided position again",

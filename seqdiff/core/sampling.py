@@ -211,7 +211,7 @@ def sample(
     else:
         within = None
     for i in range(steps):
-        if not bool(todo.any()) and not remasking:
+        if not bool(todo.any()) and not remasking:  # ReMDM may mask again while steps remain
             break
         t, s = times[i], times[i + 1]
         rate = sigma = None  # None at the last step: it decides every position still masked

@@ -27,10 +27,12 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from seqdiff.core.decoding import DEFAULT_SETTINGS, SamplerSettings
 from seqdiff.errors import SeqdiffError
 
 if TYPE_CHECKING:
@@ -311,13 +313,16 @@ class _DesignActor(_Actor):
 def design_ray(
     jobs: list[DesignJob],
     checkpoint: str | None = None,
-    steps: int = 100,
-    grid: str = "cosine",
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    steps: int = DEFAULT_SETTINGS.steps,
+    grid: str = DEFAULT_SETTINGS.grid,
+    temperature: float = DEFAULT_SETTINGS.temperature,
+    top_p: float = DEFAULT_SETTINGS.top_p,
     seed: int = 0,
     batch_size: int = 16,
     device: str = "auto",
+    decoding: str = DEFAULT_SETTINGS.decoding,
+    order_noise: float = DEFAULT_SETTINGS.order_noise,
+    remask_eta: float = DEFAULT_SETTINGS.remask_eta,
     *,
     address: str | None = None,
     actors: int = 2,
@@ -336,7 +341,8 @@ def design_ray(
     from seqdiff.protein.design import check_sampling
 
     require_ray()
-    check_sampling(steps, temperature, top_p)
+    settings = SamplerSettings(steps, grid, temperature, top_p, decoding, order_noise, remask_eta)
+    check_sampling(settings)
     if batch_size < 1:
         raise SeqdiffError("--batch-size must be at least 1")
     resources = _check_pool(actors, device)
@@ -348,14 +354,8 @@ def design_ray(
         if not folder.is_dir():
             raise SeqdiffError(f"{checkpoint}: not a seqdiff model (no such folder)")
         model = _folder_bytes(folder)
-    settings = {
-        "checkpoint": checkpoint,  # names the model in each design's header
-        "steps": steps,
-        "grid": grid,
-        "temperature": temperature,
-        "top_p": top_p,
-        "seed": seed,
-    }
+    # The checkpoint names the model in each design's header.
+    settings = {"checkpoint": checkpoint, **asdict(settings), "seed": seed}
     units = [
         {"first_job": s, "jobs": pickle.dumps(jobs[s : s + batch_size])}
         for s in range(0, len(jobs), batch_size)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
+
+from seqdiff.core.decoding import SamplerSettings, flag
 
 
 def say(message: str) -> None:
@@ -34,7 +37,7 @@ def progress_bar(desc: str):
 
 # The flags of `add_sampling_flags`, as keyword arguments of `seqdiff.protein.design.design` and of its
 # Ray version: the one list of them.
-SAMPLING_KEYWORDS = ("checkpoint", "steps", "grid", "temperature", "top_p", "seed", "batch_size", "device")
+SAMPLING_KEYWORDS = ("checkpoint", *(f.name for f in fields(SamplerSettings)), "seed", "batch_size", "device")
 
 
 def sampling_options(args: argparse.Namespace) -> dict:
@@ -45,12 +48,15 @@ def sampling_options(args: argparse.Namespace) -> dict:
 def add_sampling_flags(p: argparse.ArgumentParser) -> None:
     """The flags of every protein sampling command, named as `SAMPLING_KEYWORDS` says, plus -n and -o."""
     p.add_argument("-n", type=int, default=1, help="designs per input (default 1)")
-    p.add_argument("--steps", type=int, default=100, help="sampler steps (default 100)")
-    p.add_argument(
-        "--grid", choices=["cosine", "uniform"], default="cosine", help="time grid (default cosine)"
-    )
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1: off)")
+    for setting in fields(SamplerSettings):  # the sampler's settings, as declared in the engine
+        rule = setting.metadata
+        p.add_argument(
+            flag(setting.name),
+            type=type(setting.default),
+            default=setting.default,
+            choices=rule["choices"],
+            help=f"{rule['help']} (default %(default)s)",
+        )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core.batch import pad_batch
+from seqdiff.core.decoding import DEFAULT_SETTINGS, SamplerSettings, flag
 from seqdiff.core.device import resolve_device
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import KeyedNoise, keyed_seed
@@ -209,36 +210,37 @@ def score_nelbo(
     return out
 
 
-def check_sampling(steps: int, temperature: float, top_p: float) -> None:
-    """Refuse sampler settings that cannot work, before any model is loaded.
+def check_sampling(settings: SamplerSettings) -> None:
+    """Refuse sampler settings that cannot work, before any model is loaded, naming the flag at fault.
 
     Example:
-        >>> check_sampling(0, 1.0, 1.0)
+        >>> check_sampling(SamplerSettings(steps=0))
         Traceback (most recent call last):
         ...
         seqdiff.errors.SeqdiffError: --steps must be at least 1
     """
-    if steps < 1:
-        raise SeqdiffError("--steps must be at least 1")
-    if not 0 < top_p <= 1:
-        raise SeqdiffError("--top-p must be in (0, 1]")
-    if temperature <= 0:
-        raise SeqdiffError("--temperature must be > 0")
+    problem = settings.problem()
+    if problem is not None:
+        name, reason = problem
+        raise SeqdiffError(f"{flag(name)} {reason}")
 
 
 def design(
     jobs: list[DesignJob],
     model: MaskedDiffusion | None = None,
     checkpoint: str | None = None,
-    steps: int = 100,
-    grid: str = "cosine",
-    temperature: float = 1.0,
-    top_p: float = 1.0,
+    steps: int = DEFAULT_SETTINGS.steps,
+    grid: str = DEFAULT_SETTINGS.grid,
+    temperature: float = DEFAULT_SETTINGS.temperature,
+    top_p: float = DEFAULT_SETTINGS.top_p,
     seed: int = 0,
     batch_size: int = 16,
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     first_job: int = 0,
+    decoding: str = DEFAULT_SETTINGS.decoding,
+    order_noise: float = DEFAULT_SETTINGS.order_noise,
+    remask_eta: float = DEFAULT_SETTINGS.remask_eta,
 ) -> list[Design]:
     """Fill the ``_`` of every job's template; fixed residues are never changed.
 
@@ -246,7 +248,8 @@ def design(
     number ``first_job + i``; the NELBO scores are keyed the same way. The same jobs and seed give the
     same designs whatever the batch size, and a slice of a job list designed with its offset as
     ``first_job`` (as the Ray engine does) gets the designs of the whole list.
-    ``progress(done, total)`` is called after every sampler step (total = batches x steps).
+    ``progress(done, total)`` is called after every sampler step (total = batches x steps). The sampler
+    settings (``seqdiff.core.decoding.SamplerSettings``) that shape the draws go into every header.
 
     Example:
         >>> jobs = plan_from_records([ProteinRecord("x", "", "MKT___LLV")], n=4)
@@ -255,7 +258,8 @@ def design(
     """
     if not jobs:
         return []
-    check_sampling(steps, temperature, top_p)
+    settings = SamplerSettings(steps, grid, temperature, top_p, decoding, order_noise, remask_eta)
+    check_sampling(settings)
     dev = resolve_device(device)
     if model is None:
         model, _ = load_protein_model(checkpoint, dev)
@@ -266,14 +270,7 @@ def design(
             raise SeqdiffError(
                 f"record {job.source!r}: length {len(job.template)} exceeds the model's maximum of {max_len}"
             )
-    params = {
-        "seed": seed,
-        "steps": steps,
-        "grid": grid,
-        "temperature": temperature,
-        "top_p": top_p,
-        "model": checkpoint or "default",
-    }
+    params = {"seed": seed, **settings.in_use(), "model": checkpoint or "default"}
     n_batches = (len(jobs) + batch_size - 1) // batch_size
     designs: list[Design] = []
     for b in range(n_batches):
@@ -286,7 +283,7 @@ def design(
                 progress(b * steps + i, n_batches * steps)
 
         result = sample(
-            model, z, valid, steps=steps, grid=grid, temperature=temperature, top_p=top_p,
+            model, z, valid, **asdict(settings),
             noise=KeyedNoise(seed, first_job + torch.arange(b * batch_size, b * batch_size + len(chunk))),
             on_step=on_step,
         )  # fmt: skip

@@ -1,0 +1,201 @@
+"""Decoding strategies of the sampler, and the one declaration of its settings.
+
+Each step from time t to s < t decides some masked positions. The strategies differ in which ones:
+
+- ``ancestral``: MD4's reverse step. Each masked position moves on its own, to value i with
+  probability mu_i (alpha_{s,i} - alpha_{t,i}) / (1 - alpha_{t,i}) (md4_spec.md section 5).
+- ``confidence``: confidence-ordered unmasking (MaskGIT; DPLM). A token is drawn at every masked
+  position. Each row then keeps the same expected number of decisions as the ancestral step would
+  make (its masked positions' summed move probabilities), taking its most confident positions:
+  those with the highest log-probability of their drawn token, plus Gumbel noise scaled by
+  ``order_noise``. At ``order_noise=0`` the order is pure confidence.
+- ``remask``: ReMDM-cap (Wang et al. 2025, arXiv 2503.00307). In the same step as the unmasking, a
+  position the sampler decided earlier is masked again with probability
+  sigma_t = min(eta, (1 - alpha_s) / alpha_t), and masked positions unmask at the raised rate
+  (alpha_s - (1 - sigma_t) alpha_t) / (1 - alpha_t). Then P(unmasked at s) is still alpha_s, so
+  the model sees inputs like the ones it was trained on. The cap keeps each re-masking chance
+  small, and (1 - alpha_s) / alpha_t takes it to zero as t nears 0, so the last steps settle.
+  GenMD4's per-value alpha gives a per-value sigma.
+
+Given positions are never touched. The last step decides every position still masked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import Tensor
+
+DECODINGS = ("ancestral", "confidence", "remask")
+GRIDS = ("cosine", "uniform")
+
+
+def _setting(
+    default: object,
+    help: str,
+    ok: Callable[[object], bool],
+    reason: str,
+    choices=None,
+    only: str | None = None,
+):
+    """A field of ``SamplerSettings``: its default, its help, the rule ``check`` applies, and the one
+    decoding it matters to (None: all)."""
+    rule = {"help": help, "ok": ok, "reason": reason, "choices": choices, "only": only}
+    return field(default=default, metadata=rule)
+
+
+def _one_of(default: str, help: str, choices: tuple[str, ...]):
+    return _setting(default, help, lambda v: v in choices, f"must be one of {', '.join(choices)}", choices)
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Everything that shapes a draw besides the model, the template and the noise.
+
+    Each field carries its help text and its rule, so that command-line flags can be built from
+    this declaration. ``check`` refuses settings that cannot work.
+
+    Example:
+        >>> SamplerSettings(decoding="remask").remask_eta
+        0.02
+        >>> SamplerSettings(top_p=0).check()
+        Traceback (most recent call last):
+        ...
+        ValueError: top_p must be in (0, 1]
+    """
+
+    steps: int = _setting(100, "sampler steps (time grid points)", lambda v: v >= 1, "must be at least 1")
+    grid: str = _one_of("cosine", "time grid", GRIDS)
+    temperature: float = _setting(
+        1.0, "softmax temperature of the token draws", lambda v: 0 < v < math.inf, "must be > 0"
+    )
+    top_p: float = _setting(1.0, "nucleus sampling mass (1: off)", lambda v: 0 < v <= 1, "must be in (0, 1]")
+    decoding: str = _one_of(
+        "ancestral",
+        "which masked positions each step decides: ancestral (MD4, each on its own), confidence "
+        "(the most confident first), remask (ancestral, and decided positions may be masked again)",
+        DECODINGS,
+    )
+    order_noise: float = _setting(
+        1.0,
+        "confidence decoding: scale of the Gumbel noise on the order (0: strictly most confident first)",
+        lambda v: 0 <= v < math.inf,
+        "must be >= 0",
+        only="confidence",
+    )
+    # 0.02: with a linear schedule at 100 steps a decided position is masked again less than once
+    # on average (the sum over steps of alpha_t sigma_t), so early decisions get a second look
+    # without turning sampling into resampling.
+    remask_eta: float = _setting(
+        0.02,
+        "remask decoding: the cap on each step's probability of masking a decided position again",
+        lambda v: 0 <= v <= 1,
+        "must be in [0, 1]",
+        only="remask",
+    )
+
+    def problem(self) -> tuple[str, str] | None:
+        """The first setting that cannot work and why, e.g. ``("steps", "must be at least 1")``."""
+        for f in fields(self):
+            if not f.metadata["ok"](getattr(self, f.name)):
+                return f.name, f.metadata["reason"]
+        return None
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        problem = self.problem()
+        if problem is not None:
+            raise ValueError(" ".join(problem))
+
+    def in_use(self) -> dict[str, object]:
+        """The settings that shape this decoding's draws, by name (not another decoding's parameter).
+
+        Example:
+            >>> list(SamplerSettings(decoding="confidence").in_use())
+            ['steps', 'grid', 'temperature', 'top_p', 'decoding', 'order_noise']
+        """
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.metadata["only"] in (None, self.decoding)
+        }
+
+
+DEFAULT_SETTINGS = SamplerSettings()
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting.
+
+    Example:
+        >>> flag("top_p")
+        '--top-p'
+    """
+    return "--" + name.replace("_", "-")
+
+
+def unmask_rate(a_t: Tensor, a_s: Tensor, sigma: Tensor) -> Tensor:
+    """P(a masked position becomes value i | it is i) from t to s, per value, when decided positions are
+    masked again with probability ``sigma`` (0: the ancestral rate). Keeps P(unmasked at s) = alpha_s.
+
+    Example:
+        >>> a_t, a_s = torch.tensor([0.5]), torch.tensor([0.75])
+        >>> unmask_rate(a_t, a_s, torch.tensor([0.0])).item(), unmask_rate(a_t, a_s, torch.tensor([0.5])).item()
+        (0.5, 1.0)
+    """
+    return ((a_s - a_t + sigma * a_t) / (1 - a_t)).clamp(0, 1)
+
+
+def remask_probability(a_t: Tensor, a_s: Tensor, eta: float) -> Tensor:
+    """ReMDM-cap's sigma_t = min(eta, (1 - alpha_s) / alpha_t), per value: the largest (up to ``eta``)
+    that keeps ``unmask_rate`` a probability.
+
+    Example:
+        >>> sigma = remask_probability(torch.tensor([0.5, 0.9]), torch.tensor([0.6, 0.99]), eta=0.1)
+        >>> [round(v, 4) for v in sigma.tolist()]
+        [0.1, 0.0111]
+    """
+    return ((1 - a_s) / a_t).clamp(max=eta)
+
+
+def unmask_counts(expected: Tensor, owed: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
+    """How many positions each row decides this step, and the fraction it still owes after.
+
+    Rounding the running total rather than each step keeps the ancestral pace when a step's share
+    is below one position (the cosine grid's first steps): the owed fractions add up.
+
+    Example:
+        >>> owed = torch.zeros(1, dtype=torch.float64)
+        >>> for _ in range(3):
+        ...     count, owed = unmask_counts(torch.tensor([0.4], dtype=torch.float64), owed, torch.tensor([5]))
+        ...     print(int(count))
+        0
+        1
+        0
+    """
+    total = owed + expected
+    count = torch.minimum(torch.round(total), masked.to(total.dtype))
+    return count.long(), total - count
+
+
+def gumbel(u: Tensor) -> Tensor:
+    """Standard Gumbel noise from uniforms in [0, 1) (0 is moved to the smallest positive float)."""
+    return -torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
+
+
+def most_confident(score: Tensor, todo: Tensor, count: Tensor) -> Tensor:
+    """The ``count[b]`` positions of row b with the highest ``score`` among ``todo`` [B, N] (ties: the
+    first position first), as a bool [B, N].
+
+    Example:
+        >>> todo = torch.tensor([[True, True, False, True]])
+        >>> most_confident(torch.tensor([[0.1, 0.5, 0.9, 0.3]]), todo, torch.tensor([2])).tolist()
+        [[False, True, False, True]]
+    """
+    score = score.masked_fill(~todo, -math.inf)
+    order = score.argsort(dim=-1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(
+        -1, order, torch.arange(score.shape[-1], device=score.device).expand_as(order)
+    )
+    return todo & (rank < count[:, None])

@@ -112,19 +112,19 @@ def _same_sequence(query: str, seq: str) -> bool:
     return "".join(query.split()).replace("-", "").replace(".", "").removesuffix("*").upper() == seq
 
 
-def _read_stockholm(path: Path) -> tuple[list[str], list[str], bool]:
-    """Ids, rows and whether the rows were cut to the RF match columns."""
+def _read_stockholm(path: Path) -> tuple[list[str], list[str], list[str], bool]:
+    """Ids, rows, the rows cut to the RF match columns (all columns without RF), and whether RF cut them."""
     try:
         with open_text(path) as text:
             alignment = AlignIO.read(text, "stockholm")
     except ValueError as err:
         raise SeqdiffError(f"{path}: not a readable Stockholm alignment ({err})") from None
-    rows = [str(record.seq) for record in alignment]
+    ids, rows = [r.id for r in alignment], [str(r.seq) for r in alignment]
     reference = alignment.column_annotations.get("reference_annotation")
     if reference is None:
-        return [r.id for r in alignment], rows, False
+        return ids, rows, [row.upper() for row in rows], False
     keep = [i for i, mark in enumerate(reference) if mark not in ".-~"]
-    return [r.id for r in alignment], ["".join(row[i] for i in keep) for row in rows], True
+    return ids, rows, ["".join(row[i] for i in keep).upper() for row in rows], True
 
 
 def _a3m_match_rows(ids: list[str], rows: list[str], path: Path) -> list[str]:
@@ -169,8 +169,7 @@ def read_homologs(path: PathLike, query: str | None = None) -> Homologs:
     path = Path(path)
     source = str(path)
     if _sniff_stockholm(path):
-        ids, rows, match_columns = _read_stockholm(path)
-        aligned: list[str] | None = [row.upper().replace(".", "-") for row in rows]
+        ids, rows, aligned, match_columns = _read_stockholm(path)  # Biopython writes every gap as '-'
         a3m = False
     else:
         entries = [(i, "".join(row.split()).removesuffix("*")) for i, _, row in iter_fasta_rows(path, "#")]
@@ -187,8 +186,6 @@ def read_homologs(path: PathLike, query: str | None = None) -> Homologs:
             aligned = _aligned_fasta_rows(ids, rows, path)
         else:
             aligned = None
-    if not rows:
-        raise SeqdiffError(f"{source}: no sequences")
     sequences = [residues_of(row, record, source) for record, row in zip(ids, rows, strict=True)]
     check_protein(sequences, source)
     if query is not None and a3m and not _same_sequence(query, sequences[0]):

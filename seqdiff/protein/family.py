@@ -32,6 +32,7 @@ from pyhmmer import easel, plan7
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.alphabet import normalize
+from seqdiff.protein.homolog_search import AMINO, digitize
 from seqdiff.protein.homologs import Homologs, align_homologs, blosum_letters, sequence_weights
 
 SEARCH_SPACE_SEQUENCES = 1000
@@ -45,8 +46,6 @@ MAX_PROFILE_SEQUENCES = 1000
 
 IDENTITY_CANDIDATES = 20
 """Per design, the homologs with the best local alignment scores whose identity is computed exactly."""
-
-_AMINO = easel.Alphabet.amino()
 
 
 def recognised(evalues: np.ndarray | Sequence[float], threshold: float = RECOGNISED_EVALUE) -> np.ndarray:
@@ -70,16 +69,6 @@ def _profile_rows(homologs: Homologs, max_sequences: int) -> tuple[str, ...]:
         np.arange(1, len(rows)), size=max_sequences - 1, replace=False, p=weights / weights.sum()
     )
     return tuple(rows[i] for i in [0, *sorted(others.tolist())])
-
-
-def _designs_block(sequences: Sequence[str]) -> easel.DigitalSequenceBlock:
-    return easel.DigitalSequenceBlock(
-        _AMINO,
-        [
-            easel.TextSequence(name=str(i).encode(), sequence=s).digitize(_AMINO)
-            for i, s in enumerate(sequences)
-        ],
-    )
 
 
 def _scaffolds(designs: list[str], designed_masks: Sequence[Sequence[bool]]) -> list[str]:
@@ -133,8 +122,8 @@ class FamilyProfile:
         )
         if aligned.match_columns:
             msa.reference = "x" * len(rows[0])
-        builder = plan7.Builder(_AMINO, architecture="hand" if aligned.match_columns else "fast", seed=42)
-        hmm, _, _ = builder.build_msa(msa.digitize(_AMINO), plan7.Background(_AMINO))
+        builder = plan7.Builder(AMINO, architecture="hand" if aligned.match_columns else "fast", seed=42)
+        hmm, _, _ = builder.build_msa(msa.digitize(AMINO), plan7.Background(AMINO))
         return cls(hmm=hmm, homologs=aligned, n_profile_sequences=len(rows))
 
     def search(self, sequences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +144,7 @@ class FamilyProfile:
         if not present:
             return bits, evalues
         pipeline = plan7.Pipeline(
-            _AMINO,
+            AMINO,
             Z=SEARCH_SPACE_SEQUENCES,
             domZ=SEARCH_SPACE_SEQUENCES,
             bias_filter=False,
@@ -165,7 +154,7 @@ class FamilyProfile:
             E=math.inf,
             domE=math.inf,
         )
-        for hit in pipeline.search_hmm(self.hmm, _designs_block([sequences[i] for i in present])):
+        for hit in pipeline.search_hmm(self.hmm, digitize([sequences[i] for i in present])):
             index = present[int(hit.name)]
             bits[index], evalues[index] = hit.score, hit.evalue
         return bits, evalues

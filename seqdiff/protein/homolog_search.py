@@ -27,12 +27,28 @@ INCLUSION_EVALUE = 1e-3
 
 SEARCH_METHODS = ("jackhmmer", "phmmer")
 
-_AMINO = easel.Alphabet.amino()
+AMINO = easel.Alphabet.amino()
+"""The HMMER protein alphabet."""
+
+
+def digitize(sequences: Sequence[str]) -> easel.DigitalSequenceBlock:
+    """Validated protein sequences as a pyhmmer block, each named by its index (for mapping hits back).
+
+    Example:
+        >>> [seq.name for seq in digitize(["MKT", "MKV"])]
+        ['0', '1']
+    """
+    return easel.DigitalSequenceBlock(
+        AMINO,
+        [
+            easel.TextSequence(name=str(i).encode(), sequence=s).digitize(AMINO)
+            for i, s in enumerate(sequences)
+        ],
+    )
 
 
 def read_database(path: PathLike) -> tuple[list[ProteinRecord], easel.DigitalSequenceBlock]:
-    """The records of a (gzipped) protein FASTA database and the same sequences digitized for HMMER,
-    named by their index (database ids need not be unique).
+    """The records of a (gzipped) protein FASTA database and the same sequences digitized for HMMER.
 
     Example:
         >>> records, block = read_database("uniprot.fasta.gz")  # doctest: +SKIP
@@ -43,26 +59,19 @@ def read_database(path: PathLike) -> tuple[list[ProteinRecord], easel.DigitalSeq
         for record, description, row in iter_fasta_rows(path)
     ]
     check_protein([r.sequence for r in records], source)
-    block = easel.DigitalSequenceBlock(
-        _AMINO,
-        [
-            easel.TextSequence(name=str(i).encode(), sequence=r.sequence).digitize(_AMINO)
-            for i, r in enumerate(records)
-        ],
-    )
-    return records, block
+    return records, digitize([r.sequence for r in records])
 
 
 def _query_block(queries: Sequence[ProteinRecord | str]) -> easel.DigitalSequenceBlock:
     if isinstance(queries, str | ProteinRecord) or not queries:
         raise SeqdiffError("search_homologs needs a non-empty list of query sequences")
-    texts = []
+    sequences = []
     for index, query in enumerate(queries):
         name, seq = (
             (query.id, query.sequence) if isinstance(query, ProteinRecord) else (f"#{index + 1}", query)
         )
-        texts.append(easel.TextSequence(name=name.encode(), sequence=residues_of(seq, name, "query")))
-    return easel.DigitalSequenceBlock(_AMINO, [t.digitize(_AMINO) for t in texts])
+        sequences.append(residues_of(seq, name, "query"))
+    return digitize(sequences)
 
 
 def _check_settings(method: str, evalue: float, max_hits: int | None, iterations: int) -> None:

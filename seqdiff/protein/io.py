@@ -99,6 +99,28 @@ def _record_lines(text: TextIO, path: Path, comment: str | None) -> Iterator[str
     yield from text
 
 
+def iter_fasta_rows(path: PathLike, comment: str | None = None) -> Iterator[tuple[str, str, str]]:
+    """Stream ``(id, description, row)`` of a FASTA-like file with the row as written (gaps, case).
+
+    Lines starting with ``comment`` before the first header are skipped. An empty file, a missing
+    header or an empty header is a one-line SeqdiffError naming the file.
+
+    Example:
+        >>> next(iter_fasta_rows("family.a3m.gz", comment="#"))  # doctest: +SKIP
+        ('1prw', '', 'ADQLTEEQ...')
+    """
+    path = Path(path)
+    count = 0
+    with open_text(path) as text:
+        for count, (title, row) in enumerate(SimpleFastaParser(_record_lines(text, path, comment)), start=1):
+            words = title.split(maxsplit=1)
+            if not words:
+                raise SeqdiffError(f"{path}: record #{count} has an empty header")
+            yield words[0], words[1] if len(words) > 1 else "", row
+    if count == 0:
+        raise SeqdiffError(f"{path}: empty file (no sequences)")
+
+
 def iter_sequences(path: PathLike) -> Iterator[ProteinRecord]:
     """Stream the records of a FASTA, gzipped FASTA or A3M file, validating each one.
 
@@ -108,21 +130,12 @@ def iter_sequences(path: PathLike) -> Iterator[ProteinRecord]:
     """
     path = Path(path)
     a3m = path.name.lower().endswith((".a3m", ".a3m.gz"))
-    count = 0
-    with open_text(path) as text:
-        # HHblits/ColabFold A3M files may start with a '#' line (query lengths and cardinalities).
-        lines = _record_lines(text, path, comment="#" if a3m else None)
-        for count, (title, raw) in enumerate(SimpleFastaParser(lines), start=1):
-            words = title.split(maxsplit=1)
-            if not words:
-                raise SeqdiffError(f"{path}: record #{count} has an empty header")
-            record_id, description = words[0], words[1] if len(words) > 1 else ""
-            seq = _A3M_NOT_RESIDUE.sub("", raw) if a3m else raw
-            if not seq.rstrip("*"):
-                raise SeqdiffError(f"{path}: record {record_id!r} has no sequence")
-            yield ProteinRecord(record_id, description, normalize(seq, record=record_id, source=str(path)))
-    if count == 0:
-        raise SeqdiffError(f"{path}: empty file (no sequences)")
+    # HHblits/ColabFold A3M files may start with a '#' line (query lengths and cardinalities).
+    for record_id, description, raw in iter_fasta_rows(path, comment="#" if a3m else None):
+        seq = _A3M_NOT_RESIDUE.sub("", raw) if a3m else raw
+        if not seq.rstrip("*"):
+            raise SeqdiffError(f"{path}: record {record_id!r} has no sequence")
+        yield ProteinRecord(record_id, description, normalize(seq, record=record_id, source=str(path)))
 
 
 def read_sequences(path: PathLike) -> list[ProteinRecord]:

@@ -101,7 +101,7 @@ def score_designs(
             design.params = {**design.params, **header}
             design.scores = {
                 **design.scores,
-                **{name: fmt.format(row[name]) for name, fmt in FAMILY_FIELDS.items()},
+                **{name: float(row[name]) for name in FAMILY_FIELDS},
             }
             yield design
 

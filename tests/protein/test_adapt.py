@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -72,17 +77,34 @@ def test_the_key_names_weights_homologs_and_recipe(tiny_protein_model: Path) -> 
     assert key == adaptation_key(tiny_protein_model, ["MKTAYIAK", "MKTAYLAK"], FAST)
 
 
-def test_an_interrupted_adaptation_leaves_no_cache_entry(
-    tiny_protein_model: Path, family_files, tmp_path
-) -> None:
-    def interrupt(step: int, total: int) -> None:
+def test_a_failed_adaptation_leaves_no_cache_entry(tiny_protein_model: Path, family_files, tmp_path) -> None:
+    def fail(step: int, total: int) -> None:
         if step == 2:
-            raise KeyboardInterrupt
+            raise RuntimeError("disk full")
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(RuntimeError, match="disk full"):
         adapt(homolog_sequences(family_files["a3m"]), base=tiny_protein_model, recipe=FAST, cache=tmp_path,
-              progress=interrupt)  # fmt: skip
+              progress=fail)  # fmt: skip
     assert list((tmp_path / ADAPTED).iterdir()) == []
+
+
+def test_a_killed_adaptation_leaves_no_cache_entry(tiny_protein_model: Path, family_files, tmp_path) -> None:
+    env = {**os.environ, "SEQDIFF_CACHE": str(tmp_path)}
+    command = [sys.executable, "-m", "seqdiff.cli", "adapt", str(family_files["a3m"]), "-o", str(tmp_path / "out"),
+               "--checkpoint", str(tiny_protein_model), "--adapt-steps", "100000"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):  # until the scratch entry exists (training starts right after), at most 60 s
+            if (tmp_path / ADAPTED).is_dir() and any((tmp_path / ADAPTED).iterdir()):
+                break
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        process.kill()
+        process.wait()
+    entries = [p.name for p in (tmp_path / ADAPTED).iterdir()] if (tmp_path / ADAPTED).is_dir() else []
+    assert all(name.startswith(".") for name in entries)  # only a hidden scratch folder, never an entry
+    assert not (tmp_path / "out").exists()
 
 
 def test_adapt_refuses_fewer_than_two_homologs(tiny_protein_model: Path, tmp_path: Path) -> None:
@@ -157,7 +179,7 @@ def test_seqdiff_adapt_writes_a_model_folder(tiny_protein_model: Path, family_fi
     [
         ("", "no sequences"),
         (">a\nMKTAYIAKQR\n", "one sequence|at least 2"),
-        (">a\nMKTAYIAKQR\n>b\nMKT1YIAKQR\n", "letter|character"),
+        (">a\nMKTAYIAKQR\n>b\nMKT1YIAKQR\n", "not an amino acid"),
     ],
 )
 def test_bad_homolog_files_are_one_line_errors_and_write_nothing(
@@ -169,7 +191,7 @@ def test_bad_homolog_files_are_one_line_errors_and_write_nothing(
     assert main([*design_args(family_files, tiny_protein_model, out), "--homologs", str(homologs)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seqdiff: error:")
-    assert pytest.importorskip("re").search(message, err[0])
+    assert re.search(message, err[0])
     assert not out.exists()
 
 

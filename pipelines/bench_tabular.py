@@ -1,7 +1,7 @@
 """Tabular imputation benchmark (DiffPuter protocol) and synthetic-data fidelity of seqdiff's table model.
 
 Imputation: for each dataset, the complete rows (a random subsample of ``--rows`` rows where there are more;
-20,000 by default), cells hidden by a 30% MCAR / MAR / MNAR mask (`seqdiff.tabular.masks`), imputed
+20,000 by default), cells hidden by a 30% MCAR / MAR / MNAR mask (`pipelines.masks`), imputed
 in-sample (the imputer is fitted on the holed table itself), scored on the hidden cells: MAE and RMSE of
 z-scored numeric cells, accuracy of categorical cells, and the fit + impute wall time. Methods: seqdiff
 MD4 (linear schedule), seqdiff GenMD4 (one learned rate per column value), and the baselines mean/mode,
@@ -43,11 +43,11 @@ from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder
+from pipelines.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
 from pipelines.tabular_baselines import BASELINES  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.encoding import N_BINS, NUMERIC_POINTS  # noqa: E402
 from seqdiff.tabular.imputer import LOSS_WEIGHTINGS, PRECISIONS, MaskedDiffusionImputer  # noqa: E402
-from seqdiff.tabular.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
 from seqdiff.tabular.schema import Schema, infer_schema  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tabular"

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.encoding import iter_record_batches, read_table
+from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -1,7 +1,8 @@
 """Run a training job from a ``TrainConfig``: data, model, Trainer, checkpoints, export.
 
-The modality adapter (proteins, tables) supplies the token arrays, the padding id and the model
-spec; everything else is shared. Outputs in ``cfg.out``:
+The modality adapter supplies the token arrays, the padding id and the model spec; everything else
+is shared. (Table models are fitted by `seqdiff.tabular.imputer.MaskedDiffusionImputer` with the same
+module and `seqdiff.training.callbacks`.) Outputs in ``cfg.out``:
 
 - ``checkpoints/last.ckpt`` (and every N steps): full Lightning state for an exact resume;
 - ``model/``: the EMA weights as a bundle (safetensors + config.json), rewritten whenever the
@@ -12,9 +13,12 @@ spec; everything else is shared. Outputs in ``cfg.out``:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
@@ -246,3 +251,26 @@ def fit_module(
     # Resuming reads our own checkpoint as plain tensors and containers, never arbitrary objects.
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     return trainer
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's start-up banner and its hints about data loaders, for a library call whose
+    own progress bar and log messages are all the user should see.
+
+    Example:
+        >>> with quiet_lightning():
+        ...     logging.getLogger("lightning.pytorch").level
+        30
+    """
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    level = lightning_logger.level
+    lightning_logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PossibleUserWarning)
+            # Lightning 2.6 with recent torch: an internal deprecation, nothing a user can act on.
+            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
+            yield
+    finally:
+        lightning_logger.setLevel(level)

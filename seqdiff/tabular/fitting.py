@@ -82,9 +82,15 @@ class HeldOutCells:
     `transform` predicts in.
 
     Example:
-        >>> score = HeldOutCells(train, within, held, mask_id)  # doctest: +SKIP
-        >>> score(imputer.model_)  # doctest: +SKIP
-        1.234
+        >>> import pandas as pd
+        >>> from seqdiff.core.bundle import build_model
+        >>> enc = TableEncoder.fit(pd.DataFrame({"c": ["a", "b"] * 5}))
+        >>> tokens = enc.encode(pd.DataFrame({"c": ["a", "b"] * 5}))
+        >>> train, held = hold_out_cells(tokens, enc.mask_id, 0.5, np.random.default_rng(0))
+        >>> score = HeldOutCells(train, np.full(tokens.shape, np.nan), held, enc.mask_id)
+        >>> model = build_model(table_spec(enc, ModelConfig(dim=16, n_layers=1, n_heads=2)))
+        >>> score(model) > 0
+        True
     """
 
     def __init__(self, context: np.ndarray, within: np.ndarray, held: np.ndarray, mask_id: int):

@@ -4,10 +4,17 @@ pass per row), or K joint draws from the ancestral sampler and their point estim
 Randomness is keyed by (seed, draw, global row number), and rows go through the network in blocks aligned
 to global row numbers, so a row gets the same values whatever batch or file slice it comes in.
 
-Example:
-    >>> draws = predict(imputer.model_, imputer.encoder_, table, 0, "median", "table")  # doctest: +SKIP
-    >>> draws.tables[0].column_names  # doctest: +SKIP
-    ['a', 'c']
+Example (an untrained model):
+    >>> import pandas as pd
+    >>> from seqdiff.core.bundle import build_model
+    >>> from seqdiff.tabular.model import table_spec
+    >>> from seqdiff.training.config import ModelConfig
+    >>> df = pd.DataFrame({"x": [1.0, 2.0, None], "c": ["a", None, "b"]})
+    >>> enc = TableEncoder.fit(df)
+    >>> model = build_model(table_spec(enc, ModelConfig(dim=16, n_layers=1, n_heads=2))).eval()
+    >>> draws = predict(model, enc, pa.Table.from_pandas(df), 0, "median", "table")
+    >>> draws.rows.tolist(), draws.tables[0].num_rows
+    ([1, 2], 2)
 """
 
 from __future__ import annotations

@@ -52,14 +52,16 @@ def fit_on_file(
     device: str = "auto",
     seed: int = 0,
     batch_rows: int = 65_536,
+    progress: bool | None = None,
     on_step: Callable[[int, int], None] | None = None,
     say: Callable[[str], None] = _quiet,
 ) -> MaskedDiffusionImputer:
     """An imputer with the `fit` settings (`seqdiff.tabular.settings.FitSettings`), fitted on the file at
     `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`);
-    `say` gets one line on the sample and one on early stopping."""
+    `progress`: its tqdm bars (None: when stderr is a terminal); `say` gets one line on the sample and
+    one on early stopping."""
     imputer = MaskedDiffusionImputer(
-        categorical=categorical, numeric=numeric, device=device, seed=seed, progress=None, **fit
+        categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
     )
     table, total = read_sample(path, imputer.max_fit_rows, seed=seed, batch_rows=batch_rows)
     if table.num_rows < total:
@@ -103,14 +105,15 @@ def impute_table(
     to `save_model` when given. The point estimate: with `samples` K, the median or mean (numeric) or
     vote (categorical) of K draws per cell; without, the predictive point estimate; `numeric_point`
     (median or mean) overrides the model's. `engine` imputes the file (`impute_file`: here, batch by
-    batch; `progress`: its tqdm bar, None: when stderr is a terminal). `say` gets the lines a user should see. Returns (the engine's report, the imputer).
+    batch). `progress`: the tqdm bars of fitting and imputing (None: when stderr is a terminal). `say`
+    gets the lines a user should see. Returns (the engine's report, the imputer).
     """
     check_output(in_path, out_path, in_place)
     if (samples is not None and samples < 1) or batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
     if imputer is None and checkpoint is not None:
         imputer = MaskedDiffusionImputer.load(checkpoint, device=device)
-        imputer.set_params(progress=None)
+        imputer.set_params(progress=progress)
     elif imputer is None:
         imputer = fit_on_file(
             in_path,
@@ -120,6 +123,7 @@ def impute_table(
             device=device,
             seed=seed,
             batch_rows=batch_rows,
+            progress=progress,
             say=say,
         )
         if save_model:

@@ -112,12 +112,7 @@ def training_history(training: dict) -> list[dict]:
 
 
 def train(cfg: TrainConfig, adapter: Adapter) -> Path:
-    """Train and return the folder of the exported (best EMA) model bundle.
-
-    Example:
-        >>> from seqdiff.protein.model import ProteinAdapter  # doctest: +SKIP
-        >>> train(TrainConfig.load("pipelines/configs/protein_default.yaml"), ProteinAdapter())  # doctest: +SKIP
-    """
+    """Train and return the folder of the exported (best EMA) model bundle."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -218,10 +213,6 @@ def fit_module(
     AMX; `seqdiff.core.device.native_bf16`) and fp32 elsewhere. Checkpoints are written only by the
     ``ModelCheckpoint`` callbacks given (no implicit one), logs only by ``logger``. With
     ``validate=False`` no validation runs (the data module's validation split may be empty).
-
-    Example:
-        >>> data = SequenceDataModule(rows, [], pad_id=mask_id, max_len=8, max_tokens=512)  # doctest: +SKIP
-        >>> fit_module(module, data, TrainerConfig(max_steps=100), validate=False)  # doctest: +SKIP
     """
     gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
     precision = cfg.precision

@@ -46,46 +46,6 @@ class FitSettings:
         'elbo'
     """
 
-    n_bins: int = field(
-        default=N_BINS,
-        metadata=_flag(
-            "--bins", "quantile bins per numeric column when fitting (default {default})", type=int
-        ),
-    )
-    max_bin_width: float = field(
-        default=MAX_BIN_WIDTH,
-        metadata=_flag(
-            "--max-bin-width",
-            "when fitting, split numeric bins wider than this many standard deviations of their column at "
-            "their median while each half keeps 8 values, up to twice --bins (default {default}; 0: quantile "
-            "bins only)",
-            type=float,
-            metavar="SD",
-        ),
-    )
-    value_frequencies: int = field(
-        default=5,
-        metadata=_flag(
-            "--value-frequencies",
-            "periodic features of each observed number's place in its column, at this many frequencies, "
-            "besides its bin (default {default}; 0: the bin alone)",
-            type=int,
-        ),
-    )
-    dim: int = 64
-    n_layers: int = 2
-    n_heads: int = 4
-    schedule: str = "linear"
-    tie_rates: str = "value"
-    loss_weighting: str = field(
-        default="auto",
-        metadata=_flag(
-            "--loss-weighting",
-            "training objective when fitting: uniform (mean cross-entropy over masked cells), elbo (MD4's "
-            "NELBO), or auto (default: uniform)",
-            metavar="{auto,uniform,elbo}",
-        ),
-    )
     max_steps: int = field(
         default=2000,
         metadata=_flag(
@@ -121,6 +81,38 @@ class FitSettings:
             type=float,
         ),
     )
+    n_bins: int = field(
+        default=N_BINS,
+        metadata=_flag(
+            "--bins", "quantile bins per numeric column when fitting (default {default})", type=int
+        ),
+    )
+    max_bin_width: float = field(
+        default=MAX_BIN_WIDTH,
+        metadata=_flag(
+            "--max-bin-width",
+            "when fitting, split numeric bins wider than this many standard deviations of their column at "
+            "their median while each half keeps 8 values, up to twice --bins (default {default}; 0: quantile "
+            "bins only)",
+            type=float,
+            metavar="SD",
+        ),
+    )
+    value_frequencies: int = field(
+        default=5,
+        metadata=_flag(
+            "--value-frequencies",
+            "periodic features of each observed number's place in its column, at this many frequencies, "
+            "besides its bin (default {default}; 0: the bin alone)",
+            type=int,
+        ),
+    )
+    batch_rows: int = field(
+        default=256,
+        metadata=_flag(
+            "--fit-batch-rows", "rows per training batch when fitting (default {default})", type=int
+        ),
+    )
     early_stopping: bool = field(
         default=True,
         metadata=_flag(
@@ -130,16 +122,15 @@ class FitSettings:
             action=argparse.BooleanOptionalAction,
         ),
     )
-    validation_fraction: float = 0.05
-    n_iter_no_change: int = 5
-    batch_rows: int = field(
-        default=256,
+    loss_weighting: str = field(
+        default="auto",
         metadata=_flag(
-            "--fit-batch-rows", "rows per training batch when fitting (default {default})", type=int
+            "--loss-weighting",
+            "training objective when fitting: uniform (mean cross-entropy over masked cells), elbo (MD4's "
+            "NELBO), or auto (default: uniform)",
+            metavar="{auto,uniform,elbo}",
         ),
     )
-    lr: float = 3e-3
-    max_fit_rows: int = 200_000
     precision: str = field(
         default="auto",
         metadata=_flag(
@@ -149,6 +140,16 @@ class FitSettings:
             metavar="{auto,32-true,bf16-mixed}",
         ),
     )
+
+    dim: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    schedule: str = "linear"
+    tie_rates: str = "value"
+    validation_fraction: float = 0.05
+    n_iter_no_change: int = 5
+    lr: float = 3e-3
+    max_fit_rows: int = 200_000
 
     @classmethod
     def of(cls, params: dict[str, Any]) -> FitSettings:

@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from pipelines.masks import make_missing_mask  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
-from seqdiff.tabular.masks import make_missing_mask  # noqa: E402
 
 ADULT = ROOT.parent / "shared" / "data" / "tabular" / "adult.parquet"
 

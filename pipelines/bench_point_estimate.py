@@ -25,10 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from pipelines.bench_tabular import DATASETS, load_complete  # noqa: E402
+from pipelines.masks import make_missing_mask, metrics  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.encoding import NUMERIC_POINTS  # noqa: E402
 from seqdiff.tabular.imputer import MaskedDiffusionImputer  # noqa: E402
-from seqdiff.tabular.masks import make_missing_mask, metrics  # noqa: E402
 from seqdiff.tabular.schema import infer_schema  # noqa: E402
 
 

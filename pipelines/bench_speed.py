@@ -42,7 +42,7 @@ from seqdiff.core.sampling import sample
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences
 from seqdiff.protein.model import ProteinAdapter, load_protein_model, protein_spec
-from seqdiff.tabular.encoding import read_table
+from seqdiff.tabular.files import read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.training.config import ModelConfig
 from seqdiff.training.data import BucketBatchSampler, CroppedSequences

@@ -1,7 +1,7 @@
 """Tabular imputation benchmark (DiffPuter protocol) and synthetic-data fidelity of seqdiff's table model.
 
 Imputation: for each dataset, the complete rows (a random subsample of ``--rows`` rows where there are more;
-20,000 by default), cells hidden by a 30% MCAR / MAR / MNAR mask (`seqdiff.tabular.masks`), imputed
+20,000 by default), cells hidden by a 30% MCAR / MAR / MNAR mask (`pipelines.masks`), imputed
 in-sample (the imputer is fitted on the holed table itself), scored on the hidden cells: MAE and RMSE of
 z-scored numeric cells, accuracy of categorical cells, and the fit + impute wall time. Methods: seqdiff
 MD4 (linear schedule), seqdiff GenMD4 (one learned rate per column value), and the baselines mean/mode,
@@ -43,12 +43,14 @@ from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder
+from pipelines.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
 from pipelines.tabular_baselines import BASELINES  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
-from seqdiff.tabular.encoding import N_BINS, NUMERIC_POINTS  # noqa: E402
-from seqdiff.tabular.imputer import LOSS_WEIGHTINGS, PRECISIONS, MaskedDiffusionImputer  # noqa: E402
-from seqdiff.tabular.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
+from seqdiff.tabular.encoding import NUMERIC_POINTS  # noqa: E402
+from seqdiff.tabular.imputer import MaskedDiffusionImputer  # noqa: E402
+from seqdiff.tabular.prediction import POINT_ESTIMATES  # noqa: E402
 from seqdiff.tabular.schema import Schema, infer_schema  # noqa: E402
+from seqdiff.tabular.settings import FitSettings, add_fit_flags, given_fit_settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tabular"
 DATASETS = ["adult", "default", "beijing", "magic", "california", "shoppers"]
@@ -76,21 +78,11 @@ def impute(
     """(imputed table, the fitted seqdiff imputer or None)."""
     if method in SEQDIFF:
         imputer = MaskedDiffusionImputer(
-            max_steps=args.max_steps,
-            max_extra_steps=args.max_extra_steps,
-            extend_tol=args.extend_tol,
-            max_minutes=args.max_minutes,
-            early_stopping=args.early_stopping,
-            loss_weighting=args.loss_weighting,
-            precision=args.precision,
+            **given_fit_settings(args),
             point=args.point,
             numeric_point=args.numeric_point,
-            n_bins=args.bins,
-            max_bin_width=args.max_bin_width,
-            value_frequencies=args.value_frequencies,
             dim=args.dim,
             n_layers=args.n_layers,
-            batch_rows=args.fit_batch_rows,
             n_samples=args.samples,
             categorical=schema.categorical,
             numeric=schema.numeric,
@@ -283,7 +275,6 @@ def redone(args: argparse.Namespace, dataset: str, mechanism: str, method: str) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    defaults = MaskedDiffusionImputer()  # seqdiff's flags default to the imputer's own defaults
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="results JSON (a .md and a .html are written next to it)")
     p.add_argument("--datasets", nargs="+", default=DATASETS, choices=DATASETS)
@@ -291,69 +282,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     p.add_argument("--rows", type=int, default=20_000, help="subsample larger datasets to this many rows")
     p.add_argument("--rate", type=float, default=0.3, help="fraction of cells hidden")
-    p.add_argument("--max-steps", type=int, default=2000, help="seqdiff training steps")
-    p.add_argument(
-        "--max-extra-steps",
-        type=int,
-        default=defaults.max_extra_steps,
-        help="seqdiff: steps past --max-steps while the held-out cells still improve",
-    )
-    p.add_argument(
-        "--extend-tol",
-        type=float,
-        default=defaults.extend_tol,
-        help="seqdiff: the held-out cells' relative improvement over the last quarter of --max-steps "
-        "that extends training past it",
-    )
-    p.add_argument("--max-minutes", type=float, help="seqdiff training time limit per fit")
-    p.add_argument(
-        "--early-stopping",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.early_stopping,
-        help="seqdiff: hold out 5%% of the observed cells and stop once they stop improving",
-    )
-    p.add_argument(
-        "--loss-weighting",
-        default=defaults.loss_weighting,
-        choices=LOSS_WEIGHTINGS,
-        help="seqdiff training objective (auto: uniform for MD4)",
-    )
-    p.add_argument(
-        "--precision",
-        default=defaults.precision,
-        choices=PRECISIONS,
-        help="seqdiff training precision (auto: bf16 autocast where bf16 is native)",
-    )
+    add_fit_flags(p, defaults=True, prefix="seqdiff: ")
     p.add_argument(
         "--point",
         default="predictive",
-        choices=["predictive", "draws"],
+        choices=POINT_ESTIMATES,
         help="seqdiff point estimate: predictive distribution (one pass), or the mean / mode of --samples draws",
     )
     p.add_argument(
         "--numeric-point", default="median", choices=NUMERIC_POINTS, help="seqdiff numeric estimate"
     )
-    p.add_argument("--bins", type=int, default=N_BINS, help="seqdiff quantile bins per numeric column")
-    p.add_argument(
-        "--max-bin-width",
-        type=float,
-        default=defaults.max_bin_width,
-        help="seqdiff: split bins wider than this many standard deviations (0: quantile bins only)",
-    )
-    p.add_argument(
-        "--value-frequencies",
-        type=int,
-        default=defaults.value_frequencies,
-        help="seqdiff periodic features of each observed number's place (0: the bin alone)",
-    )
-    p.add_argument("--dim", type=int, default=defaults.dim, help="seqdiff model width")
-    p.add_argument("--n-layers", type=int, default=defaults.n_layers, help="seqdiff transformer layers")
-    p.add_argument(
-        "--fit-batch-rows",
-        type=int,
-        default=defaults.batch_rows,
-        help="seqdiff rows per training batch",
-    )
+    p.add_argument("--dim", type=int, default=FitSettings.dim, help="seqdiff model width")
+    p.add_argument("--n-layers", type=int, default=FitSettings.n_layers, help="seqdiff transformer layers")
     p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell with --point draws")
     p.add_argument("--fidelity-rows", type=int, default=5000, help="synthetic rows for the fidelity scores")
     p.add_argument("--device", default="auto")

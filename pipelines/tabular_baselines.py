@@ -2,7 +2,7 @@
 
 Each function takes a DataFrame with missing cells (NaN / None / NA) and returns a copy with the same
 columns and dtypes where every missing cell of an imputable column (see
-`seqdiff.tabular.masks.imputable_columns`) is filled and every observed cell is unchanged. Numeric
+`pipelines.masks.imputable_columns`) is filled and every observed cell is unchanged. Numeric
 columns are modelled z-scored (with their observed mean / std) and rounded back for integer dtypes;
 categorical columns are one-hot (MICE, KNN) or ordinal (MissForest) encoded internally. Columns with no
 observed value, passthrough and date/time columns are returned unchanged.
@@ -27,7 +27,7 @@ from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import BayesianRidge, LogisticRegression
 
-from seqdiff.tabular.masks import imputable_columns
+from pipelines.masks import imputable_columns
 from seqdiff.tabular.schema import Schema
 
 Model = Callable[[str, int], Any]  # (kind, column index) -> estimator to fit

@@ -17,14 +17,16 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.encoding import NUMERIC_POINTS, read_table
+from seqdiff.tabular.encoding import NUMERIC_POINTS
+from seqdiff.tabular.files import read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.schema import Schema, infer_schema
-from seqdiff.tabular.stream import impute_file
+from seqdiff.tabular.settings import SCHEDULES
+from seqdiff.tabular.task import impute_table
 
 UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "gz"]
 SOURCES = {"fit": "Fit a model on this table", "folder": "Use the model folder in the sidebar"}
-SCHEDULES = {"linear": "MD4 (linear)", "genmd4": "GenMD4 (learned per-value rates)"}
+SCHEDULE_LABELS = {"linear": "MD4 (linear)", "genmd4": "GenMD4 (learned per-value rates)"}  # those offered
 CHOOSABLE_KINDS = ["numeric", "categorical"]  # the overrides infer_schema accepts
 OBSERVED_COLOUR, IMPUTED_COLOUR, MISSING_COLOUR = "#1f5fbf", "#f08c00", "#d62839"
 HIGHLIGHT = "background-color: #ffd58a; color: #000"
@@ -74,7 +76,8 @@ def settings_sidebar() -> dict:
         key="table_steps",
         help="More steps fit better and take longer: a few hundred take about a minute on a CPU.",
     )
-    schedule = side.selectbox("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="table_schedule")
+    offered = [name for name in SCHEDULES if name in SCHEDULE_LABELS]
+    schedule = side.selectbox("Schedule", offered, format_func=SCHEDULE_LABELS.get, key="table_schedule")
     side.header("Imputing")
     draws = side.number_input(
         "Draws per cell",
@@ -95,8 +98,7 @@ def settings_sidebar() -> dict:
     )
     seed = side.number_input("Seed", 0, 2**31 - 1, 0, key="table_seed")
     return {
-        "max_steps": int(steps),
-        "schedule": schedule,
+        "fit": {"max_steps": int(steps), "schedule": schedule},  # seqdiff.tabular.settings.FitSettings
         "draws": int(draws),
         "numeric_point": numeric_point,
         "seed": int(seed),
@@ -221,14 +223,13 @@ def missingness_figure(names: list[str], missing: np.ndarray) -> go.Figure:
 def fit_model(table: pa.Table, source: str, schema: Schema, settings: dict) -> MaskedDiffusionImputer:
     """Fit an imputer with the reviewed column kinds, with a progress bar over the training steps."""
     imputer = MaskedDiffusionImputer(
-        max_steps=settings["max_steps"],
-        schedule=settings["schedule"],
+        **settings["fit"],
         categorical=schema.categorical,
         numeric=schema.numeric,
         seed=settings["seed"],
     )
     label = (
-        f"Fitting on {table.num_rows:,} rows: {settings['max_steps']:,} training steps planned, fewer or "
+        f"Fitting on {table.num_rows:,} rows: {imputer.max_steps:,} training steps planned, fewer or "
         "more as the held-out cells decide"
     )
     bar = st.progress(0.0, text=label)
@@ -239,12 +240,6 @@ def fit_model(table: pa.Table, source: str, schema: Schema, settings: dict) -> M
     fitted = imputer.fit(table, source=source, on_step=on_step)
     bar.empty()
     return fitted
-
-
-def load_imputer(folder: str) -> MaskedDiffusionImputer:
-    """The table model saved in ``folder``."""
-    with st.spinner("Loading the model…"):
-        return MaskedDiffusionImputer.load(folder)
 
 
 def save_imputer(imputer: MaskedDiffusionImputer, folder: str) -> Path:
@@ -284,27 +279,33 @@ def show_fit(imputer: MaskedDiffusionImputer, schema: Schema | None) -> None:
 
 
 def impute(
-    upload: UploadedFile, missing: np.ndarray, imputer: MaskedDiffusionImputer, settings: dict
+    upload: UploadedFile,
+    missing: np.ndarray,
+    imputer: MaskedDiffusionImputer | None,
+    folder: str,
+    settings: dict,
 ) -> TableRun:
-    """Fill the upload's missing cells (``missing``: its null mask) as ``seqdiff impute`` does, and keep
-    what the results show."""
+    """Fill the upload's missing cells (``missing``: its null mask) as ``seqdiff impute`` does, with
+    `imputer` (fitted here) or else the model saved in `folder`, and keep what the results show."""
     stem = upload.name.split(".")[0]
     with (
         st.spinner("Imputing…", show_time=True),
         common.as_file(upload.name, upload.getvalue()) as path,
     ):
-        parquet = common.written_bytes(
-            lambda out: impute_file(
+
+        def write(out: Path) -> None:
+            nonlocal imputer  # the model loaded from `folder`, when not fitted here
+            _, imputer = impute_table(
                 path,
                 out,
-                imputer.set_params(
-                    point="draws" if settings["draws"] else "predictive",
-                    numeric_point=settings["numeric_point"],
-                ),
-                n_samples=max(1, settings["draws"]),
-            ),
-            f"{stem}_imputed.parquet",
-        )
+                imputer=imputer,
+                checkpoint=folder,
+                samples=settings["draws"] or None,
+                numeric_point=settings["numeric_point"],
+                progress=False,
+            )
+
+        parquet = common.written_bytes(write, f"{stem}_imputed.parquet")
     table = pq.read_table(pa.BufferReader(parquet))
     encoder = imputer.encoder_
     return TableRun(
@@ -458,8 +459,8 @@ else:
     st.caption(f"Imputing with the table model in `{folder}` (its own column kinds apply).")
 if st.button("Impute", type="primary", key="table_impute_run", disabled=source == "fit" and fitted is None):
     with common.user_errors(stop=False):
-        imputer = fitted.imputer if source == "fit" else load_imputer(folder)
-        st.session_state.table_run = impute(upload, missing, imputer, settings)
+        imputer = fitted.imputer if source == "fit" else None
+        st.session_state.table_run = impute(upload, missing, imputer, folder, settings)
 run = st.session_state.get("table_run")
 if run is not None and run.upload_id == upload.file_id:
     show_results(run)

@@ -36,17 +36,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.out:
         overrides.append(f"out={args.out}")
     cfg = TrainConfig.load(args.config, overrides)
-    if cfg.modality == "protein":
-        from seqdiff.protein.model import ProteinAdapter
+    if cfg.modality == "table":
+        raise SeqdiffError(
+            "config: modality: table is not trained with 'seqdiff train'; fit a table model with "
+            "'seqdiff impute IN -o OUT --save-model M' (or MaskedDiffusionImputer.fit)"
+        )
+    if cfg.modality != "protein":
+        raise SeqdiffError(f"config: unknown modality {cfg.modality!r} (protein)")
+    from seqdiff.protein.model import ProteinAdapter
 
-        adapter = ProteinAdapter()
-    elif cfg.modality == "table":
-        from seqdiff.tabular.model import TableAdapter
-
-        adapter = TableAdapter()
-    else:
-        raise SeqdiffError(f"config: unknown modality {cfg.modality!r} (protein or table)")
-    folder = train(cfg, adapter)
+    folder = train(cfg, ProteinAdapter())
     print(f"model saved to {folder}")
 
 

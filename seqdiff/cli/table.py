@@ -14,105 +14,70 @@ Example:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from seqdiff.cli.options import add_engine_flags, say
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
+from seqdiff.tabular.settings import add_fit_flags, fit_flags_given, given_fit_settings
 
 
 def cmd_impute(args: argparse.Namespace) -> None:
     """Fill the missing cells of a Parquet / CSV file with a saved model or one fitted on the file."""
-    from seqdiff.tabular.imputer import MaskedDiffusionImputer
-    from seqdiff.tabular.stream import check_output, impute_file, read_sample
+    from seqdiff.tabular.stream import impute_file
+    from seqdiff.tabular.task import impute_table
 
     output = args.output or (args.input if args.in_place else None)
     if output is None:
         raise SeqdiffError("impute: give an output with -o OUT.parquet (or --in-place)")
-    check_output(args.input, output, args.in_place)
-    if (args.samples is not None and args.samples < 1) or args.batch_rows < 1:
-        raise SeqdiffError("--samples and --batch-rows must be at least 1")
     # With --engine ray, --device is where the actors run; this process only loads or fits the model,
     # and a cluster's head node often has no GPU.
-    here = args.device
+    here, engine = args.device, impute_file
     if args.engine == "ray":
         from seqdiff.ray_engine import require_ray
 
         require_ray()  # before a fit that may take minutes
-        here = "auto"
+        here, engine = "auto", _ray_engine(args)
     if args.checkpoint:
-        fit_only = [
-            flag
-            for flag in ["--categorical", "--numeric", "--save-model", *FIT_FLAGS]
-            if getattr(args, _dest(flag)) is not None
+        given = [
+            f for f in ["--categorical", "--numeric", "--save-model"] if getattr(args, _dest(f)) is not None
         ]
+        fit_only = given + fit_flags_given(args)
         if fit_only:
             raise SeqdiffError(f"{', '.join(fit_only)}: only when fitting, not with --checkpoint")
-        imputer = MaskedDiffusionImputer.load(args.checkpoint, device=here)
-        imputer.set_params(progress=None)
-    else:
-        settings = {p: v for f, p in FIT_FLAGS.items() if (v := getattr(args, _dest(f))) is not None}
-        imputer = MaskedDiffusionImputer(
-            categorical=args.categorical or (),
-            numeric=args.numeric or (),
-            device=here,
-            seed=args.seed,
-            progress=None,
-            **settings,
-        )
-        table, total = read_sample(
-            args.input, imputer.max_fit_rows, seed=args.seed, batch_rows=args.batch_rows
-        )
-        if table.num_rows < total:
-            say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
-        imputer.fit(table, source=str(args.input))
-        if "best_step" in imputer.training_:
-            fit = imputer.training_
-            extra = fit["steps"] - fit["schedule_steps"]
-            past = f" ({extra:,} past --max-steps: the held-out cells still improved)" if extra > 0 else ""
-            say(
-                f"early stopping: {fit['steps']:,} steps{past}, best held-out NLL "
-                f"{fit['validation_nll_per_cell']:.3f} nats per cell at step {fit['best_step']:,} (kept)"
-            )
-        if args.save_model:
-            imputer.save(args.save_model)
-            say(f"model saved to {args.save_model}")
-    # --samples K: K draws per cell; without it, the predictive point estimate (one pass per row).
-    imputer.set_params(point="predictive" if args.samples is None else "draws")
-    if args.numeric_point:
-        imputer.set_params(numeric_point=args.numeric_point)
-    options = {
-        "batch_rows": args.batch_rows,
-        "n_samples": args.samples or 1,
-        "progress": None,
-        "in_place": args.in_place,
-    }
-    if args.engine == "ray":
-        from seqdiff.ray_engine import impute_file_ray
-
-        imputer.set_params(device=args.device)
-        report = impute_file_ray(
-            args.input, output, imputer, **options, address=args.ray_address, actors=args.actors
-        )
-    else:
-        report = impute_file(args.input, output, imputer, **options)
+    report, _ = impute_table(
+        args.input,
+        output,
+        checkpoint=args.checkpoint,
+        fit=given_fit_settings(args),
+        categorical=args.categorical or (),
+        numeric=args.numeric or (),
+        save_model=args.save_model,
+        samples=args.samples,
+        numeric_point=args.numeric_point,
+        seed=args.seed,
+        device=here,
+        batch_rows=args.batch_rows,
+        in_place=args.in_place,
+        engine=engine,
+        say=say,
+    )
     say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
 
 
-# Fitting settings of `seqdiff impute`: CLI flag -> MaskedDiffusionImputer parameter.
-FIT_FLAGS = {
-    "--max-steps": "max_steps",
-    "--max-extra-steps": "max_extra_steps",
-    "--extend-tol": "extend_tol",
-    "--max-minutes": "max_minutes",
-    "--bins": "n_bins",
-    "--max-bin-width": "max_bin_width",
-    "--value-frequencies": "value_frequencies",
-    "--fit-batch-rows": "batch_rows",
-    "--early-stopping": "early_stopping",
-    "--loss-weighting": "loss_weighting",
-    "--precision": "precision",
-}
+def _ray_engine(args: argparse.Namespace) -> Callable[..., Any]:
+    """`impute_file_ray` with the Ray flags, its actors on --device."""
+    from seqdiff.ray_engine import impute_file_ray
+
+    def engine(in_path: str, out_path: str, imputer: Any, **options: Any) -> Any:
+        imputer.set_params(device=args.device)
+        return impute_file_ray(
+            in_path, out_path, imputer, **options, address=args.ray_address, actors=args.actors
+        )
+
+    return engine
 
 
 def _dest(flag: str) -> str:
@@ -157,63 +122,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--categorical", nargs="+", metavar="COL", help="columns to model as categorical")
     p.add_argument("--numeric", nargs="+", metavar="COL", help="columns to model as numeric")
-    p.add_argument(
-        "--max-steps",
-        type=int,
-        help="training steps when fitting: the learning-rate schedule's length (default 2000)",
-    )
-    p.add_argument(
-        "--max-extra-steps",
-        type=int,
-        help="with early stopping, train past --max-steps, in rounds of half of it, by at most this many "
-        "steps while the held-out cells still improve (default 2000; 0: never)",
-    )
-    p.add_argument(
-        "--extend-tol",
-        type=float,
-        metavar="FRACTION",
-        help="the held-out cells' relative improvement over the last quarter of --max-steps steps above "
-        "which training goes past it, or on to another round (default 0.004)",
-    )
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        help="training time limit when fitting (default: none; whichever ends first)",
-    )
-    p.add_argument("--bins", type=int, help="quantile bins per numeric column when fitting (default 32)")
-    p.add_argument(
-        "--max-bin-width",
-        type=float,
-        metavar="SD",
-        help="when fitting, split numeric bins wider than this many standard deviations of their column "
-        "at their median while each half keeps 8 values, up to twice --bins (default 0.25; 0: quantile "
-        "bins only)",
-    )
-    p.add_argument(
-        "--value-frequencies",
-        type=int,
-        help="periodic features of each observed number's place in its column, at this many frequencies, "
-        "besides its bin (default 5; 0: the bin alone)",
-    )
-    p.add_argument("--fit-batch-rows", type=int, help="rows per training batch when fitting (default 256)")
-    p.add_argument(
-        "--early-stopping",
-        action=argparse.BooleanOptionalAction,
-        help="when fitting, hold out 5%% of the observed cells and stop once they stop improving "
-        "(default: on)",
-    )
-    p.add_argument(
-        "--loss-weighting",
-        metavar="{auto,uniform,elbo}",
-        help="training objective when fitting: uniform (mean cross-entropy over masked cells), elbo (MD4's "
-        "NELBO), or auto (default: uniform)",
-    )
-    p.add_argument(
-        "--precision",
-        metavar="{auto,32-true,bf16-mixed}",
-        help="training precision when fitting (default auto: bf16 autocast where bf16 is native, a GPU or "
-        "an AVX512-BF16 / AMX CPU; else 32-true)",
-    )
+    add_fit_flags(p)
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")
     add_engine_flags(p)
@@ -240,7 +149,7 @@ def cmd_sample_table(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
 
     from seqdiff.atomic import atomic_path
-    from seqdiff.tabular.encoding import read_table
+    from seqdiff.tabular.files import read_table
     from seqdiff.tabular.imputer import MaskedDiffusionImputer
 
     out = Path(args.output)

@@ -102,7 +102,7 @@ def adapt(
     `seqdiff.protein.model.load_protein_model` loads; its ``config.json`` records the adaptation.
     """
     from seqdiff.training.config import DataConfig, OptimConfig, TrainConfig, TrainerConfig
-    from seqdiff.training.train import train
+    from seqdiff.training.train import quiet_lightning, train
 
     recipe = recipe or AdaptRecipe()
     recipe.check()
@@ -144,7 +144,8 @@ def adapt(
             out=str(Path(scratch) / "run"),
             init=str(base_path),
         )
-        folder = train(cfg, ProteinAdapter(), on_step=progress)
+        with quiet_lightning():
+            folder = train(cfg, ProteinAdapter(), on_step=progress)
         config = json.loads((folder / "config.json").read_text())
         config["adaptation"] = {
             "key": key,

@@ -1,4 +1,5 @@
-"""Tables as an adapter over the engine: the model spec of a table and the ``seqdiff train`` adapter.
+"""Tables as an adapter over the engine: the model spec of a table, its training batches, and the
+ordered initialisation of numeric bins.
 
 A row is a sequence with one token per modelled column (see `seqdiff.tabular.encoding`). Positions are
 columns: the denoiser uses one learned embedding per column (no order between them) and each column may
@@ -16,9 +17,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
-
 import lightning as L
 import numpy as np
 import torch
@@ -28,11 +26,9 @@ from seqdiff.core.bundle import ModelSpec
 from seqdiff.core.denoiser import DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.encoding import N_BINS, TableEncoder, read_table
-from seqdiff.tabular.schema import infer_schema
+from seqdiff.tabular.encoding import TableEncoder
+from seqdiff.tabular.settings import TIE_RATES
 from seqdiff.training.config import ModelConfig
-
-TIE_RATES = ("value", "column")
 
 
 def rate_groups(encoder: TableEncoder, tie_rates: str) -> list[int] | None:
@@ -137,11 +133,14 @@ def init_ordered_bins(model: MaskedDiffusion, encoder: TableEncoder) -> None:
     initialisation plus p_k u, and its output row half its own plus p_k v - p_k^2 w (u, v, w random
     directions per column): neighbouring bins start close, and logits quadratic in p_k can peak at any
     bin. The model then need not learn from data alone that bin 3 lies between bins 2 and 4 (TabMT's
-    ordered embeddings, as an initialisation only). On a synthetic table with y = x1 + x2 this halved the
-    imputation error after 400 training steps.
+    ordered embeddings, as an initialisation only).
 
     Example:
-        >>> init_ordered_bins(build_model(table_spec(enc, cfg)), enc)  # doctest: +SKIP
+        >>> import pandas as pd
+        >>> from seqdiff.core.bundle import build_model
+        >>> enc = TableEncoder.fit(pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+        >>> model = build_model(table_spec(enc, ModelConfig(dim=16, n_layers=1, n_heads=2)))
+        >>> init_ordered_bins(model, enc)
     """
     embed, head = model.denoiser.embed.weight, model.denoiser.head.weight
     for j, kind in enumerate(encoder.kinds):
@@ -153,60 +152,3 @@ def init_ordered_bins(model: MaskedDiffusion, encoder: TableEncoder) -> None:
         u, v, w = torch.randn(3, embed.shape[1], device=embed.device) * 2 * embed[rows].std()
         embed[rows] = 0.5 * embed[rows] + p * u
         head[rows] = 0.5 * head[rows] + p * v - p**2 * w
-
-
-class TableAdapter:
-    """The table side of ``seqdiff train`` (see ``seqdiff.training.train.Adapter``).
-
-    The first file read (the training file) fixes the schema and the encoder; later files (the
-    validation file) are encoded with it, unseen categories as missing cells.
-
-    Example:
-        >>> adapter = TableAdapter(categorical=["zip"])
-        >>> rows = adapter.sequences("train.parquet")  # doctest: +SKIP
-        >>> adapter.bundle_extra()["modality"]  # doctest: +SKIP
-        'table'
-    """
-
-    modality = "table"
-
-    def __init__(self, categorical: Iterable[str] = (), numeric: Iterable[str] = (), n_bins: int = N_BINS):
-        self.categorical, self.numeric, self.n_bins = list(categorical), list(numeric), n_bins
-        self.encoder: TableEncoder | None = None
-
-    def _fitted(self) -> TableEncoder:
-        if self.encoder is None:
-            raise SeqdiffError("table adapter: read the training file first")
-        return self.encoder
-
-    @property
-    def pad_id(self) -> int:
-        # Rows all have one token per column, so padding never occurs; the mask id is a valid filler.
-        return self._fitted().mask_id
-
-    def sequences(self, path: str) -> list[np.ndarray]:
-        table = read_table(path)
-        source = str(path)
-        if self.encoder is None:
-            schema = infer_schema(table, self.categorical, self.numeric, source=source)
-            self.encoder = TableEncoder.fit(table, schema, n_bins=self.n_bins, source=source)
-        return list(self.encoder.encode(table, source=source))
-
-    def spec(self, model: ModelConfig, max_len: int) -> ModelSpec:
-        encoder = self._fitted()
-        if max_len < len(encoder.columns):
-            raise SeqdiffError(
-                f"config: data.max_len ({max_len}) is below the table's {len(encoder.columns)} modelled "
-                "columns; rows would be cut"
-            )
-        return table_spec(encoder, model)
-
-    def bundle_extra(self) -> dict:
-        encoder = self._fitted()
-        return {"modality": "table", "schema": encoder.schema.to_dict(), "encoder": encoder.to_dict()}
-
-    def resolve_init(self, init: str) -> Path:
-        return Path(init)
-
-    def pretrained(self, model: ModelConfig, source: str) -> tuple[ModelConfig, dict]:
-        raise SeqdiffError("config: init_from (ESM-2) is for proteins, not tables")

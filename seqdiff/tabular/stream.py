@@ -3,11 +3,7 @@
 Memory holds one batch at a time (plus the sample being built in `read_sample`), whatever the file's
 size. The noise that drives the sampler is keyed by global row numbers, so the result equals an
 in-memory `MaskedDiffusionImputer.transform` of the whole table at the same seed.
-
-Example:
-    >>> imputer = MaskedDiffusionImputer.load("runs/adult-imputer")  # doctest: +SKIP
-    >>> impute_file("adult_holed.parquet", "adult_imputed.parquet", imputer, batch_rows=50_000)  # doctest: +SKIP
-    StreamReport(rows=48842, imputed_cells=234567, output='adult_imputed.parquet')
+(`seqdiff.tabular.task.impute_table` loads or fits the imputer and runs `impute_file`, with an example.)
 """
 
 from __future__ import annotations
@@ -24,7 +20,7 @@ from tqdm.auto import tqdm
 
 from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.encoding import iter_record_batches, read_table
+from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -66,9 +62,6 @@ def impute_batch(
     of missing modelled cells it had). The one batch function of both engines (`impute_file` here and
     the Ray engine in `seqdiff.distributed`): the noise is keyed by global row number, so a batch
     imputed anywhere, with its `first_row`, gets what it gets in the whole file.
-
-    Example:
-        >>> out, filled = impute_batch(imputer, batch, first_row=65_536, n_samples=1, source="a.parquet")  # doctest: +SKIP
     """
     cells = _null_cells(table, [c for c in imputer.encoder_.columns if c in table.column_names])
     return imputer.impute_arrow(table, first_row=first_row, n_samples=n_samples, source=source), cells
@@ -85,10 +78,6 @@ def write_imputed(
 
     A row group per batch; no batches (an empty input) writes the input as it is. `total` sizes the
     tqdm bar shown when `progress` (None: only when stderr is a terminal).
-
-    Example:
-        >>> write_imputed([impute_batch(imputer, t, 0, 1, "a.parquet")], "a.parquet", "b.parquet")  # doctest: +SKIP
-        StreamReport(rows=100, imputed_cells=12, output='b.parquet')
     """
     rows = cells = 0
     disable = None if progress is None else not progress
@@ -126,10 +115,6 @@ def impute_file(
     appears atomically when done.
     `out_path` equal to `in_path` is refused unless `in_place` (which still writes a temporary file
     first). `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
-
-    Example:
-        >>> impute_file("holed.csv", "filled.parquet", imputer, batch_rows=10_000).imputed_cells  # doctest: +SKIP
-        1520
     """
     check_output(in_path, out_path, in_place)
     if n_samples < 1:

@@ -1,7 +1,8 @@
 """Run a training job from a ``TrainConfig``: data, model, Trainer, checkpoints, export.
 
-The modality adapter (proteins, tables) supplies the token arrays, the padding id and the model
-spec; everything else is shared. Outputs in ``cfg.out``:
+The modality adapter supplies the token arrays, the padding id and the model spec; everything else
+is shared. (Table models are fitted by `seqdiff.tabular.imputer.MaskedDiffusionImputer` with the same
+module and `seqdiff.training.callbacks`.) Outputs in ``cfg.out``:
 
 - ``checkpoints/last.ckpt`` (and every N steps): full Lightning state for an exact resume;
 - ``model/``: the EMA weights as a bundle (safetensors + config.json), rewritten whenever the
@@ -12,9 +13,12 @@ spec; everything else is shared. Outputs in ``cfg.out``:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -23,11 +27,13 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
 from seqdiff.core.device import native_bf16
 from seqdiff.errors import SeqdiffError
+from seqdiff.training.callbacks import StepProgress
 from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
 from seqdiff.training.module import DiffusionModule
@@ -88,16 +94,6 @@ class ExportBest(Callback):
             save_bundle(self.folder, module.ema, module.spec, extra)
 
 
-class StepCallback(Callback):
-    """Calls ``on_step(step, max_steps)`` after every optimiser step (progress bars, the app)."""
-
-    def __init__(self, on_step: Callable[[int, int], None]):
-        self.on_step = on_step
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        self.on_step(trainer.global_step, trainer.max_steps)
-
-
 def training_history(training: dict) -> list[dict]:
     """The runs that made a model, oldest first: a bundle's ``training`` record followed back through
     the ``previous`` records of the models it was initialised from (``--init``). Steps and tokens of
@@ -117,12 +113,8 @@ def training_history(training: dict) -> list[dict]:
 
 
 def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None] | None = None) -> Path:
-    """Train and return the folder of the exported (best EMA) model bundle.
-
-    Example:
-        >>> from seqdiff.protein.model import ProteinAdapter  # doctest: +SKIP
-        >>> train(TrainConfig.load("pipelines/configs/protein_default.yaml"), ProteinAdapter())  # doctest: +SKIP
-    """
+    """Train and return the folder of the exported (best EMA) model bundle; ``on_step(step, max_steps)``
+    is called after every optimiser step."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -183,7 +175,7 @@ def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None
         ExportBest(out / "model", adapter, cfg, previous),
     ]
     if on_step is not None:
-        callbacks.append(StepCallback(on_step))
+        callbacks.append(StepProgress(on_step=on_step))
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.resume and last.exists() else None
     trainer = fit_module(module, data, cfg.trainer, logger=loggers, callbacks=callbacks, ckpt_path=resume)
@@ -225,10 +217,6 @@ def fit_module(
     AMX; `seqdiff.core.device.native_bf16`) and fp32 elsewhere. Checkpoints are written only by the
     ``ModelCheckpoint`` callbacks given (no implicit one), logs only by ``logger``. With
     ``validate=False`` no validation runs (the data module's validation split may be empty).
-
-    Example:
-        >>> data = SequenceDataModule(rows, [], pad_id=mask_id, max_len=8, max_tokens=512)  # doctest: +SKIP
-        >>> fit_module(module, data, TrainerConfig(max_steps=100), validate=False)  # doctest: +SKIP
     """
     gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
     precision = cfg.precision
@@ -258,3 +246,26 @@ def fit_module(
     # Resuming reads our own checkpoint as plain tensors and containers, never arbitrary objects.
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     return trainer
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's start-up banner and its hints about data loaders, for a library call whose
+    own progress bar and log messages are all the user should see.
+
+    Example:
+        >>> with quiet_lightning():
+        ...     logging.getLogger("lightning.pytorch").level
+        30
+    """
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    level = lightning_logger.level
+    lightning_logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PossibleUserWarning)
+            # Lightning 2.6 with recent torch: an internal deprecation, nothing a user can act on.
+            warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
+            yield
+    finally:
+        lightning_logger.setLevel(level)

@@ -10,11 +10,11 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.masks import column_metrics, imputable_columns, make_missing_mask, metrics
 from seqdiff.tabular.schema import infer_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder, not part of the installed package
+from pipelines.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
 from pipelines.tabular_baselines import BASELINES, mean_mode_impute, mice_impute  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "tabular"

@@ -17,21 +17,15 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from seqdiff.cli.main import main
 from seqdiff.cli.table import add_impute_parser, add_sample_table_parser
-from seqdiff.core.bundle import load_bundle
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import TableEncoder
-from seqdiff.tabular.imputer import (
-    MAX_VALIDATION_CELLS,
-    VALIDATION_EVERY,
-    MaskedDiffusionImputer,
-    _EarlyStopping,
-    hold_out_cells,
-)
-from seqdiff.tabular.model import TableAdapter, table_spec
+from seqdiff.tabular.fitting import MAX_VALIDATION_CELLS, VALIDATION_EVERY, HeldOutCells, hold_out_cells
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.model import table_spec
 from seqdiff.tabular.stream import impute_file, read_sample
-from seqdiff.training.config import ModelConfig, TrainConfig
-from seqdiff.training.train import train
+from seqdiff.training.config import ModelConfig
 
 TINY = {"dim": 32, "n_layers": 1, "n_heads": 2, "batch_rows": 128, "lr": 5e-3, "n_bins": 16, "device": "cpu"}
 LEVELS = np.array(["lo", "mid", "hi"])
@@ -377,36 +371,22 @@ def test_sklearn_conventions_and_bad_params(holed):
             MaskedDiffusionImputer(**{**TINY, "max_steps": 1, **bad}).fit(holed)
 
 
-def test_table_spec_and_adapter_with_train(complete, tmp_path):
+def test_table_spec(complete):
     enc = TableEncoder.fit(complete)
     spec = table_spec(enc, ModelConfig(dim=16, n_layers=1, n_heads=2, schedule="genmd4", tie_rates="column"))
     assert spec.mask_id == enc.vocab_size and spec.denoiser.vocab_size == enc.vocab_size + 1
     assert spec.denoiser.positions == "learned" and spec.denoiser.max_len == len(enc.columns)
     assert spec.groups[-1] == len(enc.columns) and len(spec.groups) == enc.vocab_size + 1
-    path = tmp_path / "train.parquet"
-    pq.write_table(pa.Table.from_pandas(holed_table(complete), preserve_index=False), path)
-    cfg = TrainConfig.from_dict(
-        {
-            "modality": "table",
-            "data": {"train": str(path), "max_len": 16, "max_tokens": 1024},
-            "model": {"dim": 32, "n_layers": 1, "n_heads": 2},
-            "optim": {"warmup_steps": 2, "total_steps": 10},
-            "trainer": {"max_steps": 10, "val_every_steps": 5, "progress_bar": False},
-            "out": str(tmp_path / "run"),
-        }
-    )
-    folder = train(cfg, TableAdapter())
-    _, _, extra = load_bundle(folder)
-    assert extra["modality"] == "table" and extra["encoder"]["columns"][0]["name"] == "a"
-    imputer = MaskedDiffusionImputer.load(folder, device="cpu")
-    assert (
-        imputer.dim == 32
-        and not imputer.transform(holed_table(complete)).drop(columns="tags").isna().any().any()
-    )
-    adapter = TableAdapter()
-    assert len(adapter.sequences(str(path))) == len(complete)
-    with pytest.raises(SeqdiffError, match="data.max_len \\(4\\) is below"):
-        adapter.spec(ModelConfig(), 4)
+
+
+def test_seqdiff_train_refuses_tables(tmp_path, capsys):
+    """Table models are fitted one way, by the imputer (seqdiff impute --save-model)."""
+    config = tmp_path / "table.yaml"
+    config.write_text("modality: table\ndata: {train: train.parquet}\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "seqdiff impute" in err and "--save-model" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def run_cli(*argv: str) -> None:
@@ -553,9 +533,9 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(holed):
     train, held = hold_out_cells(tokens, imputer.encoder_.mask_id, 0.1, np.random.default_rng(imputer.seed))
     assert fit["held_out_cells"] == (held != imputer.encoder_.mask_id).sum()
     within = imputer.encoder_.within(table)
-    checks = _EarlyStopping(train, within, held, imputer.encoder_.mask_id, 2, imputer.extend_tol)
+    score = HeldOutCells(train, within, held, imputer.encoder_.mask_id)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fit["precision"] == "bf16-mixed"):
-        rescored = checks.score(imputer.model_)  # checks run in the training precision
+        rescored = score(imputer.model_)  # checks run in the training precision
     assert rescored == pytest.approx(fit["validation_nll_per_cell"], rel=1e-5)
     assert_observed_unchanged(imputer.transform(holed), holed)
 

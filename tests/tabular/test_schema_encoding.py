@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.encoding import MIN_SPLIT_ROWS, TableEncoder, iter_record_batches, read_table
+from seqdiff.tabular.codecs import MIN_SPLIT_ROWS
+from seqdiff.tabular.encoding import TableEncoder
+from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.schema import ColumnSpec, Schema, infer_schema
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "tabular"

@@ -1,0 +1,125 @@
+"""Write imputed values back into the caller's table: only the missing cells of the modelled columns change,
+and an Arrow table stays an Arrow table, a DataFrame a DataFrame (dtypes, index and column order kept).
+Also the partial rows that `MaskedDiffusionImputer.sample` completes.
+
+Example:
+    >>> import pandas as pd
+    >>> table = as_table(pd.DataFrame({"x": [1.0, None]}), "table")
+    >>> table.num_rows, table.column_names
+    (2, ['x'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.encoding import TableEncoder
+from seqdiff.tabular.prediction import Draws
+from seqdiff.tabular.schema import TableLike, to_arrow
+
+
+def as_table(X: Any, source: str) -> pa.Table:
+    """`X` (a DataFrame, an Arrow table or record batch) as an Arrow table; anything else is a
+    SeqdiffError naming `source`."""
+    if not isinstance(X, pd.DataFrame | pa.Table | pa.RecordBatch):
+        raise SeqdiffError(
+            f"{source}: expected a pandas DataFrame or a pyarrow Table, got {type(X).__name__}"
+        )
+    return to_arrow(X, source)
+
+
+def _spread(encoder: TableEncoder, n_rows: int, draws: Draws, values: pa.Table) -> dict[str, pa.Array]:
+    """Per modelled column with a missing cell: `values` at rows `draws.rows`, nulls elsewhere."""
+    index = np.full(n_rows, -1, np.int64)
+    index[draws.rows] = np.arange(len(draws.rows))
+    take = pa.array(index, mask=index < 0)
+    return {
+        name: values.column(name).combine_chunks().take(take)
+        for j, name in enumerate(encoder.columns)
+        if draws.missing[:, j].any()
+    }
+
+
+def fill_arrow(encoder: TableEncoder, table: pa.Table, draws: Draws, values: pa.Table) -> pa.Table:
+    """`table` with its missing modelled cells taken from `values` (rows `draws.rows`)."""
+    for name, imputed in _spread(encoder, table.num_rows, draws, values).items():
+        i = table.schema.get_field_index(name)
+        original = table.column(i).combine_chunks()
+        if pa.types.is_null(original.type):
+            column = imputed  # an all-null input column takes the training type
+        else:
+            try:
+                imputed = imputed.cast(original.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SeqdiffError(
+                    f"column {name!r}: imputed values do not fit its type {original.type} "
+                    f"({str(exc).splitlines()[0]})"
+                ) from exc
+            missing = draws.missing[:, encoder.columns.index(name)]
+            column = pc.if_else(pa.array(missing), imputed, original)
+        table = table.set_column(i, table.schema.field(i).with_type(column.type), column)
+    return table
+
+
+def fill_frame(encoder: TableEncoder, df: pd.DataFrame, draws: Draws, values: pa.Table) -> pd.DataFrame:
+    """A copy of `df` with its missing modelled cells taken from `values`; dtypes kept."""
+    out = df.copy()
+    names = [str(c) for c in df.columns]
+    for name, imputed in _spread(encoder, len(df), draws, values).items():
+        i = names.index(name)
+        column = df.iloc[:, i]
+        missing = draws.missing[:, encoder.columns.index(name)]
+        replacement = imputed.to_pandas().set_axis(df.index).astype(column.dtype)
+        out.isetitem(i, column.where(~missing, replacement))
+    return out
+
+
+def fill(encoder: TableEncoder, X: TableLike, draws: Draws, values: pa.Table) -> TableLike:
+    """`fill_frame` for a DataFrame, else `fill_arrow` (a record batch comes back as a table)."""
+    if isinstance(X, pd.DataFrame):
+        return fill_frame(encoder, X, draws, values)
+    return fill_arrow(encoder, to_arrow(X), draws, values)
+
+
+def partial_rows(encoder: TableEncoder, n_rows: int, fixed: Mapping[str, Any] | TableLike | None) -> pa.Table:
+    """The modelled columns in their training types: the `fixed` cells, nulls elsewhere.
+
+    `fixed`: ``{"column": value}`` for every row, or a table of `n_rows` partial rows. An unknown column
+    or a value that does not fit its column's type is a SeqdiffError.
+    """
+    types = encoder.decode_sample(np.empty((0, len(encoder.columns)), np.int64)).schema
+    if fixed is None:
+        given: dict[str, Any] = {}
+    elif isinstance(fixed, Mapping):
+        given = {str(name): pa.repeat(pa.scalar(value), n_rows) for name, value in fixed.items()}
+    else:
+        table = as_table(fixed, "fixed")
+        if table.num_rows != n_rows:
+            raise SeqdiffError(f"fixed: {table.num_rows} partial rows given for n_rows={n_rows}")
+        given = {name: table.column(name) for name in table.column_names}
+    unknown = sorted(set(given) - set(encoder.columns))
+    if unknown:
+        raise SeqdiffError(
+            f"fixed: column(s) {', '.join(map(repr, unknown))} are not modelled "
+            f"(modelled columns: {', '.join(encoder.columns)})"
+        )
+    columns = []
+    for field in types:
+        if field.name not in given:
+            columns.append(pa.nulls(n_rows, field.type))
+            continue
+        try:
+            columns.append(given[field.name].cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise SeqdiffError(
+                f"fixed: column {field.name!r}: value does not fit its type {field.type} "
+                f"({str(exc).splitlines()[0]})"
+            ) from exc
+    return pa.Table.from_arrays(columns, schema=types)

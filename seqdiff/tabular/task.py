@@ -1,0 +1,144 @@
+"""The table imputation task, as ``seqdiff impute`` and the app run it: load or fit a model, choose the point
+estimate, impute a file.
+
+Example:
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> pd.DataFrame({"a": [1.0, None, 3.0] * 10, "c": ["x", "y", None] * 10}).to_parquet(folder / "in.parquet")
+    >>> tiny = {"max_steps": 5, "dim": 16, "n_layers": 1, "n_heads": 2}
+    >>> report, imputer = impute_table(folder / "in.parquet", folder / "out.parquet", fit=tiny, device="cpu")
+    >>> report.rows, report.imputed_cells, imputer.point
+    (30, 20, 'predictive')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.stream import StreamReport, check_output, impute_file, read_sample
+
+
+class FileEngine(Protocol):
+    """Imputes a file with an imputer: `impute_file`, or the Ray engine's ``impute_file_ray``."""
+
+    def __call__(
+        self,
+        in_path: str | Path,
+        out_path: str | Path,
+        imputer: MaskedDiffusionImputer,
+        *,
+        batch_rows: int,
+        n_samples: int,
+        progress: bool | None,
+        in_place: bool,
+    ) -> StreamReport: ...
+
+
+def _quiet(message: str) -> None:
+    """The default `say`: the task's messages go nowhere."""
+
+
+def fit_on_file(
+    path: str | Path,
+    fit: Mapping[str, Any],
+    *,
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    device: str = "auto",
+    seed: int = 0,
+    batch_rows: int = 65_536,
+    progress: bool | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    say: Callable[[str], None] = _quiet,
+) -> MaskedDiffusionImputer:
+    """An imputer with the `fit` settings (`seqdiff.tabular.settings.FitSettings`), fitted on the file at
+    `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`);
+    `progress`: its tqdm bars (None: when stderr is a terminal); `say` gets one line on the sample and
+    one on early stopping."""
+    imputer = MaskedDiffusionImputer(
+        categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
+    )
+    table, total = read_sample(path, imputer.max_fit_rows, seed=seed, batch_rows=batch_rows)
+    if table.num_rows < total:
+        say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
+    imputer.fit(table, source=str(path), on_step=on_step)
+    if "best_step" in imputer.training_:
+        record = imputer.training_
+        extra = record["steps"] - record["schedule_steps"]
+        past = f" ({extra:,} past --max-steps: the held-out cells still improved)" if extra > 0 else ""
+        say(
+            f"early stopping: {record['steps']:,} steps{past}, best held-out NLL "
+            f"{record['validation_nll_per_cell']:.3f} nats per cell at step {record['best_step']:,} (kept)"
+        )
+    return imputer
+
+
+def impute_table(
+    in_path: str | Path,
+    out_path: str | Path,
+    *,
+    imputer: MaskedDiffusionImputer | None = None,
+    checkpoint: str | Path | None = None,
+    fit: Mapping[str, Any] | None = None,
+    categorical: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    save_model: str | Path | None = None,
+    samples: int | None = None,
+    numeric_point: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    batch_rows: int = 65_536,
+    in_place: bool = False,
+    progress: bool | None = None,
+    engine: FileEngine = impute_file,
+    say: Callable[[str], None] = _quiet,
+) -> tuple[StreamReport, MaskedDiffusionImputer]:
+    """Fill the missing cells of the Parquet / CSV file `in_path` into the Parquet file `out_path`.
+
+    The model: `imputer` (already fitted), or the one saved in `checkpoint`, or else one fitted on the
+    file with the `fit` settings and the `categorical` / `numeric` overrides (`fit_on_file`), then saved
+    to `save_model` when given. The point estimate: with `samples` K, the median or mean (numeric) or
+    vote (categorical) of K draws per cell; without, the predictive point estimate; `numeric_point`
+    (median or mean) overrides the model's. `engine` imputes the file (`impute_file`: here, batch by
+    batch). `progress`: the tqdm bars of fitting and imputing (None: when stderr is a terminal). `say`
+    gets the lines a user should see. Returns (the engine's report, the imputer).
+    """
+    check_output(in_path, out_path, in_place)
+    if (samples is not None and samples < 1) or batch_rows < 1:
+        raise SeqdiffError("--samples and --batch-rows must be at least 1")
+    if imputer is None and checkpoint is not None:
+        imputer = MaskedDiffusionImputer.load(checkpoint, device=device)
+        imputer.set_params(progress=progress)
+    elif imputer is None:
+        imputer = fit_on_file(
+            in_path,
+            fit or {},
+            categorical=categorical,
+            numeric=numeric,
+            device=device,
+            seed=seed,
+            batch_rows=batch_rows,
+            progress=progress,
+            say=say,
+        )
+        if save_model:
+            imputer.save(save_model)
+            say(f"model saved to {save_model}")
+    imputer.set_params(point="predictive" if samples is None else "draws")
+    if numeric_point:
+        imputer.set_params(numeric_point=numeric_point)
+    report = engine(
+        in_path,
+        out_path,
+        imputer,
+        batch_rows=batch_rows,
+        n_samples=samples or 1,
+        progress=progress,
+        in_place=in_place,
+    )
+    return report, imputer

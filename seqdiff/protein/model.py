@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqdiff.core.batch import pad_batch
 from seqdiff.core.bundle import ModelSpec, load_bundle
 from seqdiff.core.denoiser import DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo, learned_rates
@@ -20,7 +19,7 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences
 from seqdiff.training.config import ModelConfig
-from seqdiff.training.data import BucketBatchSampler
+from seqdiff.training.data import BucketBatchSampler, CroppedSequences
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "protein-default"
 
@@ -153,11 +152,11 @@ def evaluate_file(
     seqs = ProteinAdapter().sequences(str(path))[:limit]
     max_len = model.denoiser.cfg.max_len
     truncated = sum(len(s) > max_len for s in seqs)
-    seqs = [s[:max_len] for s in seqs]
+    data = CroppedSequences(seqs, max_len, alphabet.PAD_ID, random_crop=False)
     device = next(model.parameters()).device
     batches = []
-    for batch in BucketBatchSampler([len(s) for s in seqs], max_tokens, shuffle=False):
-        x, valid = pad_batch([torch.as_tensor(seqs[i]) for i, _ in batch], alphabet.PAD_ID)
+    for item in BucketBatchSampler(data.lengths, max_tokens, shuffle=False):
+        x, valid = data[item]
         batches.append((x.to(device), valid.to(device)))
     report = evaluate_nelbo(model, batches, passes=passes, seed=seed).to_dict()
     return {**report, "truncated_sequences": truncated, "input": str(path)}

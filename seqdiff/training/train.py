@@ -1,7 +1,8 @@
 """Run a training job from a ``TrainConfig``: data, model, Trainer, checkpoints, export.
 
-The modality adapter (proteins, tables) supplies the token arrays, the padding id and the model
-spec; everything else is shared. Outputs in ``cfg.out``:
+The modality adapter (proteins, tables) supplies the token arrays (or ``data.train`` / ``data.valid``
+name shard folders it prepared: ``seqdiff.training.shards``), the padding id and the model spec;
+everything else is shared. Outputs in ``cfg.out``:
 
 - ``checkpoints/last.ckpt`` (and every N steps): full Lightning state for an exact resume;
 - ``model/``: the EMA weights as a bundle (safetensors + config.json), rewritten whenever the
@@ -31,6 +32,7 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
 from seqdiff.training.module import DiffusionModule
+from seqdiff.training.shards import TokenShard, is_shard
 
 
 class Adapter(Protocol):
@@ -106,6 +108,19 @@ def training_history(training: dict) -> list[dict]:
     return runs[::-1]
 
 
+def read_split(path: str, adapter: Adapter) -> TokenShard:
+    """A split's token sequences: a prepared shard folder (``seqdiff prepare``), memory-mapped, or
+    a data file that ``adapter`` tokenises."""
+    if not is_shard(path):
+        return TokenShard.from_sequences(adapter.sequences(path))
+    shard = TokenShard.load(path)
+    if shard.meta.get("modality") != adapter.modality:
+        raise SeqdiffError(
+            f"{path}: a shard of {shard.meta.get('modality')!r} data, not {adapter.modality!r}"
+        )
+    return shard
+
+
 def train(cfg: TrainConfig, adapter: Adapter) -> Path:
     """Train and return the folder of the exported (best EMA) model bundle.
 
@@ -122,11 +137,9 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         raise SeqdiffError("config: data.train is required")
     if cfg.init and cfg.init_from:
         raise SeqdiffError("config: give init (a seqdiff model) or init_from (ESM-2 weights), not both")
-    train_seqs = adapter.sequences(cfg.data.train)
-    valid_seqs = adapter.sequences(cfg.data.valid) if cfg.data.valid else None
     data = SequenceDataModule(
-        train_seqs,
-        valid_seqs,
+        read_split(cfg.data.train, adapter),
+        read_split(cfg.data.valid, adapter) if cfg.data.valid else None,
         pad_id=adapter.pad_id,
         max_len=cfg.data.max_len,
         max_tokens=cfg.data.max_tokens,

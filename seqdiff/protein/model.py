@@ -14,7 +14,8 @@ import torch
 
 from seqdiff.core.bundle import ModelSpec, load_bundle
 from seqdiff.core.denoiser import DenoiserConfig
-from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo, learned_rates
+from seqdiff.core.diffusion import MaskedDiffusion, learned_rates
+from seqdiff.core.evaluation import evaluate_nelbo
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences

@@ -166,6 +166,8 @@ def train(cfg: TrainConfig, adapter: Adapter) -> Path:
         module.ema.load_state_dict(module.model.state_dict())
     if cfg.trainer.compile:
         # In place (nn.Module.compile): the parameter names, hence checkpoints and bundles, are unchanged.
+        # Every position computed: packing the scored ones has a data-dependent shape (a graph break).
+        module.model.skip_unscored = False
         module.model.denoiser.compile()
 
     loggers = [L.pytorch.loggers.CSVLogger(out, name="logs")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqdiff.cli.prepare import add_prepare_parser
 from seqdiff.cli.protein import add_design_parser, add_eval_parser, add_sample_protein_parser
 from seqdiff.cli.score import add_score_parser
 from seqdiff.cli.table import add_impute_parser, add_sample_table_parser
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+    add_prepare_parser(sub)
     add_design_parser(sub)
     add_eval_parser(sub)
     add_score_parser(sub)

@@ -7,6 +7,7 @@ treated as missing: masked as input and left out of the loss and of every NELBO 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences
 from seqdiff.training.config import ModelConfig
 from seqdiff.training.data import BucketBatchSampler, CroppedSequences
+from seqdiff.training.shards import TokenShard
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "protein-default"
 
@@ -71,6 +73,16 @@ class ProteinAdapter:
 
     def spec(self, model: ModelConfig, max_len: int) -> ModelSpec:
         return protein_spec(model, max_len)
+
+    def shard(self, paths: Sequence[str | Path]) -> TokenShard:
+        """The sequences of ``paths`` (FASTA, gzipped or not), tokenised as for training, as one
+        shard to save once and train from (``data.train``: its folder).
+
+        Example:
+            >>> ProteinAdapter().shard(["train.fasta"]).save("prepared/train")  # doctest: +SKIP
+        """
+        seqs = [s for path in paths for s in self.sequences(str(path))]
+        return TokenShard.from_sequences(seqs, {**self.bundle_extra(), "sources": [str(p) for p in paths]})
 
     def bundle_extra(self) -> dict:
         return {"modality": "protein", "alphabet": "ESM-1b"}

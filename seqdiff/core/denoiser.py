@@ -85,8 +85,8 @@ def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
 
 
 # Up to this many keys, CPU attention is written out as two matmuls and a softmax (a table row is one
-# token per column): up to 32 keys PyTorch's CPU flash kernel took 1.3-3.3 times longer, forward and
-# backward, and from 256 on it was the faster (BENCHMARKS.md, "Attention on CPU").
+# token per column): on short rows PyTorch's CPU flash kernel is the slower, on long ones the faster
+# (BENCHMARKS.md, "Attention on CPU").
 SHORT_ATTENTION = 64
 
 
@@ -128,9 +128,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: flo
     """``scaled_dot_product_attention`` of [B, H, N, D] tensors; on CPU in float32 whatever the
     autocast, and as ``explicit_attention`` up to ``SHORT_ATTENTION`` keys.
 
-    PyTorch's CPU attention kernels are slower in bfloat16 than in float32 at every length measured
-    (16 to 512 tokens, forward and backward; BENCHMARKS.md, "bf16 on CPU"), while bfloat16 matmuls are
-    over twice as fast: so CPU autocast keeps the linear layers in bfloat16 and attention in float32.
+    PyTorch's CPU attention kernels are slower in bfloat16 than in float32, while bfloat16 matmuls are
+    faster (BENCHMARKS.md, "bf16 on CPU"): so CPU autocast keeps the linear layers in bfloat16 and
+    attention in float32.
 
     Example:
         >>> q = torch.randn(1, 2, 3, 4, dtype=torch.bfloat16)

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from seqdiff.core.bundle import load_bundle
-from seqdiff.core.diffusion import evaluate_nelbo, learned_rates
+from seqdiff.core.diffusion import learned_rates
+from seqdiff.core.evaluation import evaluate_nelbo
 from seqdiff.protein.model import ProteinAdapter, amino_acid_rates, evaluate_file
 from seqdiff.training.config import TrainConfig
 from seqdiff.training.train import train

@@ -1,8 +1,8 @@
 """Speed on one machine: training throughput against the machine's matmul peak (float32 and bf16
 autocast), padding waste, sampling (masked diffusion with and without MDLM's cache, against the
 autoregressive baseline with a KV cache), pairwise sequence identity (numba against numpy), the table
-imputer's training steps per second (float32 and bf16; on every benchmark table, with and without
-explicit short attention and the unscored-token skip), and the CPU attention kernels by precision.
+imputer's training steps per second (float32 and bf16; on every benchmark table), the CPU attention
+kernels by precision, and the training input pipeline alone on one thread (``--sections loader``).
 All figures come from one run, so the ratios are fair.
 
 Usage:
@@ -16,11 +16,10 @@ import argparse
 import json
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from itertools import cycle, islice
+from itertools import islice
 from pathlib import Path
-from unittest.mock import patch
 
 import numba
 import numpy as np
@@ -31,12 +30,10 @@ from torch.profiler import ProfilerActivity
 
 from pipelines.protein_metrics import best_diagonal_identity_numpy, pairwise_identity
 from seqdiff.atomic import atomic_path
-from seqdiff.core import denoiser
-from seqdiff.core.batch import pad_batch
 from seqdiff.core.bundle import build_model
 from seqdiff.core.denoiser import SHORT_ATTENTION, explicit_attention
 from seqdiff.core.device import resolve_device
-from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo
+from seqdiff.core.evaluation import evaluate_nelbo
 from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
 from seqdiff.protein import alphabet
@@ -45,15 +42,18 @@ from seqdiff.protein.model import ProteinAdapter, load_protein_model, protein_sp
 from seqdiff.tabular.files import read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.training.config import ModelConfig
-from seqdiff.training.data import BucketBatchSampler, CroppedSequences
+from seqdiff.training.data import SequenceDataModule
+from seqdiff.training.shards import TokenShard, is_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT.parent / "shared" / "data" / "protein" / "general" / "cath_v4_1_0_S40.train.fasta"
 TEST = TRAIN.with_name("cath_v4_1_0_S40.test.fasta")
 TABLE = ROOT.parent / "shared" / "data" / "tabular" / "california.parquet"
 TABLES = ["adult", "default", "beijing", "magic", "california", "shoppers"]  # the tabular benchmark's
-SECTIONS = ["training", "sampling", "identity", "table", "table_steps", "attention"]
+SECTIONS = ["loader", "training", "sampling", "identity", "table", "table_steps", "attention"]
 # Training variants: name -> options of training_throughput; reported as training_width320[_name].
+# Model shapes by name: (width, layers, heads), those of ESM-2 t6 (8M) and t12 (35M).
+SHAPES = {"t6": (320, 6, 20), "t12": (480, 12, 20)}
 TRAINING_VARIANTS = {
     "fp32": {},
     "compiled": {"compile": True},
@@ -102,6 +102,45 @@ def random_batch_waste(lengths: list[int], max_tokens: int, seed: int = 0) -> fl
     return 1 - real / padded
 
 
+def endless(loader: Iterable) -> Iterator:
+    """The items of ``loader``, epoch after epoch."""
+    while True:
+        yield from loader
+
+
+def loader_throughput(seconds: float, max_tokens: int, source: Path = TRAIN, max_len: int = 512) -> dict:
+    """The training input pipeline alone, on one thread: real (non-padding) tokens per second of
+    length-bucketed, randomly cropped training batches from ``source`` (a FASTA file, tokenised
+    before the clock starts, or a prepared shard folder, memory-mapped), for ``seconds``."""
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    shard = TokenShard.load(source) if is_shard(source) else ProteinAdapter().sequences(str(source))
+    prepare_seconds = time.perf_counter() - start
+    data = SequenceDataModule(shard, [], alphabet.PAD_ID, max_len=max_len, max_tokens=max_tokens)
+    batches = endless(data.train_dataloader())
+    real = padded = count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        x, valid = next(batches)
+        real += int(valid.sum())
+        padded += x.numel()
+        count += 1
+    elapsed = time.perf_counter() - start
+    return {
+        "source": source.name if not is_shard(source) else str(source),
+        "read_seconds": prepare_seconds,
+        "sequences": len(data.train),
+        "max_tokens": max_tokens,
+        "max_len": max_len,
+        "threads": torch.get_num_threads(),
+        "batches": count,
+        "seconds": elapsed,
+        "real_tokens_per_s": real / elapsed,
+        "padded_tokens_per_s": padded / elapsed,
+        "batches_per_s": count / elapsed,
+    }
+
+
 def training_throughput(
     dim: int,
     layers: int,
@@ -115,31 +154,26 @@ def training_throughput(
 ) -> dict:
     """Protein training steps on CATH batches for ``seconds``: tokens/s and model FLOP/s, in float32
     or under bf16 autocast (what ``trainer.precision: auto`` picks on a GPU or a CPU with native bf16).
-    One epoch of batches is collated before the clock starts, as loader workers do in training
-    (collating 131k-token batches in the loop took most of an H200's step). With ``profile``, 5 more
+    Batches come from the training data module in the loop, as in training (assembled from the flat
+    token array by vectorised indexing; page-locked with a GPU). With ``profile``, 5 more
     steps run under torch.profiler and its table of the most expensive operators is returned as
     ``profile``."""
-    seqs = ProteinAdapter().sequences(str(TRAIN))
-    data = CroppedSequences(seqs, max_len=512)
-    lengths = [data.length(i) for i in range(len(data))]
-    bucketed = BucketBatchSampler(lengths, max_tokens, seed=0)
+    data = SequenceDataModule(
+        ProteinAdapter().sequences(str(TRAIN)), [], alphabet.PAD_ID, max_tokens=max_tokens
+    )
     torch.manual_seed(0)
     model = build_model(protein_spec(ModelConfig(dim=dim, n_layers=layers, n_heads=heads))).to(device)
     if compile:
+        model.skip_unscored = False  # as compiled training: no data-dependent shapes
         model.denoiser.compile(dynamic=True)  # batches vary in shape: one graph for all lengths
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
-
-    def collated(batch: list[int]) -> tuple[torch.Tensor, torch.Tensor, int]:
-        x, valid = pad_batch([data[item] for item in batch], alphabet.PAD_ID)
-        if device.type == "cuda":  # page-locked: the copy to the GPU overlaps the previous step
-            x, valid = x.pin_memory(), valid.pin_memory()
-        return x, valid, int(valid.sum())
-
-    batches = cycle([collated(batch) for batch in bucketed])
+    batches = endless(data.train_dataloader())
 
     def train_step() -> tuple[int, torch.Tensor]:
         """One optimizer step; returns the real tokens and the (padded) batch."""
-        x, valid, real = next(batches)
+        x, valid = next(batches)
+        real = int(valid.sum())  # on the host, before the copy: no wait for the device
+        # Pinned batches (with a GPU): the copy overlaps the previous step's kernels.
         x, valid = x.to(device, non_blocking=True), valid.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model.losses(x, valid)
@@ -149,9 +183,9 @@ def training_throughput(
         return real, x
 
     tokens, padded, steps, flops = 0, 0, 0, 0.0
-    start = None
+    start = 0.0
     warmup = 3 if compile else 1
-    while start is None or time.perf_counter() - start < seconds:
+    while warmup > 0 or time.perf_counter() - start < seconds:
         real, x = train_step()
         if warmup > 0:  # the first steps warm up allocators and kernels (and compile)
             warmup -= 1
@@ -176,8 +210,8 @@ def training_throughput(
         "real_tokens_per_s": tokens / elapsed,
         "padded_tokens_per_s": padded / elapsed,
         "model_flops_per_s": flops / elapsed,
-        "padding_waste_bucketed": bucketed.padding_waste(),
-        "padding_waste_random_batches": random_batch_waste(lengths, max_tokens),
+        "padding_waste_bucketed": data.train_sampler.padding_waste(),
+        "padding_waste_random_batches": random_batch_waste(data.train.lengths.tolist(), max_tokens),
     }
     if profile:
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -220,39 +254,21 @@ def table_training_speed(
     }
 
 
-# What each change to the imputer's training step bought: (CPU attention up to this many keys
-# explicit, skip the unscored tokens' last-block work). 0 keys: always PyTorch's fused kernel.
-STEP_VARIANTS = {
-    "fused_attention_every_position": (0, False),
-    "explicit_attention_every_position": (SHORT_ATTENTION, False),
-    "as_shipped": (SHORT_ATTENTION, True),
-}
-
-
 def table_step_speed(steps: int, repeats: int = 3, tables: Sequence[str] = TABLES) -> dict:
     """The imputer's default fit (32 bins, 256-row batches) on the first 20,000 rows of each of
-    ``tables`` (by default the tabular benchmark's: 10 to 24 columns), once per ``STEP_VARIANTS``
-    entry, alternating ``repeats`` times: the median training steps per second of each, and each
-    against the first."""
-    result: dict = {"steps": steps, "repeats": repeats, "variants": list(STEP_VARIANTS)}
+    ``tables`` (by default the tabular benchmark's: 10 to 24 columns), ``repeats`` times: the median
+    training steps per second, and every run's."""
+    result: dict = {"steps": steps, "repeats": repeats}
     for name in tables:
         table = read_table(TABLE.with_name(f"{name}.parquet")).slice(0, 20_000)
-        rates: dict[str, list[float]] = {variant: [] for variant in STEP_VARIANTS}
+        rates = []
         for _ in range(repeats):
-            for variant, (short, skip) in STEP_VARIANTS.items():
-                with (
-                    patch.object(denoiser, "SHORT_ATTENTION", short),
-                    patch.object(MaskedDiffusion, "skip_unscored", skip),
-                ):
-                    imputer = MaskedDiffusionImputer(max_steps=steps, early_stopping=False).fit(table)
-                rates[variant].append(steps / (60 * imputer.training_["minutes"]))
-        medians = {variant: float(np.median(r)) for variant, r in rates.items()}
-        first = medians[next(iter(STEP_VARIANTS))]
+            imputer = MaskedDiffusionImputer(max_steps=steps, early_stopping=False).fit(table)
+            rates.append(steps / (60 * imputer.training_["minutes"]))
         result[name] = {
             "columns": table.num_columns,
-            "steps_per_s": medians,
+            "steps_per_s": float(np.median(rates)),
             "all_steps_per_s": rates,
-            "speedup": {variant: rate / first for variant, rate in medians.items()},
         }
     return result
 
@@ -435,6 +451,15 @@ def run() -> None:
         "--profile", action="store_true", help="profile 5 more steps of each training variant"
     )
     parser.add_argument("--sections", nargs="+", default=SECTIONS, choices=SECTIONS, help="what to measure")
+    parser.add_argument(
+        "--shape", default="t6", choices=list(SHAPES), help="training model shape: ESM-2 t6 (8M) or t12 (35M)"
+    )
+    parser.add_argument(
+        "--loader-source",
+        type=Path,
+        default=TRAIN,
+        help="loader section: a FASTA file or a prepared shard folder (default: CATH S40 train)",
+    )
     parser.add_argument("--md4", default=None, help="masked-diffusion bundle (default: the shipped model)")
     parser.add_argument(
         "--ar",
@@ -464,6 +489,9 @@ def run() -> None:
             tmp.write_text(json.dumps(report, indent=1))
         print(key, json.dumps(report[key], indent=1), flush=True)
 
+    if "loader" in args.sections:
+        record("loader", loader_throughput(seconds, args.train_tokens, args.loader_source))
+        torch.set_num_threads(args.threads)
     if "training" in args.sections:
         # An H200 reaches its bf16 peak only on products far larger than a CPU's best size.
         sizes = (4096, 8192, 16384) if device.type == "cuda" else (1024, 2048, 4096)
@@ -472,8 +500,9 @@ def run() -> None:
         }
         for variant in args.variants:
             options = TRAINING_VARIANTS[variant]
+            dim, layers, heads = SHAPES[args.shape]
             result = training_throughput(
-                320, 6, 20, seconds, args.train_tokens, device=device, profile=args.profile, **options
+                dim, layers, heads, seconds, args.train_tokens, device=device, profile=args.profile, **options
             )
             result["matmul_peak_flops"] = peaks[torch.float32]
             result["bf16_matmul_peak_flops"] = peaks[torch.bfloat16]
@@ -481,7 +510,7 @@ def run() -> None:
             # Model FLOPs utilisation of a bf16 run: against the same run's dense bf16 matmul peak.
             if options.get("bf16"):
                 result["fraction_of_bf16_matmul_peak"] = result["model_flops_per_s"] / peaks[torch.bfloat16]
-            key = "training_width320" + ("" if variant == "fp32" else f"_{variant}")
+            key = f"training_width{dim}" + ("" if variant == "fp32" else f"_{variant}")
             record(key, result)
     if "sampling" in args.sections:
         # 1024 steps (> length): most steps unmask nothing, where MDLM's cache skips the network.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqdiff.cli.prepare import add_prepare_parser
 from seqdiff.cli.protein import (
     add_adapt_parser,
     add_design_parser,
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+    add_prepare_parser(sub)
     add_design_parser(sub)
     add_adapt_parser(sub)
     add_eval_parser(sub)

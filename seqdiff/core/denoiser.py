@@ -56,23 +56,37 @@ class DenoiserConfig:
         return asdict(self)
 
 
-def rope_tables(n: int, head_dim: int, theta: float, device: torch.device) -> tuple[Tensor, Tensor]:
-    """cos/sin tables [n, head_dim/2] for rotary embeddings."""
+def rope_tables(n: int, head_dim: int, theta: float, device: torch.device | None = None) -> Tensor:
+    """Rotary tables [2, n, 2, head_dim/2] in float32: cos and sign-folded sin per position, laid
+    out so that ``apply_rope`` is two multiplications and an add in any dtype.
+
+    Example:
+        >>> rope_tables(3, 8, 10_000.0).shape
+        torch.Size([2, 3, 2, 4])
+    """
     freqs = theta ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
     angles = torch.arange(n, device=device, dtype=torch.float32)[:, None] * freqs[None]
-    return angles.cos(), angles.sin()
+    cos, sin = angles.cos(), angles.sin()
+    return torch.stack([torch.stack([cos, cos], dim=1), torch.stack([-sin, sin], dim=1)])
 
 
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate pairs (x[..., :d/2], x[..., d/2:]) of a [B, H, N, D] tensor."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    out = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-    return out.type_as(x)
+def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
+    """Rotate the pairs (x[..., i], x[..., i + d/2]) of a [B, H, N, D] tensor by ``rope_tables``
+    [2, N, 2, D/2] (in x's dtype: no float32 round trip).
+
+    Example:
+        >>> x = torch.randn(1, 1, 3, 8)
+        >>> (apply_rope(x, rope_tables(3, 8, 10_000.0)).norm(dim=-1) - x.norm(dim=-1)).abs().max() < 1e-5
+        tensor(True)
+    """
+    cos, sin = rope
+    halves = x.unflatten(-1, (2, -1))
+    return (halves * cos + halves.flip(-2) * sin).flatten(-2)
 
 
 # Up to this many keys, CPU attention is written out as two matmuls and a softmax (a table row is one
-# token per column): up to 32 keys PyTorch's CPU flash kernel took 1.3-3.3 times longer, forward and
-# backward, and from 256 on it was the faster (BENCHMARKS.md, "Attention on CPU").
+# token per column): on short rows PyTorch's CPU flash kernel is the slower, on long ones the faster
+# (BENCHMARKS.md, "Attention on CPU").
 SHORT_ATTENTION = 64
 
 
@@ -114,9 +128,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: flo
     """``scaled_dot_product_attention`` of [B, H, N, D] tensors; on CPU in float32 whatever the
     autocast, and as ``explicit_attention`` up to ``SHORT_ATTENTION`` keys.
 
-    PyTorch's CPU attention kernels are slower in bfloat16 than in float32 at every length measured
-    (16 to 512 tokens, forward and backward; BENCHMARKS.md, "bf16 on CPU"), while bfloat16 matmuls are
-    over twice as fast: so CPU autocast keeps the linear layers in bfloat16 and attention in float32.
+    PyTorch's CPU attention kernels are slower in bfloat16 than in float32, while bfloat16 matmuls are
+    faster (BENCHMARKS.md, "bf16 on CPU"): so CPU autocast keeps the linear layers in bfloat16 and
+    attention in float32.
 
     Example:
         >>> q = torch.randn(1, 2, 3, 4, dtype=torch.bfloat16)
@@ -130,6 +144,13 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: flo
         return kernel(q, k, v, mask, dropout, causal)
     with torch.autocast("cpu", enabled=False):
         return kernel(q.float(), k.float(), v.float(), mask, dropout, causal).to(q.dtype)
+
+
+def compute_dtype(h: Tensor) -> torch.dtype:
+    """The dtype the linear layers produce from ``h``: autocast's, when it is on."""
+    if torch.is_autocast_enabled(h.device.type):
+        return torch.get_autocast_dtype(h.device.type)
+    return h.dtype
 
 
 class Block(nn.Module):
@@ -153,7 +174,7 @@ class Block(nn.Module):
         self,
         h: Tensor,
         attn_mask: Tensor | None,
-        rope: tuple | None,
+        rope: Tensor | None,
         cond: Tensor | None,
         cache: dict | None = None,
         rows: Tensor | None = None,
@@ -169,7 +190,7 @@ class Block(nn.Module):
             x = x * (1 + scale1) + shift1
         q, k, v = self.qkv(x).view(b, n, 3, self.cfg.n_heads, self.cfg.head_dim).permute(2, 0, 3, 1, 4)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
         if cache is not None:  # incremental decoding: attend to every earlier position
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
@@ -251,7 +272,11 @@ class Denoiser(nn.Module):
         if cfg.positions == "learned":
             self.pos = nn.Parameter(torch.zeros(cfg.max_len, cfg.dim))
             nn.init.normal_(self.pos, std=0.02)
-        elif cfg.positions != "rope":
+        elif cfg.positions == "rope":
+            # Built once; each forward takes its positions' rows in the compute dtype.
+            rope = rope_tables(cfg.max_len, cfg.head_dim, cfg.rope_theta)
+            self.register_buffer("rope", rope, persistent=False)
+        else:
             raise ValueError(f"positions must be 'rope' or 'learned', not {cfg.positions!r}")
         self.time = TimeEmbedding(cfg.dim) if cfg.time_conditioning else None
         self.values = None
@@ -302,12 +327,13 @@ class Denoiser(nn.Module):
         if self.cfg.positions == "learned":
             h = h + self.pos[offset : offset + n]
         else:
-            cos, sin = rope_tables(offset + n, self.cfg.head_dim, self.cfg.rope_theta, tokens.device)
-            rope = (cos[offset:], sin[offset:])
-        attn_mask = None
-        # A causal model needs no key-padding mask: right padding comes after every real token.
-        if valid is not None and not self.cfg.causal and not bool(valid.all()):
-            attn_mask = valid[:, None, None, :]
+            rope = self.rope
+            if offset + n > rope.shape[1]:  # beyond max_len (sampling longer sequences)
+                rope = rope_tables(offset + n, self.cfg.head_dim, self.cfg.rope_theta, tokens.device)
+            rope = rope[:, offset : offset + n].to(compute_dtype(h))
+        # Always the mask when there is padding to hide: asking whether a batch has any would be a
+        # host synchronisation. A causal model needs none: right padding comes after every real token.
+        attn_mask = valid[:, None, None, :] if valid is not None and not self.cfg.causal else None
         cond = self.time(t) if self.time is not None and t is not None else None
         # One nonzero() for the packing and the unpacking (each is a host sync on a GPU).
         rows = None if needed is None else needed.flatten().nonzero()[:, 0]

@@ -12,7 +12,6 @@ section 2, ``loss2bpt``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +61,11 @@ class MaskedDiffusion(nn.Module):
             exact value lies inside its bin; the denoiser (with ``value_frequencies``) then sees
             the value's place on the whole scale, (rank of the bin + within) / number of bins.
             ``within`` of masked tokens is never shown.
+        skip_unscored: the loss asks the denoiser for the scored (masked) tokens' outputs alone
+            (``Denoiser.forward``'s ``needed``): the same loss and gradients, for less work. The
+            scored tokens are found with ``nonzero``, a host synchronisation on a GPU and a graph
+            break under ``torch.compile``, so compiled training sets it False (every position
+            computed). An attribute: it may change between calls.
 
     Example:
         >>> from seqdiff.core.denoiser import DenoiserConfig
@@ -74,9 +78,6 @@ class MaskedDiffusion(nn.Module):
     """
 
     exact_likelihood = False  # `losses` is a Monte-Carlo estimate of the NELBO (an upper bound)
-    # Training asks the denoiser for the scored (masked) tokens' outputs alone (`Denoiser.forward`'s
-    # `needed`): the same loss and gradients, for less work. False computes every position.
-    skip_unscored = True
 
     def __init__(
         self,
@@ -87,8 +88,10 @@ class MaskedDiffusion(nn.Module):
         timesteps: int = 0,
         weighting: str = "elbo",
         ordered: Tensor | None = None,
+        skip_unscored: bool = True,
     ):
         super().__init__()
+        self.skip_unscored = skip_unscored
         if timesteps and schedule.state_dependent:
             raise ValueError("the discrete-time NELBO is implemented for MD4 schedules only")
         # Reachable from a training config (model.weighting): a one-line SeqdiffError.
@@ -376,86 +379,3 @@ def reinforce_loo(values: list[Tensor], log_qs: list[Tensor]) -> Tensor:
     """
     (l1, l2), (q1, q2) = values, log_qs
     return 0.5 * (l1 - l2).detach() * (q1 - q2)
-
-
-@dataclass
-class NelboReport:
-    """A dataset's NELBO with its Monte-Carlo standard error (over K independent passes)."""
-
-    nats_per_token: float
-    stderr_nats: float
-    tokens: int
-    sequences: int
-    passes: int
-
-    @property
-    def bits_per_token(self) -> float:
-        return self.nats_per_token / math.log(2)
-
-    @property
-    def perplexity(self) -> float:
-        return math.exp(self.nats_per_token)
-
-    def to_dict(self) -> dict:
-        """The report as JSON-safe values (an unknown standard error, from one pass, is None)."""
-        known = not math.isnan(self.stderr_nats)
-        return {
-            "nats_per_token": self.nats_per_token,
-            "bits_per_token": self.bits_per_token,
-            "perplexity": self.perplexity,
-            "stderr_nats": self.stderr_nats if known else None,
-            "perplexity_ci95": [
-                math.exp(self.nats_per_token - 1.96 * self.stderr_nats),
-                math.exp(self.nats_per_token + 1.96 * self.stderr_nats),
-            ]
-            if known
-            else None,
-            "tokens": self.tokens,
-            "sequences": self.sequences,
-            "passes": self.passes,
-        }
-
-
-@torch.no_grad()
-def evaluate_nelbo(
-    model: MaskedDiffusion,
-    batches: Iterable[tuple[Tensor, Tensor | None]],
-    passes: int = 4,
-    seed: int = 0,
-) -> NelboReport:
-    """NELBO per token over a dataset, an upper bound on its negative log-likelihood.
-
-    Each of ``passes`` passes draws fresh (stratified) t and masks for every sequence; the
-    estimate is their mean and the standard error their spread / sqrt(K). ``batches`` yields
-    (x, valid) on the model's device and may be a list (it is iterated ``passes`` times).
-
-    Example:
-        >>> report = evaluate_nelbo(model, [(x, None)], passes=2)  # doctest: +SKIP
-        >>> report.perplexity  # doctest: +SKIP
-    """
-    batches = list(batches)
-    if model.exact_likelihood:  # every pass would give the same number
-        passes = 1
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    per_pass, tokens, sequences = [], 0, 0
-    for _ in range(passes):
-        total_nats, total_tokens, sequences = 0.0, 0.0, 0
-        for x, valid in batches:
-            out = model.losses(x, valid, generator=generator)
-            total_nats += float(out.nelbo.sum())
-            total_tokens += float(out.tokens.sum())
-            sequences += x.shape[0]
-        per_pass.append(total_nats / total_tokens)
-        tokens = int(total_tokens)
-    model.train(was_training)
-    mean = sum(per_pass) / passes
-    if model.exact_likelihood:
-        stderr = 0.0
-    elif passes > 1:
-        stderr = math.sqrt(sum((p - mean) ** 2 for p in per_pass) / (passes - 1) / passes)
-    else:
-        stderr = float("nan")
-    return NelboReport(mean, stderr, tokens, sequences, passes)

@@ -7,6 +7,7 @@ treated as missing: masked as input and left out of the loss and of every NELBO 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,16 @@ import torch
 
 from seqdiff.atomic import atomic_folder
 from seqdiff.cache import cache_root, file_digest
-from seqdiff.core.batch import pad_batch
 from seqdiff.core.bundle import ModelSpec, build_model, load_bundle, save_bundle
 from seqdiff.core.denoiser import DenoiserConfig
-from seqdiff.core.diffusion import MaskedDiffusion, evaluate_nelbo, learned_rates
+from seqdiff.core.diffusion import MaskedDiffusion, learned_rates
+from seqdiff.core.evaluation import evaluate_nelbo
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
 from seqdiff.protein.io import iter_sequences
 from seqdiff.training.config import ModelConfig
-from seqdiff.training.data import BucketBatchSampler
+from seqdiff.training.data import BucketBatchSampler, CroppedSequences
+from seqdiff.training.shards import TokenShard
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "protein-default"
 
@@ -73,6 +75,16 @@ class ProteinAdapter:
 
     def spec(self, model: ModelConfig, max_len: int) -> ModelSpec:
         return protein_spec(model, max_len)
+
+    def shard(self, paths: Sequence[str | Path]) -> TokenShard:
+        """The sequences of ``paths`` (FASTA, gzipped or not), tokenised as for training, as one
+        shard to save once and train from (``data.train``: its folder).
+
+        Example:
+            >>> ProteinAdapter().shard(["train.fasta"]).save("prepared/train")  # doctest: +SKIP
+        """
+        seqs = [s for path in paths for s in self.sequences(str(path))]
+        return TokenShard.from_sequences(seqs, {**self.bundle_extra(), "sources": [str(p) for p in paths]})
 
     def bundle_extra(self) -> dict:
         return {"modality": "protein", "alphabet": "ESM-1b"}
@@ -196,11 +208,11 @@ def evaluate_file(
     seqs = ProteinAdapter().sequences(str(path))[:limit]
     max_len = model.denoiser.cfg.max_len
     truncated = sum(len(s) > max_len for s in seqs)
-    seqs = [s[:max_len] for s in seqs]
+    data = CroppedSequences(seqs, max_len, alphabet.PAD_ID, random_crop=False)
     device = next(model.parameters()).device
     batches = []
-    for batch in BucketBatchSampler([len(s) for s in seqs], max_tokens, shuffle=False):
-        x, valid = pad_batch([torch.as_tensor(seqs[i]) for i, _ in batch], alphabet.PAD_ID)
+    for item in BucketBatchSampler(data.lengths, max_tokens, shuffle=False):
+        x, valid = data[item]
         batches.append((x.to(device), valid.to(device)))
     report = evaluate_nelbo(model, batches, passes=passes, seed=seed).to_dict()
     return {**report, "truncated_sequences": truncated, "input": str(path)}

@@ -1,9 +1,8 @@
 """Variable-length token data for training: random crops and length-bucketed batches.
 
 Batches are built under a token budget (padded batch size x longest sequence), from sequences
-of similar length, so little compute goes to padding: a batch of 40 sequences of lengths
-140..150 wastes under 7%, against ~40% for random batching of CATH domains. ``padding_waste``
-measures it.
+of similar length, so little compute goes to padding (``padding_waste`` measures it). Each batch
+is assembled at once from a ``TokenShard``'s flat token array: no Python per sequence per step.
 """
 
 from __future__ import annotations
@@ -16,59 +15,86 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from seqdiff.core.batch import pad_batch
+from seqdiff.training.shards import TokenShard
+
+
+def crop_starts(lengths: np.ndarray, max_len: int, seed: int, epoch: int) -> np.ndarray:
+    """Where each sequence's random ``max_len`` window starts in ``epoch``: uniform over the
+    windows that fit, 0 for a sequence that fits whole. A function of (seed, epoch) and the
+    lengths alone, so a resumed run crops as an uninterrupted one would.
+
+    Example:
+        >>> crop_starts(np.array([3, 10]), max_len=4, seed=0, epoch=0).tolist()[0]
+        0
+    """
+    u = np.random.default_rng((seed, epoch)).random(len(lengths))
+    return (u * np.maximum(lengths - max_len + 1, 1)).astype(np.int64)
 
 
 class CroppedSequences(Dataset):
-    """Token arrays, each randomly cropped to ``max_len`` when longer.
+    """Token sequences served a batch at a time, each cut to a ``max_len`` window when longer.
 
-    Items are addressed as ``(index, epoch)``: the crop window is a function of (seed, epoch,
-    index), so a new window each epoch, and no hidden state to restore on resume.
+    An item is ``(indices, epoch)``, as ``BucketBatchSampler`` yields, and gives the padded batch
+    ``(x [B, L] int64, valid [B, L] bool)``, assembled by vectorised indexing into the shard's flat
+    token array. The window of a long sequence is random per epoch (``crop_starts``) or, with
+    ``random_crop=False``, its start.
 
     Example:
-        >>> ds = CroppedSequences([np.arange(10)], max_len=4)
-        >>> len(ds[0, 0])
-        4
+        >>> ds = CroppedSequences([np.arange(10), np.arange(2)], max_len=4, pad_id=0)
+        >>> x, valid = ds[np.array([1, 0]), 0]
+        >>> x.shape, valid.sum(-1).tolist()
+        (torch.Size([2, 4]), [2, 4])
     """
 
     def __init__(
-        self, sequences: Sequence[np.ndarray], max_len: int, seed: int = 0, random_crop: bool = True
+        self,
+        sequences: Sequence[np.ndarray] | TokenShard,
+        max_len: int,
+        pad_id: int,
+        seed: int = 0,
+        random_crop: bool = True,
     ):
-        self.sequences = sequences
-        self.max_len = max_len
+        self.shard = sequences if isinstance(sequences, TokenShard) else TokenShard.from_sequences(sequences)
+        self.max_len, self.pad_id = max_len, pad_id
         self.random_crop = random_crop
         self.seed = seed
+        self.lengths = np.minimum(self.shard.lengths, max_len)
+        self._starts: tuple[int, np.ndarray] | None = None  # (epoch, crop starts), the current epoch's
 
     def __len__(self) -> int:
-        return len(self.sequences)
+        return len(self.shard)
 
-    def length(self, i: int) -> int:
-        return min(len(self.sequences[i]), self.max_len)
+    def crop_starts(self, epoch: int) -> np.ndarray:
+        if not self.random_crop:
+            return np.zeros(len(self.shard), dtype=np.int64)
+        if self._starts is None or self._starts[0] != epoch:
+            self._starts = (epoch, crop_starts(self.shard.lengths, self.max_len, self.seed, epoch))
+        return self._starts[1]
 
-    def __getitem__(self, item: tuple[int, int]) -> Tensor:
-        i, epoch = item
-        seq = self.sequences[i]
-        if len(seq) > self.max_len:
-            start = 0
-            if self.random_crop:
-                rng = np.random.default_rng((self.seed, epoch, i))
-                start = int(rng.integers(0, len(seq) - self.max_len + 1))
-            seq = seq[start : start + self.max_len]
-        return torch.as_tensor(np.asarray(seq), dtype=torch.long)
+    def __getitem__(self, item: tuple[np.ndarray, int]) -> tuple[Tensor, Tensor]:
+        indices, epoch = item
+        lengths = self.lengths[indices]
+        starts = self.shard.offsets[indices] + self.crop_starts(epoch)[indices]
+        columns = np.arange(lengths.max(initial=0))
+        valid = columns < lengths[:, None]
+        # Padding reads position 0 of the flat array (any in-bounds index), then becomes pad_id.
+        x = self.shard.tokens[np.where(valid, starts[:, None] + columns, 0)].astype(np.int64)
+        np.copyto(x, self.pad_id, where=~valid)
+        return torch.from_numpy(x), torch.from_numpy(valid)
 
 
-class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
+class BucketBatchSampler(Sampler[tuple[np.ndarray, int]]):
     """Batches of similar-length indices under a padded-token budget; order set by (seed, epoch).
 
     Sequences are sorted by length within random chunks of ``chunk`` batches' worth of items,
     cut into batches whose ``len(batch) * max_len_in_batch <= max_tokens``, and the batches are
-    shuffled. Each item is ``(index, epoch)``. With ``num_replicas`` > 1 (DDP) each rank takes
+    shuffled. Each item is ``(indices, epoch)``: the batch's sequence indices as an array. With ``num_replicas`` > 1 (DDP) each rank takes
     every num_replicas-th batch. Every epoch has the same number of batches, so the position in
     the data is a function of the step alone: ``resume_at(step)`` continues mid-epoch.
 
     Example:
         >>> s = BucketBatchSampler([5, 6, 50, 52], max_tokens=104)
-        >>> sorted(len(b) for b in s)
+        >>> sorted(len(indices) for indices, epoch in s)
         [2, 2]
     """
 
@@ -92,12 +118,12 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
         self._skip = 0
         self._batches = self._make_batches()
 
-    def _make_batches(self) -> list[list[int]]:
+    def _make_batches(self) -> list[np.ndarray]:
         rng = np.random.default_rng((self.seed, self.epoch))
         order = rng.permutation(len(self.lengths)) if self.shuffle else np.arange(len(self.lengths))
         mean_len = max(1.0, float(self.lengths.mean()))
         chunk_items = max(1, int(self.chunk * self.max_tokens / mean_len))
-        batches: list[list[int]] = []
+        batches = []
         for start in range(0, len(order), chunk_items):
             part = order[start : start + chunk_items]
             part = part[np.argsort(self.lengths[part], kind="stable")]
@@ -114,6 +140,7 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
                 batches.append(batch)
         if self.shuffle:
             batches = [batches[j] for j in rng.permutation(len(batches))]
+        batches = [np.asarray(b, dtype=np.int64) for b in batches]
         # Equal batch counts on every rank (DDP steps in lockstep): drop the remainder.
         usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
         return batches[self.rank : usable : self.num_replicas]
@@ -123,11 +150,11 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
             self.epoch = epoch
             self._batches = self._make_batches()
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
         skip, self._skip = self._skip, 0
         epoch = self.epoch
         for batch in self._batches[skip:]:
-            yield [(i, epoch) for i in batch]
+            yield batch, epoch
         self.set_epoch(epoch + 1)
 
     def __len__(self) -> int:
@@ -147,10 +174,11 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 class SequenceDataModule(L.LightningDataModule):
-    """Train / valid token sequences as length-bucketed batches.
+    """Train / valid token sequences (token arrays or a ``TokenShard``) as length-bucketed batches.
 
     When no validation set is given, a deterministic ``valid_fraction`` is held out (by a
-    seeded permutation of the indices).
+    seeded permutation of the indices). With a CUDA GPU present, batches come in page-locked
+    memory, so their copy to the GPU runs asynchronously.
 
     Example:
         >>> dm = SequenceDataModule([np.arange(5)] * 20, None, pad_id=0, max_tokens=64)
@@ -160,8 +188,8 @@ class SequenceDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train: Sequence[np.ndarray],
-        valid: Sequence[np.ndarray] | None,
+        train: Sequence[np.ndarray] | TokenShard,
+        valid: Sequence[np.ndarray] | TokenShard | None,
         pad_id: int,
         max_len: int = 512,
         max_tokens: int = 8192,
@@ -170,14 +198,14 @@ class SequenceDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ):
         super().__init__()
+        if not isinstance(train, TokenShard):
+            train = TokenShard.from_sequences(train)
         if valid is None:
             order = np.random.default_rng(seed).permutation(len(train))
             n_valid = max(1, int(round(valid_fraction * len(train))))
-            valid = [train[i] for i in order[:n_valid]]
-            train = [train[i] for i in order[n_valid:]]
-        self.train = CroppedSequences(train, max_len, seed=seed)
-        self.valid = CroppedSequences(valid, max_len, seed=seed, random_crop=False)
-        self.pad_id = pad_id
+            train, valid = train.take(order[n_valid:]), train.take(order[:n_valid])
+        self.train = CroppedSequences(train, max_len, pad_id, seed=seed)
+        self.valid = CroppedSequences(valid, max_len, pad_id, seed=seed, random_crop=False)
         self.max_tokens = max_tokens
         self.num_workers = num_workers
         self.seed = seed
@@ -190,28 +218,35 @@ class SequenceDataModule(L.LightningDataModule):
             rank, world = 0, 1
             if self.trainer is not None:
                 rank, world = self.trainer.global_rank, self.trainer.world_size
-            lengths = [self.train.length(i) for i in range(len(self.train))]
             self._train_sampler = BucketBatchSampler(
-                lengths, self.max_tokens, shuffle=True, seed=self.seed, rank=rank, num_replicas=world
+                self.train.lengths,
+                self.max_tokens,
+                shuffle=True,
+                seed=self.seed,
+                rank=rank,
+                num_replicas=world,
             )
             if self.resume_step:
                 self._train_sampler.resume_at(self.resume_step)
         return self._train_sampler
 
     def _loader(self, ds: CroppedSequences, sampler: Sampler) -> DataLoader:
+        # batch_size=None: each sampler item is a whole batch, which the dataset assembles at once.
         return DataLoader(
             ds,
-            batch_sampler=sampler,
-            collate_fn=lambda items: pad_batch(items, self.pad_id),
+            sampler=sampler,
+            batch_size=None,
             num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
         )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, self.train_sampler)
 
     def val_dataloader(self) -> DataLoader:
-        lengths = [self.valid.length(i) for i in range(len(self.valid))]
-        return self._loader(self.valid, BucketBatchSampler(lengths, self.max_tokens, shuffle=False))
+        return self._loader(
+            self.valid, BucketBatchSampler(self.valid.lengths, self.max_tokens, shuffle=False)
+        )
 
     def state_dict(self) -> dict:
         return {"step": self.trainer.global_step if self.trainer is not None else 0}

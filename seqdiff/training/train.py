@@ -1,6 +1,7 @@
 """Run a training job from a ``TrainConfig``: data, model, Trainer, checkpoints, export.
 
-The modality adapter supplies the token arrays, the padding id and the model spec; everything else
+The modality adapter supplies the token arrays (or ``data.train`` / ``data.valid`` name shard
+folders it prepared: ``seqdiff.training.shards``), the padding id and the model spec; everything else
 is shared. (Table models are fitted by `seqdiff.tabular.imputer.MaskedDiffusionImputer` with the same
 module and `seqdiff.training.callbacks`.) Outputs in ``cfg.out``:
 
@@ -37,6 +38,7 @@ from seqdiff.training.callbacks import StepProgress
 from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
 from seqdiff.training.module import DiffusionModule
+from seqdiff.training.shards import TokenShard, is_shard
 
 
 class Adapter(Protocol):
@@ -112,6 +114,19 @@ def training_history(training: dict) -> list[dict]:
     return runs[::-1]
 
 
+def read_split(path: str, adapter: Adapter) -> TokenShard:
+    """A split's token sequences: a prepared shard folder (``seqdiff prepare``), memory-mapped, or
+    a data file that ``adapter`` tokenises."""
+    if not is_shard(path):
+        return TokenShard.from_sequences(adapter.sequences(path))
+    shard = TokenShard.load(path)
+    if shard.meta.get("modality") != adapter.modality:
+        raise SeqdiffError(
+            f"{path}: a shard of {shard.meta.get('modality')!r} data, not {adapter.modality!r}"
+        )
+    return shard
+
+
 def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None] | None = None) -> Path:
     """Train and return the folder of the exported (best EMA) model bundle; ``on_step(step, max_steps)``
     is called after every optimiser step."""
@@ -124,11 +139,9 @@ def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None
         raise SeqdiffError("config: data.train is required")
     if cfg.init and cfg.init_from:
         raise SeqdiffError("config: give init (a seqdiff model) or init_from (ESM-2 weights), not both")
-    train_seqs = adapter.sequences(cfg.data.train)
-    valid_seqs = adapter.sequences(cfg.data.valid) if cfg.data.valid else None
     data = SequenceDataModule(
-        train_seqs,
-        valid_seqs,
+        read_split(cfg.data.train, adapter),
+        read_split(cfg.data.valid, adapter) if cfg.data.valid else None,
         pad_id=adapter.pad_id,
         max_len=cfg.data.max_len,
         max_tokens=cfg.data.max_tokens,
@@ -155,6 +168,8 @@ def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None
         module.ema.load_state_dict(module.model.state_dict())
     if cfg.trainer.compile:
         # In place (nn.Module.compile): the parameter names, hence checkpoints and bundles, are unchanged.
+        # Every position computed: packing the scored ones has a data-dependent shape (a graph break).
+        module.model.skip_unscored = False
         module.model.denoiser.compile()
 
     loggers = [L.pytorch.loggers.CSVLogger(out, name="logs")]

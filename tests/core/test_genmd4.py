@@ -15,7 +15,8 @@ import torch
 from scipy import stats
 
 from seqdiff.core.denoiser import Denoiser, DenoiserConfig
-from seqdiff.core.diffusion import GENMD4_T1, MaskedDiffusion, evaluate_nelbo, learned_rates, reinforce_loo
+from seqdiff.core.diffusion import GENMD4_T1, MaskedDiffusion, learned_rates, reinforce_loo
+from seqdiff.core.evaluation import evaluate_nelbo
 from seqdiff.core.sampling import sample, time_grid
 from seqdiff.core.schedules import EPS, LearnableStateSchedule, LinearSchedule
 

@@ -23,7 +23,8 @@ import torch
 
 from seqdiff.core.autoregressive import AutoregressiveLM
 from seqdiff.core.denoiser import Denoiser, DenoiserConfig
-from seqdiff.core.diffusion import MaskedDiffusion, NelboReport, evaluate_nelbo
+from seqdiff.core.diffusion import MaskedDiffusion
+from seqdiff.core.evaluation import NelboReport, evaluate_nelbo
 from seqdiff.core.schedules import EPS, CosineSchedule, LearnableStateSchedule, LinearSchedule
 
 K, L = 3, 3  # 3 values, sequences of 3 tokens: 27 sequences

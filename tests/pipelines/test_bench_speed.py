@@ -9,17 +9,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipelines.bench_speed import (  # noqa: E402
-    STEP_VARIANTS,
     attention_speed,
     identity_speed,
+    loader_throughput,
     sampling_speed,
     table_step_speed,
     table_training_speed,
     training_throughput,
 )
-from seqdiff.core import denoiser  # noqa: E402
 from seqdiff.core.denoiser import SHORT_ATTENTION  # noqa: E402
-from seqdiff.core.diffusion import MaskedDiffusion  # noqa: E402
+from seqdiff.protein.model import ProteinAdapter  # noqa: E402
+from seqdiff.training.shards import TokenShard  # noqa: E402
 
 
 def test_sampling_section_with_the_shipped_model(shared: Path) -> None:
@@ -62,18 +62,23 @@ def test_table_section(shared: Path) -> None:
 
 
 def test_table_steps_section(shared: Path) -> None:
-    result = table_step_speed(steps=2, repeats=1, tables=["california", "shoppers"])
-    assert [k for k in result if k not in ("steps", "repeats", "variants")] == ["california", "shoppers"]
-    assert result["variants"] == list(STEP_VARIANTS)
+    result = table_step_speed(steps=2, repeats=2, tables=["california", "shoppers"])
+    assert [k for k in result if k not in ("steps", "repeats")] == ["california", "shoppers"]
     for name, columns in (("california", 10), ("shoppers", 18)):
-        rates, speedup = result[name]["steps_per_s"], result[name]["speedup"]
         assert result[name]["columns"] == columns
-        assert set(rates) == set(STEP_VARIANTS) and min(rates.values()) > 0
-        assert speedup["as_shipped"] == pytest.approx(
-            rates["as_shipped"] / rates["fused_attention_every_position"]
-        )
-    # The variants are undone: the shipped step is back.
-    assert denoiser.SHORT_ATTENTION == SHORT_ATTENTION > 0 and MaskedDiffusion.skip_unscored
+        assert len(result[name]["all_steps_per_s"]) == 2 and min(result[name]["all_steps_per_s"]) > 0
+        assert result[name]["steps_per_s"] == pytest.approx(sum(result[name]["all_steps_per_s"]) / 2)
+
+
+def test_loader_section_from_fasta_and_from_a_shard(shared: Path, tmp_path: Path) -> None:
+    fasta = shared / "protein" / "general" / "cath_v4_1_0_S40.valid.fasta"
+    result = loader_throughput(0.2, max_tokens=1024, source=fasta, max_len=128)
+    assert result["threads"] == 1 and result["sequences"] == 1054 and result["batches"] >= 1
+    # Real tokens are at most the padded ones, which fill at most max_tokens per batch.
+    assert 0 < result["real_tokens_per_s"] <= result["padded_tokens_per_s"] <= 1024 * result["batches_per_s"]
+    TokenShard.from_sequences(ProteinAdapter().sequences(str(fasta)), {"modality": "protein"}).save(tmp_path)
+    from_shard = loader_throughput(0.2, max_tokens=1024, source=tmp_path, max_len=128)
+    assert from_shard["sequences"] == 1054 and from_shard["source"] == str(tmp_path)
 
 
 def test_attention_section() -> None:

@@ -18,7 +18,7 @@ def test_ranks_get_disjoint_equal_sized_shards() -> None:
     lengths = list(range(10, 400))
     shards = [list(BucketBatchSampler(lengths, 2048, seed=3, rank=r, num_replicas=2)) for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) > 0
-    seen = [{i for batch in shard for i, _ in batch} for shard in shards]
+    seen = [{int(i) for indices, _ in shard for i in indices} for shard in shards]
     assert not seen[0] & seen[1]
 
 

@@ -104,7 +104,7 @@ def adapt_to_family(choice: FamilyChoice, queries: list[ProteinRecord], folder: 
 
 def family_note(family: Family) -> str:
     """Where the homologs came from, and whether the adapted model was trained now or reused."""
-    how = "reused from the cache" if family.model.reused else "adapted now and cached"
+    how = "reused from the cache" if family.model.reused else "trained now and cached"
     return f"{len(family.homologs):,} homologs from {family.source}; adapted model {how} (key {family.model.key})."
 
 

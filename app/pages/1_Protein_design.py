@@ -319,7 +319,11 @@ def show_results(run: DesignRun) -> None:
             "designed positions alone, so that a copied motif cannot carry the score. Identity: to "
             "the closest homolog, over the design's length."
         )
-    st.dataframe(scores_table(run), hide_index=True, key="scores")
+    # Recognised designs have E-values like 1e-20, which four decimals would show as 0.
+    evalues = {
+        name: st.column_config.NumberColumn(format="scientific") for name in FAMILY_FIELDS if "evalue" in name
+    }
+    st.dataframe(scores_table(run), hide_index=True, column_config=evalues, key="scores")
     stem = designs[0].job.source
     left, right = st.columns(2)
     left.download_button(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_apptest import chart_spec, errors, page, run_design
+from test_apptest import chart_spec, errors, page, pdb_text, run_design
 
 from seqdiff.protein.family import RECOGNISED_EVALUE
 from seqdiff.protein.io import read_sequences
@@ -58,7 +58,10 @@ def test_designs_come_from_the_adapted_model_with_family_scores(
     table = at.dataframe[0].value
     assert FAMILY_COLUMNS <= set(table.columns)
     assert table["nearest_identity"].between(0, 1).all()
-    assert "adapted now and cached" in captions(at)
+    assert "trained now and cached" in captions(at)
+    at.run()  # a redraw shows the kept run: it neither adapts nor samples again
+    assert "trained now and cached" in captions(at)
+    assert at.session_state["design_results"].designs is designs
     fasta = tmp_path / "designs.fasta"
     fasta.write_bytes(at.session_state["design_results"].fasta)
     for record in read_sequences(fasta):
@@ -81,6 +84,34 @@ def test_designs_come_from_the_adapted_model_with_family_scores(
     again = run_design(at)  # the same homologs and recipe: no second adaptation
     assert "reused from the cache" in captions(at)
     assert [d.sequence for d in again] == [d.sequence for d in designs]
+
+
+def contig_page(at: AppTest, chain: str, a3m: Path) -> AppTest:
+    """``at`` scaffolding residues 10-20 of a PDB file whose chain A is ``chain``, homologs ``a3m``."""
+    at.text_area(key="design_sequence").set_value("").run()
+    at.file_uploader(key="design_upload").upload("motif.pdb", pdb_text(chain).encode()).run()
+    at.radio(key="design_mode").set_value("contig").run()
+    at.text_input(key="design_contig").set_value("5-8,A10-20,5-8").run()
+    at.file_uploader(key="family_upload").upload(a3m.name, a3m.read_bytes()).run()
+    return at
+
+
+def test_a_contig_design_adapts_to_the_motif_chains_family(family_page: AppTest, family_homologs) -> None:
+    a3m, query = family_homologs
+    for d in run_design(contig_page(family_page, query, a3m)):
+        ((name, start),) = d.job.motifs
+        assert d.sequence[start : start + 11] == query[9:20]
+        assert FAMILY_COLUMNS <= d.scores.keys() and d.params["homologs"] == a3m.name
+
+
+def test_homologs_of_another_protein_than_the_motif_chain_are_an_error(
+    family_page: AppTest, family_homologs
+) -> None:
+    a3m, _ = family_homologs
+    at = contig_page(family_page, "MKTAYIAKQR" * 3, a3m)
+    at.button(key="design_run").click().run()
+    assert not at.exception
+    assert len(errors(at)) == 1 and errors(at)[0].startswith(a3m.name), errors(at)
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,7 @@ class DesignRun:
     steps: int
     fasta: bytes
     per_position: bytes
-    family: Family | None = None
+    family: Family | None
 
 
 def sampling_settings() -> tuple[int, dict]:

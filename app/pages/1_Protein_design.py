@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import groupby
 from pathlib import Path
 
 import common
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
+from design_plots import (
+    codes,
+    confidence_figure,
+    family_figure,
+    identity_figure,
+    logo_figure,
+    unmasking_figure,
+)
+from family_section import adapt_to_family, family_note, family_widgets, recognised_bits
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from seqdiff.core.decoding import SamplerSettings
 from seqdiff.protein.contig import load_motif_source
 from seqdiff.protein.design import (
     Design,
@@ -24,6 +33,7 @@ from seqdiff.protein.design import (
     plan_from_records,
     write_per_position,
 )
+from seqdiff.protein.family_design import FAMILY_FIELDS, Family, motif_queries, score_designs
 from seqdiff.protein.io import ProteinRecord, read_sequences, write_fasta
 from seqdiff.protein.positions import parse_length_range
 
@@ -34,14 +44,6 @@ MODES = {
     "contig": "Motif scaffolding (contig)",
 }
 UPLOAD_TYPES = ["fasta", "fa", "faa", "fas", "a3m", "txt", "pdb", "ent", "gz"]
-# WebLogo's "chemistry" colours: polar, neutral, basic, acidic, hydrophobic.
-AA_COLOURS = {
-    **dict.fromkeys("GSTYC", "#109648"),
-    **dict.fromkeys("NQ", "#7b2cbf"),
-    **dict.fromkeys("KRH", "#1f5fbf"),
-    **dict.fromkeys("DE", "#d62839"),
-    **dict.fromkeys("AVLIPWFM", "#333333"),
-}
 STYLE = """<style>
 .seqdiff-aln {font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px;
   line-height: 1.55; white-space: pre; overflow-x: auto; padding: 0.5rem 0;}
@@ -60,6 +62,7 @@ class DesignRun:
     steps: int
     fasta: bytes
     per_position: bytes
+    family: Family | None
 
 
 def sampling_settings() -> tuple[int, dict]:
@@ -74,13 +77,33 @@ def sampling_settings() -> tuple[int, dict]:
     temperature = side.slider("Temperature", 0.05, 2.0, 1.0, 0.05, key="design_temperature")
     top_p = side.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key="design_top_p")
     seed = side.number_input("Seed", 0, 2**31 - 1, 0, key="design_seed")
-    return int(n), {
+    settings = {
         "steps": int(steps),
         "grid": grid,
         "temperature": float(temperature),
         "top_p": float(top_p),
         "seed": int(seed),
     }
+    declared = {f.name: f for f in fields(SamplerSettings)}
+    rule = declared["decoding"].metadata
+    settings["decoding"] = side.selectbox(
+        "Decoding", rule["choices"], key="design_decoding", help=rule["help"].capitalize() + "."
+    )
+    # Each decoding's own parameters (order noise, remask eta), as the engine declares them.
+    for name, setting in declared.items():
+        if setting.metadata["only"] == settings["decoding"]:
+            settings[name] = float(
+                side.number_input(
+                    name.replace("_", " ").capitalize(),
+                    min_value=0.0,
+                    value=setting.default,
+                    step=0.01,
+                    format="%.3f",
+                    key=f"design_{name}",
+                    help=setting.metadata["help"].capitalize() + ".",
+                )
+            )
+    return int(n), settings
 
 
 def input_file(text: str, upload: UploadedFile | None) -> tuple[str, bytes] | None:
@@ -187,33 +210,39 @@ def plan(
     return plan_from_records([record], fix, redesign, n=n), seq
 
 
-def run_designs(jobs: list[DesignJob], reference: str | None, folder: str, settings: dict) -> DesignRun:
-    """Sample the designs with a progress bar, and prepare the downloads."""
+def family_queries(
+    source: tuple[str, bytes], mode: str, choice: dict, job: DesignJob, reference: str | None
+) -> list[ProteinRecord]:
+    """The proteins whose homologs are wanted: the input sequence, or the chains of a contig's motifs."""
+    if mode != "contig":
+        return [ProteinRecord(job.source, "", reference)]
+    with common.as_file(*source) as path:
+        return motif_queries(choice["contig"], path)
+
+
+def run_designs(
+    jobs: list[DesignJob], reference: str | None, folder: str, settings: dict, family: Family | None
+) -> DesignRun:
+    """Sample the designs with a progress bar (from the family's adapted model and scored against the
+    family, when there is one), and prepare the downloads."""
     bar = st.progress(0.0, text="Sampling…")
-    model, _ = common.load_model("protein", folder)
+    sampler = str(family.model.path) if family else folder
+    model, _ = common.load_model("protein", sampler)
 
     def report(done: int, total: int) -> None:
         bar.progress(done / total, text=f"Sampling: step {done} of {total}")
 
     checkpoint = None if common.is_default_model(folder) else folder
-    designs = design(jobs, model=model, checkpoint=checkpoint, progress=report, **settings)
+    designs = design(
+        jobs, model=model, checkpoint=sampler if family else checkpoint, progress=report, **settings
+    )
+    if family is not None:
+        bar.progress(1.0, text="Scoring the designs against the family…")
+        designs = list(score_designs(designs, family, checkpoint))
     bar.empty()
     fasta = common.written_bytes(lambda p: write_fasta([d.to_record() for d in designs], p), "designs.fasta")
     table = common.written_bytes(lambda p: write_per_position(designs, p), "per_position.parquet")
-    return DesignRun(designs, reference, settings["steps"], fasta, table)
-
-
-def codes(seq: str) -> np.ndarray:
-    """The sequence's letters as bytes (for vectorised comparisons)."""
-    return np.frombuffer(seq.encode(), dtype=np.uint8)
-
-
-def stack(arrays: list[np.ndarray], fill: object) -> np.ndarray:
-    """Arrays of different lengths as the rows of one array, padded with ``fill``."""
-    out = np.full((len(arrays), max(map(len, arrays))), fill, dtype=arrays[0].dtype)
-    for row, array in enumerate(arrays):
-        out[row, : len(array)] = array
-    return out
+    return DesignRun(designs, reference, settings["steps"], fasta, table, family)
 
 
 def ruler(length: int) -> str:
@@ -257,113 +286,10 @@ def scores_table(run: DesignRun) -> pd.DataFrame:
             known = designed & (codes(run.reference) != ord("_"))
             same = codes(d.sequence) == codes(run.reference)
             row["recovery"] = float(same[known].mean()) if known.any() else float("nan")
+        row.update({name: d.scores[name] for name in FAMILY_FIELDS if name in d.scores})
         row["sequence"] = d.sequence
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    """The shared look of the result plots."""
-    fig.update_layout(
-        title=title,
-        xaxis_title=x,
-        yaxis_title=y,
-        height=340,
-        margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        legend={"font": {"size": 10}},
-    )
-    return fig
-
-
-def confidence_figure(designs: list[Design]) -> go.Figure:
-    """Per-position probability of the sampled residue; positions fixed in every design shaded."""
-    fixed = stack([d.job.fixed for d in designs], False).all(axis=0)
-    fig = go.Figure()
-    fig.add_bar(
-        x=np.flatnonzero(fixed) + 1,
-        y=np.ones(int(fixed.sum())),
-        width=1,
-        marker={"color": "rgba(255, 170, 40, 0.3)", "line": {"width": 0}},
-        name="fixed",
-        hoverinfo="skip",
-    )
-    for d in designs:
-        fig.add_scatter(x=np.arange(1, len(d.sequence) + 1), y=d.confidence, mode="lines", name=d.name)
-    fig.update_yaxes(range=[0, 1])
-    return layout(fig, "Confidence (shaded: fixed)", "position", "p(sampled residue)")
-
-
-def unmasking_figure(designs: list[Design], steps: int) -> go.Figure:
-    """Share of designs in which each position is decided after each sampler step (fixed: from the start)."""
-    # Row 0 counts the given (fixed) positions, whose step is -1; row s + 1 those decided at step s.
-    decided = stack([d.unmask_step + 1 for d in designs], steps + 1)
-    present = stack([np.ones(len(d.sequence), dtype=bool) for d in designs], False)
-    counts = np.zeros((steps + 1, decided.shape[1]))
-    rows, cols = np.nonzero(present)
-    np.add.at(counts, (decided[rows, cols], cols), 1)
-    share = counts.cumsum(axis=0)[1:] / present.sum(axis=0)
-    fig = go.Figure(
-        go.Heatmap(
-            z=share,
-            x=np.arange(1, share.shape[1] + 1),
-            y=np.arange(steps),
-            colorscale="Blues",
-            zmin=0,
-            zmax=1,
-            colorbar={"title": "decided"},
-            hovertemplate="position %{x}<br>after step %{y}: %{z:.0%} of designs decided<extra></extra>",
-        )
-    )
-    fig.update_yaxes(autorange="reversed")
-    return layout(fig, "Unmasking order", "position", "sampler step")
-
-
-def logo_figure(designs: list[Design]) -> go.Figure:
-    """Residue frequencies per position across the designs, as stacked bars."""
-    letters = stack([codes(d.sequence) for d in designs], 0)
-    present = np.maximum((letters != 0).sum(axis=0), 1)
-    positions = np.arange(1, letters.shape[1] + 1)
-    fig = go.Figure()
-    for aa in sorted(set("".join(d.sequence for d in designs))):
-        fig.add_bar(
-            x=positions,
-            y=(letters == ord(aa)).sum(axis=0) / present,
-            name=aa,
-            text=aa,
-            textposition="inside",
-            insidetextanchor="middle",
-            marker={"color": AA_COLOURS.get(aa, "#999999"), "line": {"color": "white", "width": 0.5}},
-            hovertemplate=f"position %{{x}}<br>{aa}: %{{y:.0%}}<extra></extra>",
-        )
-    fig.update_layout(
-        barmode="stack", bargap=0.05, uniformtext={"minsize": 8, "mode": "hide"}, showlegend=False
-    )
-    return layout(fig, "Sequence logo", "position", "frequency")
-
-
-def identity_figure(designs: list[Design]) -> go.Figure:
-    """Pairwise identity of the designs over the positions designed in both."""
-    letters = stack([codes(d.sequence) for d in designs], 0)
-    designed = stack([~d.job.fixed for d in designs], False)
-    both = designed[:, None, :] & designed[None, :, :]
-    same = (letters[:, None, :] == letters[None, :, :]) & both
-    counts = both.sum(axis=-1)
-    identity = np.where(counts > 0, same.sum(axis=-1) / np.maximum(counts, 1), np.nan)
-    names = [d.name for d in designs]
-    fig = go.Figure(
-        go.Heatmap(
-            z=identity,
-            x=names,
-            y=names,
-            colorscale="Viridis",
-            zmin=0,
-            zmax=1,
-            texttemplate="%{z:.2f}" if len(designs) <= 12 else None,
-            hovertemplate="%{x}<br>%{y}<br>identity %{z:.2f}<extra></extra>",
-        )
-    )
-    fig.update_yaxes(autorange="reversed")
-    return layout(fig, "Pairwise identity (designed positions)", "", "")
 
 
 def show_results(run: DesignRun) -> None:
@@ -384,7 +310,20 @@ def show_results(run: DesignRun) -> None:
     left, right = st.columns(2)
     left.plotly_chart(unmasking_figure(designs, run.steps), key="plot_unmasking")
     right.plotly_chart(identity_figure(designs), key="plot_identity")
-    st.dataframe(scores_table(run), hide_index=True, key="scores")
+    if run.family is not None:
+        left, right = st.columns(2)
+        left.plotly_chart(family_figure(designs, recognised_bits(run.family)), key="plot_family")
+        right.caption(family_note(run.family))
+        right.caption(
+            "Family bits: the whole design against the homologs' profile HMM; scaffold bits: the "
+            "designed positions alone, so that a copied motif cannot carry the score. Identity: to "
+            "the closest homolog, over the design's length."
+        )
+    # Recognised designs have E-values like 1e-20, which four decimals would show as 0.
+    evalues = {
+        name: st.column_config.NumberColumn(format="scientific") for name in FAMILY_FIELDS if "evalue" in name
+    }
+    st.dataframe(scores_table(run), hide_index=True, column_config=evalues, key="scores")
     stem = designs[0].job.source
     left, right = st.columns(2)
     left.download_button(
@@ -435,8 +374,14 @@ if jobs:
     if reference is not None:
         preview.insert(0, ("input", reference, jobs[0].fixed))
     st.html(alignment_html(preview, reference))
-if st.button("Design", type="primary", key="design_run", disabled=not jobs):
+family_choice = family_widgets()
+ready = bool(jobs) and (family_choice is None or family_choice.ready)
+if st.button("Design", type="primary", key="design_run", disabled=not ready):
     with common.user_errors(stop=False):
-        st.session_state.design_results = run_designs(jobs, reference, folder, settings)
+        family = None
+        if family_choice is not None:
+            queries = family_queries(source, mode, choice, jobs[0], reference)
+            family = adapt_to_family(family_choice, queries, folder)
+        st.session_state.design_results = run_designs(jobs, reference, folder, settings, family)
 if "design_results" in st.session_state:
     show_results(st.session_state.design_results)

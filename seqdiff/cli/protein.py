@@ -72,13 +72,11 @@ def cmd_design(args: argparse.Namespace) -> None:
 
 def _queries(args: argparse.Namespace) -> list:
     """The proteins whose family is wanted: the input's records, or a contig's motif source chain(s)."""
-    from seqdiff.protein.contig import MotifSegment, load_motif_source, parse_contig
-    from seqdiff.protein.io import ProteinRecord, read_sequences
+    from seqdiff.protein.family_design import motif_queries
+    from seqdiff.protein.io import read_sequences
 
     if args.contig:
-        chains = {s.chain for s in parse_contig(args.contig) if isinstance(s, MotifSegment)}
-        seqres = load_motif_source(args.input).seqres
-        return [ProteinRecord(f"chain_{c}", "", seqres[c]) for c in sorted(chains) if c in seqres]
+        return motif_queries(args.contig, args.input)
     return read_sequences(args.input)
 
 

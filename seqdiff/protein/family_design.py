@@ -21,6 +21,7 @@ import numpy as np
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.adapt import AdaptedModel, AdaptRecipe, adapt
+from seqdiff.protein.contig import MotifSegment, load_motif_source, parse_contig
 from seqdiff.protein.design import Design
 from seqdiff.protein.family import FamilyProfile
 from seqdiff.protein.homologs import Homologs, read_homologs
@@ -61,6 +62,14 @@ def find_homologs(
 
     found = search_homologs([q.sequence.replace("_", "") for q in queries], database)
     return found, f"search:{database}"
+
+
+def motif_queries(contig: str, source: str | Path) -> list[ProteinRecord]:
+    """The proteins whose family a contig's design belongs to: the SEQRES of the chains its motifs
+    come from (named ``chain_A``, …), read from the motif ``source``."""
+    chains = {s.chain for s in parse_contig(contig) if isinstance(s, MotifSegment)}
+    seqres = load_motif_source(source).seqres
+    return [ProteinRecord(f"chain_{c}", "", seqres[c]) for c in sorted(chains) if c in seqres]
 
 
 def prepare_family(

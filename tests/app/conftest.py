@@ -4,6 +4,7 @@ screenshots."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
@@ -71,6 +72,18 @@ def holed_table() -> pd.DataFrame:
     a, b = rng.normal(size=120).round(3), rng.normal(size=120).round(3)
     table = pd.DataFrame({"a": a, "b": b, "c": (a + b).round(3), "colour": rng.choice(["red", "blue"], 120)})
     return table.mask(rng.random(table.shape) < 0.15)
+
+
+@pytest.fixture(scope="session")
+def family_homologs(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A gzipped A3M of the 1PRW family's first 40 rows (the first row is the query), and the query."""
+    with gzip.open(shared / "protein/family/evodiff_scaffold_msas/1prw.a3m.gz", "rt") as source:
+        records = source.read().split(">")[1:41]
+    path = tmp_path_factory.mktemp("family") / "1prw_small.a3m.gz"
+    with gzip.open(path, "wt") as out:
+        out.write("".join(">" + record for record in records))
+    query = "".join(records[0].splitlines()[1:]).replace("-", "")
+    return path, query
 
 
 def free_port() -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from Bio.Data.IUPACData import protein_letters_1to3
 from streamlit.testing.v1 import AppTest
 
 from seqdiff.app_launch import APP_DIR
@@ -65,14 +66,17 @@ def plotly_array(value: dict | list) -> np.ndarray:
 
 
 def pdb_text(residues: str) -> str:
-    """A minimal PDB file: one CA atom per residue of chain A, numbered from 1."""
-    three = {"M": "MET", "K": "LYS", "T": "THR", "A": "ALA", "Y": "TYR", "I": "ILE", "Q": "GLN", "R": "ARG"}
-    lines = [
-        f"ATOM  {i:5d}  CA  {three[aa]} A{i:4d}    {1.5 * i:8.3f}{0.0:8.3f}{0.0:8.3f}{1.0:6.2f}{0.0:6.2f}"
-        f"{'':10s} C"
-        for i, aa in enumerate(residues, start=1)
+    """A minimal PDB file: chain A's SEQRES, and one CA atom per residue numbered from 1."""
+    names = [protein_letters_1to3[aa].upper() for aa in residues]
+    seqres = [
+        f"SEQRES {row + 1:3d} A {len(names):4d}  {' '.join(names[start : start + 13])}"
+        for row, start in enumerate(range(0, len(names), 13))
     ]
-    return "\n".join([*lines, "END", ""])
+    atoms = [
+        f"ATOM  {i:5d}  CA  {name} A{i:4d}    {1.5 * i:8.3f}{0.0:8.3f}{0.0:8.3f}{1.0:6.2f}{0.0:6.2f}{'':10s} C"
+        for i, name in enumerate(names, start=1)
+    ]
+    return "\n".join([*seqres, *atoms, "END", ""])
 
 
 def test_home_links_to_the_pages(md4_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -101,6 +101,7 @@ def adapt(
     ``progress(step, steps)`` is called as training goes. Returns the cached folder, a model that
     `seqdiff.protein.model.load_protein_model` loads; its ``config.json`` records the adaptation.
     """
+    from seqdiff.training.callbacks import StepProgress, TimeBudget
     from seqdiff.training.config import DataConfig, OptimConfig, TrainConfig, TrainerConfig
     from seqdiff.training.train import quiet_lightning, train
 
@@ -145,7 +146,8 @@ def adapt(
             init=str(base_path),
         )
         with quiet_lightning():
-            folder = train(cfg, ProteinAdapter(), on_step=progress)
+            budget = TimeBudget(recipe.minutes)  # the learning-rate decay ends when the time does
+            folder = train(cfg, ProteinAdapter(), [StepProgress(on_step=progress), budget])
         config = json.loads((folder / "config.json").read_text())
         config["adaptation"] = {
             "key": key,

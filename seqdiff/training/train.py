@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +34,6 @@ from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
 from seqdiff.core.device import native_bf16
 from seqdiff.errors import SeqdiffError
-from seqdiff.training.callbacks import StepProgress
 from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
 from seqdiff.training.module import DiffusionModule
@@ -127,9 +126,9 @@ def read_split(path: str, adapter: Adapter) -> TokenShard:
     return shard
 
 
-def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None] | None = None) -> Path:
-    """Train and return the folder of the exported (best EMA) model bundle; ``on_step(step, max_steps)``
-    is called after every optimiser step."""
+def train(cfg: TrainConfig, adapter: Adapter, callbacks: Sequence[Callback] = ()) -> Path:
+    """Train and return the folder of the exported (best EMA) model bundle; ``callbacks`` join the
+    run's own (checkpoints, export), e.g. `seqdiff.training.callbacks.StepProgress`."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -181,6 +180,7 @@ def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None
         pass
     ckpt_dir = out / "checkpoints"
     callbacks = [
+        *callbacks,
         ModelCheckpoint(
             dirpath=ckpt_dir,
             every_n_train_steps=cfg.trainer.checkpoint_every_steps,
@@ -189,8 +189,6 @@ def train(cfg: TrainConfig, adapter: Adapter, on_step: Callable[[int, int], None
         ),
         ExportBest(out / "model", adapter, cfg, previous),
     ]
-    if on_step is not None:
-        callbacks.append(StepProgress(on_step=on_step))
     last = ckpt_dir / "last.ckpt"
     resume = str(last) if cfg.resume and last.exists() else None
     trainer = fit_module(module, data, cfg.trainer, logger=loggers, callbacks=callbacks, ckpt_path=resume)

@@ -8,7 +8,7 @@ part of a homolog in an A3M file, or as the whole database sequence with ``full_
 
 Example (a three-sequence database; ``write_fasta(found.records, "homologs.fasta")`` saves the hits):
     >>> import tempfile
-    >>> query = "ADQLTEEQIAEFKEAFSLFDKDGDGTITTKELGTVMRSLGQNPTEAELQDMINEVDADGN"  # calmodulin's first 60
+    >>> query = "ADQLTEEQIAEFKEAFSLFDKDGDGTITTKELGTVMRSLGQNPTEAELQDMINEVDADGN"  # 60 residues of calmodulin
     >>> path = Path(tempfile.mkdtemp()) / "db.fasta"
     >>> _ = path.write_text(f">calm\\n{query}\\n>calm_part\\n{query[8:52]}\\n>other\\nGSHPWLNDECMKTAYIAKQRQISFVKSHFSRQ\\n")
     >>> found = search_homologs([query], path)
@@ -114,7 +114,7 @@ def search_homologs(
 
     Example:
         >>> import tempfile
-        >>> query = "ADQLTEEQIAEFKEAFSLFDKDGDGTITTKELGTVMRSLGQNPTEAELQDMINEVDADGN"  # calmodulin's first 60
+        >>> query = "ADQLTEEQIAEFKEAFSLFDKDGDGTITTKELGTVMRSLGQNPTEAELQDMINEVDADGN"  # 60 residues of calmodulin
         >>> path = Path(tempfile.mkdtemp()) / "db.fasta"
         >>> _ = path.write_text(f">calm\\n{query}\\n>calm_part\\n{query[8:52]}\\n>other\\nGSHPWLNDECMKTAYIAKQRQISFVKSHFSRQ\\n")
         >>> search_homologs([query], path, method="phmmer").ids

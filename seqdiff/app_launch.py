@@ -1,7 +1,7 @@
 """Start the Streamlit app (``seqdiff app``): the app lives in ``app/`` of the source checkout.
 
-Example:
-    >>> launch(port=8600)  # doctest: +SKIP
+``launch(port=8600)`` serves it at http://127.0.0.1:8600 until Ctrl-C; ``app_command`` is the command
+line it runs.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ def app_command(address: str = "127.0.0.1", port: int = 8501, headless: bool = T
     """The command line that serves the app on ``address:port``.
 
     Example:
-        >>> app_command(port=8600)[1:4]  # doctest: +SKIP
-        ['-m', 'streamlit', 'run']
+        >>> command = app_command(port=8600)
+        >>> command[1:4], command[command.index("--server.port") + 1]
+        (['-m', 'streamlit', 'run'], '8600')
     """
     home = APP_DIR / "Home.py"
     if not home.is_file():
@@ -44,8 +45,8 @@ def app_command(address: str = "127.0.0.1", port: int = 8501, headless: bool = T
 def launch(address: str = "127.0.0.1", port: int = 8501, headless: bool = True) -> int:
     """Serve the app in the foreground until it stops; return Streamlit's exit status.
 
-    Example:
-        >>> launch(port=8600)  # doctest: +SKIP
+    It runs ``app_command(address, port, headless)``: ``launch(port=8600)`` serves the app at
+    http://127.0.0.1:8600 until Ctrl-C (exit status 130).
     """
     command = app_command(address, port, headless)
     try:

@@ -20,8 +20,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     ``path`` is untouched: a reader never sees a half-written output.
 
     Example:
-        >>> with atomic_path("out.parquet") as tmp:  # doctest: +SKIP
-        ...     table.to_parquet(tmp)
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "out.txt"
+        >>> with atomic_path(out) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> out.read_text(), [p.name for p in out.parent.iterdir()]
+        ('done', ['out.txt'])
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -45,8 +49,12 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     process made ``path`` first, its folder is kept and this one discarded.
 
     Example:
-        >>> with atomic_folder("runs/model") as tmp:  # doctest: +SKIP
-        ...     save_bundle(tmp, model, spec)
+        >>> import tempfile
+        >>> model = Path(tempfile.mkdtemp()) / "runs" / "model"
+        >>> with atomic_folder(model) as tmp:
+        ...     _ = (tmp / "config.json").write_text("{}")
+        >>> sorted(p.name for p in model.iterdir()), [p.name for p in model.parent.iterdir()]
+        (['config.json'], ['model'])
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

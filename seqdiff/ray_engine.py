@@ -14,10 +14,10 @@ A pool of actors (``map_batches`` with a callable class) loads the model once pe
 travels to them as bundle bytes through Ray's object store, so it need not be on a shared disk. The
 driver (this process) receives the units' results in order and writes the output atomically.
 
-Example:
-    >>> imputer = MaskedDiffusionImputer.load("runs/adult-imputer")  # doctest: +SKIP
-    >>> impute_file_ray("adult_holed.parquet", "adult_imputed.parquet", imputer, actors=4)  # doctest: +SKIP
-    StreamReport(rows=48842, imputed_cells=234567, output='adult_imputed.parquet')
+Ray being optional, only ``read_rows`` (which needs no Ray) has a runnable example. With
+``imputer = MaskedDiffusionImputer.load("runs/adult-imputer")``,
+``impute_file_ray("adult_holed.parquet", "adult_imputed.parquet", imputer, actors=4)`` starts a local
+cluster, imputes the file with 4 actors and returns the ``StreamReport`` that ``impute_file`` would.
 """
 
 from __future__ import annotations
@@ -51,12 +51,8 @@ INSTALL_HINT = "--engine ray needs Ray: pip install 'seqdiff[ray]' (or 'ray[data
 
 
 def require_ray() -> ModuleType:
-    """The ``ray`` module with Ray Data, or a one-line SeqdiffError saying how to install it.
-
-    Example:
-        >>> require_ray().__name__  # doctest: +SKIP
-        'ray'
-    """
+    """The ``ray`` module with Ray Data, or a one-line SeqdiffError saying how to install it
+    (:data:`INSTALL_HINT`)."""
     try:
         import ray
         import ray.data  # noqa: F401  (Ray Data is a separate extra of ray)
@@ -72,10 +68,8 @@ def ray_cluster(address: str | None = None) -> Iterator[ModuleType]:
     A Ray already initialised in this process (a test, a notebook) is used as it is and left running;
     a cluster this call started or joined is shut down (left, for a remote one) at the end.
 
-    Example:
-        >>> with ray_cluster("auto") as ray:  # doctest: +SKIP
-        ...     ray.cluster_resources()["CPU"]
-        64.0
+    ``with ray_cluster("auto") as ray:`` joins the cluster this machine belongs to;
+    ``ray.cluster_resources()["CPU"]`` then counts its CPUs.
     """
     ray = require_ray()
     started = not ray.is_initialized()
@@ -169,9 +163,14 @@ def read_rows(parquet: pq.ParquetFile, first_row: int, rows: int) -> pa.Table:
     """Rows ``first_row .. first_row + rows - 1`` of a Parquet file, decoding only the row groups that
     hold them (and, inside the first, the rows before ``first_row``).
 
-    Example:
-        >>> read_rows(pq.ParquetFile("../shared/data/tabular/adult.parquet"), 100, 5).num_rows  # doctest: +SKIP
-        5
+    Example (row groups of 4 rows; rows 5-10 are in the second, third and fourth):
+        >>> import tempfile
+        >>> import pyarrow as pa
+        >>> import pyarrow.parquet as pq
+        >>> path = Path(tempfile.mkdtemp()) / "t.parquet"
+        >>> pq.write_table(pa.table({"x": list(range(20))}), path, row_group_size=4)
+        >>> read_rows(pq.ParquetFile(path), 5, 6)["x"].to_pylist()
+        [5, 6, 7, 8, 9, 10]
     """
     import numpy as np
     import pyarrow as pa
@@ -240,9 +239,8 @@ def impute_file_ray(
     writes the results in row order to ``out_path``, atomically. Every node must read ``in_path`` at
     the same path (a shared file system). Ray joins ``address`` (None: a new local cluster).
 
-    Example:
-        >>> impute_file_ray("holed.parquet", "filled.parquet", imputer, actors=2).imputed_cells  # doctest: +SKIP
-        1520
+    For example, ``impute_file_ray("holed.parquet", "filled.parquet", imputer, actors=2)`` writes
+    ``filled.parquet`` and returns its ``StreamReport`` (rows, imputed_cells, output).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -334,9 +332,9 @@ def design_ray(
     the local engine's at the same seed. The model (``checkpoint``, default the shipped one) is sent
     to the actors. Settings are checked here, before Ray starts; designs arrive as units finish.
 
-    Example:
-        >>> jobs = plan_from_records(read_sequences("many.fasta"), fix="1-20", n=4)  # doctest: +SKIP
-        >>> write_fasta([d.to_record() for d in design_ray(jobs, steps=50, actors=8)], "out.fasta")  # doctest: +SKIP
+    For example, with ``jobs = plan_from_records(read_sequences("many.fasta"), fix="1-20", n=4)``,
+    ``write_fasta([d.to_record() for d in design_ray(jobs, steps=50, actors=8)], "out.fasta")``
+    designs on 8 actors and writes what ``design(jobs, steps=50)`` would.
     """
     from seqdiff.protein.design import check_sampling
 

@@ -14,6 +14,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+# pyproject's --doctest-modules would also import every conftest.py as a module; they share one module
+# name ("conftest", tests/ is no package), so the second is an "import file mismatch". They hold no
+# doctests, and pytest still loads them as conftests.
+collect_ignore_glob = ["conftest.py", "*/conftest.py"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread() -> Iterator[None]:

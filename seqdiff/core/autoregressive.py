@@ -29,6 +29,8 @@ class AutoregressiveLM(nn.Module):
         >>> lm = AutoregressiveLM(net, bos_id=4, missing_id=5, allowed=torch.tensor([1, 1, 1, 1, 0, 0]).bool())
         >>> lm.losses(torch.randint(0, 4, (2, 7))).nelbo.shape
         torch.Size([2])
+        >>> lm.generate(2, 5).shape
+        torch.Size([2, 5])
     """
 
     genmd4 = False
@@ -83,9 +85,7 @@ class AutoregressiveLM(nn.Module):
     ) -> Tensor:
         """Sample [batch, length] token ids left to right, one network call per token (KV cache).
 
-        Example:
-            >>> lm.generate(2, 5).shape  # doctest: +SKIP
-            torch.Size([2, 5])
+        The class example calls it.
         """
         self.eval()
         device = next(self.parameters()).device

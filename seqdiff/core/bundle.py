@@ -124,7 +124,14 @@ def save_bundle(
     """Save weights and config to ``folder`` (created); each file appears atomically.
 
     Example:
-        >>> save_bundle("runs/my-model", model, spec, {"modality": "protein"})  # doctest: +SKIP
+        >>> import tempfile
+        >>> spec = ModelSpec(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2),
+        ...                  mask_id=4, allowed=[0, 1, 2, 3])
+        >>> folder = save_bundle(Path(tempfile.mkdtemp()) / "my-model", build_model(spec), spec, {"note": "toy"})
+        >>> sorted(p.name for p in folder.iterdir())
+        ['config.json', 'model.safetensors']
+        >>> load_bundle(folder)[2]
+        {'note': 'toy'}
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,7 +150,10 @@ def load_bundle(
     """Load a bundle saved by ``save_bundle``: (model in eval mode, spec, the rest of config.json).
 
     Example:
-        >>> model, spec, extra = load_bundle("seqdiff/models/protein-default")  # doctest: +SKIP
+        >>> from seqdiff.protein.model import default_model_path
+        >>> model, spec, extra = load_bundle(default_model_path())
+        >>> model.training, spec.denoiser.vocab_size, extra["modality"]
+        (False, 33, 'protein')
     """
     folder = Path(folder)
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():

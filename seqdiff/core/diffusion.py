@@ -75,6 +75,12 @@ class MaskedDiffusion(nn.Module):
         >>> model = MaskedDiffusion(net, LinearSchedule(), mask_id=4, allowed=allowed)
         >>> model.losses(torch.randint(0, 4, (3, 7))).nelbo.shape
         torch.Size([3])
+        >>> z = torch.tensor([[0, 4, 2, 4]])  # 4 is the mask
+        >>> slots = model.slot_log_probs(z)  # the 4 allowed ids and an empty slot at each position
+        >>> slots.shape, bool(torch.allclose(slots.exp().sum(-1), torch.ones(1, 4)))
+        (torch.Size([1, 4, 5]), True)
+        >>> model.log_prob_of(slots, torch.tensor([[0, 1, 2, 3]])).shape
+        torch.Size([1, 4])
     """
 
     exact_likelihood = False  # `losses` is a Monte-Carlo estimate of the NELBO (an upper bound)
@@ -152,11 +158,7 @@ class MaskedDiffusion(nn.Module):
         position n is token ``slot_ids[n, k]`` (or ``slot_ids[0, k]`` when every position shares
         one set) and empty slots are -inf. What training uses: no logits outside the allowed sets.
         With ``needed`` (bool [B, N]) only those positions' values are meaningful (the denoiser
-        skips work elsewhere; see ``Denoiser.forward``).
-
-        Example:
-            >>> model.slot_log_probs(z).exp().sum(-1)  # doctest: +SKIP
-            tensor([[1.0000, 1.0000, ...]])
+        skips work elsewhere; see ``Denoiser.forward``). The class example calls it.
         """
         ids = self._slot_ids(z.shape[1])
         if isinstance(self.denoiser, Denoiser):
@@ -175,8 +177,13 @@ class MaskedDiffusion(nn.Module):
         unknown ``within``. None without ``ordered`` or ``within``.
 
         Example:
-            >>> model.scale_positions(torch.tensor([[1, 4]]), torch.tensor([[0.5, 0.5]]))  # doctest: +SKIP
-            tensor([[0.3750, nan]])
+            >>> from seqdiff.core.denoiser import DenoiserConfig
+            >>> from seqdiff.core.schedules import LinearSchedule
+            >>> net = Denoiser(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2))
+            >>> bins = torch.tensor([[True, True, True, True, False]] * 2)  # 2 positions, 4 bins each
+            >>> model = MaskedDiffusion(net, LinearSchedule(), 4, bins, ordered=torch.tensor([True, True]))
+            >>> model.scale_positions(torch.tensor([[1, 4]]), torch.tensor([[0.5, 0.5]]))
+            tensor([[0.3750,    nan]])
         """
         if within is None or self.ordered is None:
             return None
@@ -192,8 +199,7 @@ class MaskedDiffusion(nn.Module):
     def log_prob_of(self, slot_logp: Tensor, x: Tensor) -> Tensor:
         """log mu[x] [B, N] from ``slot_log_probs``; -inf where position n may not take x.
 
-        Example:
-            >>> model.log_prob_of(model.slot_log_probs(z), x)  # doctest: +SKIP
+        The class example calls it.
         """
         n = x.shape[1]
         rows = torch.arange(n, device=x.device) if self.slot_of.shape[0] > 1 else x.new_zeros(n)
@@ -357,9 +363,14 @@ def learned_rates(model: MaskedDiffusion, names: dict[int, str]) -> list[tuple[s
     A larger w keeps a token unmasked longer in the forward process, so the reverse process
     decides it earlier. ``names`` maps the token ids to report to their names.
 
-    Example:
-        >>> learned_rates(model, {4: "L", 5: "A"})  # doctest: +SKIP
-        [('A', 1.31), ('L', 0.97)]
+    Example (an untrained model: every rate is still its initial 1.0):
+        >>> from seqdiff.core.denoiser import DenoiserConfig
+        >>> from seqdiff.core.schedules import LearnableStateSchedule
+        >>> net = Denoiser(DenoiserConfig(vocab_size=6, dim=32, n_layers=1, n_heads=2))
+        >>> allowed = torch.tensor([True, True, True, True, True, False])
+        >>> model = MaskedDiffusion(net, LearnableStateSchedule(vocab_size=6), mask_id=5, allowed=allowed)
+        >>> learned_rates(model, {4: "L", 3: "A"})
+        [('L', 1.0), ('A', 1.0)]
     """
     if not model.genmd4:
         raise ValueError("an MD4 model has one schedule shared by every token; no learned rates")

@@ -69,8 +69,13 @@ def evaluate_nelbo(
     (x, valid) on the model's device and may be a list (it is iterated ``passes`` times).
 
     Example:
-        >>> report = evaluate_nelbo(model, [(x, None)], passes=2)  # doctest: +SKIP
-        >>> report.perplexity  # doctest: +SKIP
+        >>> from seqdiff.core.denoiser import Denoiser, DenoiserConfig
+        >>> from seqdiff.core.schedules import LinearSchedule
+        >>> net = Denoiser(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2))
+        >>> model = MaskedDiffusion(net, LinearSchedule(), mask_id=4, allowed=torch.tensor([1, 1, 1, 1, 0]))
+        >>> report = evaluate_nelbo(model, [(torch.randint(0, 4, (3, 7)), None)], passes=2)
+        >>> report.tokens, report.sequences, report.passes, report.perplexity > 1
+        (21, 3, 2, True)
     """
     batches = list(batches)
     if model.exact_likelihood:  # every pass would give the same number

@@ -182,8 +182,12 @@ def sample(
     distribution of positions.
 
     Example:
-        >>> z = torch.full((2, 10), model.mask_id)  # doctest: +SKIP
-        >>> sample(model, z, steps=10, decoding="confidence").tokens.shape  # doctest: +SKIP
+        >>> from seqdiff.core.denoiser import Denoiser, DenoiserConfig
+        >>> from seqdiff.core.schedules import LinearSchedule
+        >>> net = Denoiser(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2))
+        >>> model = MaskedDiffusion(net, LinearSchedule(), mask_id=4, allowed=torch.tensor([1, 1, 1, 1, 0]))
+        >>> z = torch.full((2, 10), model.mask_id)
+        >>> sample(model, z, steps=10, decoding="confidence").tokens.shape
         torch.Size([2, 10])
     """
     settings = SamplerSettings(steps, grid, temperature, top_p, decoding, order_noise, remask_eta)

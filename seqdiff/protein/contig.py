@@ -214,9 +214,12 @@ def load_motif_source(path: PathLike) -> MotifSource:
     A, B, C... in file order; their residues are numbered 1..L.
 
     Example:
-        >>> source = load_motif_source("1prw.pdb.gz")  # doctest: +SKIP
-        >>> "".join(r.aa for r in source.chains["A"][16:20])  # doctest: +SKIP
-        'FSLF'
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "motif.fasta"
+        >>> _ = path.write_text(">A\\nADQLTEEQIAEFKEAFSLFDKDGDG\\n")
+        >>> source = load_motif_source(path)
+        >>> source.chains["A"][15], "".join(r.aa for r in source.chains["A"][15:19])
+        (Residue(number=16, icode='', aa='F'), 'FSLF')
     """
     path = Path(path)
     name = path.name.lower().removesuffix(".gz")
@@ -296,9 +299,11 @@ def resolve_contig(
     positions 28-42). For a FASTA source both numberings are the same.
 
     Example:
-        >>> source = load_motif_source("1prw.pdb.gz")  # doctest: +SKIP
-        >>> [p.sequence for p in resolve_contig(parse_contig("5,A16-19,5"), source)]  # doctest: +SKIP
-        ['FSLF']
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "motif.fasta"
+        >>> _ = path.write_text(">A\\nADQLTEEQIAEFKEAFSLFDKDGDG\\n")
+        >>> [(p.name, p.sequence) for p in resolve_contig(parse_contig("5,A16-19,5"), load_motif_source(path))]
+        [('A16-19', 'FSLF')]
     """
     lookup = _pdb_numbered if numbering == "pdb" else _sequentially_numbered
     return [

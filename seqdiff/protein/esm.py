@@ -12,10 +12,18 @@ alphabet, so MD4 / GenMD4 training only has to teach it high masking rates.
   ``-contact-regression.pt`` file; we need neither). Nothing is ever downloaded.
 - ``pseudo_perplexity``, ``score_table`` and ``rank_designs`` score sequences with ESM-2.
 
+A released model is named as fair-esm names it (``load_esm_for_scoring("esm2_t6_8M_UR50D")``); the
+example writes a tiny random one instead:
+
 Example:
-    >>> esm_model = load_esm_for_scoring("esm2_t6_8M_UR50D")  # doctest: +SKIP
-    >>> pseudo_perplexity(esm_model, ["MKTAYIAKQRQISFVKSHFSRQ"])  # doctest: +SKIP
-    array([11.3])
+    >>> import argparse, tempfile
+    >>> cfg = DenoiserConfig(vocab_size=33, dim=64, n_layers=2, n_heads=4, architecture="esm2")
+    >>> path = Path(tempfile.mkdtemp()) / "esm2_tiny.pt"  # a random 2-layer ESM-2 as fair-esm saves one
+    >>> args = argparse.Namespace(encoder_layers=2, encoder_embed_dim=64, encoder_attention_heads=4)
+    >>> torch.save({"model": ESMDenoiser(cfg).esm.state_dict(), "cfg": {"model": args}}, path)
+    >>> esm_model = load_esm_for_scoring(path)
+    >>> pseudo_perplexity(esm_model, ["MKTAYIAKQRQISFVKSHFSRQ", "GSH"]).shape
+    (2,)
 """
 
 from __future__ import annotations
@@ -150,9 +158,16 @@ def find_esm_checkpoint(name_or_path: str | Path) -> Path:
     ``esm.pretrained`` downloads to; a missing path is looked up there too, by file name. Nothing
     is downloaded: a missing file is a one-line SeqdiffError naming where it looked and how to get it.
 
-    Example:
-        >>> find_esm_checkpoint("esm2_t6_8M_UR50D")  # doctest: +SKIP
-        PosixPath('/root/.cache/torch/hub/checkpoints/esm2_t6_8M_UR50D.pt')
+    Example (``find_esm_checkpoint("esm2_t6_8M_UR50D")`` is, once downloaded,
+    ``~/.cache/torch/hub/checkpoints/esm2_t6_8M_UR50D.pt``):
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "esm2_t6_8M_UR50D.pt"
+        >>> path.touch()
+        >>> find_esm_checkpoint(path) == path
+        True
+        >>> find_esm_checkpoint("esm2_t0_none")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        seqdiff.errors.SeqdiffError: ESM-2 checkpoint 'esm2_t0_none' not found (looked for .../esm2_t0_none.pt); ...
     """
     given = Path(name_or_path).expanduser()
     name = given.name.removesuffix(".pt")
@@ -177,10 +192,15 @@ def load_esm_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, 
     (``n_layers``, ``dim``, ``n_heads``) comes from ``cfg["model"]`` or, in older files, ``args``.
     Contact-regression weights are dropped.
 
-    Example:
-        >>> state, arch = load_esm_checkpoint("esm2_t6_8M_UR50D.pt")  # doctest: +SKIP
+    Example (``esm2_t6_8M_UR50D.pt`` gives ``{'n_layers': 6, 'dim': 320, 'n_heads': 20}``):
+        >>> import argparse, tempfile
+        >>> cfg = DenoiserConfig(vocab_size=33, dim=64, n_layers=2, n_heads=4, architecture="esm2")
+        >>> path = Path(tempfile.mkdtemp()) / "esm2_tiny.pt"  # a random 2-layer ESM-2 as fair-esm saves one
+        >>> args = argparse.Namespace(encoder_layers=2, encoder_embed_dim=64, encoder_attention_heads=4)
+        >>> torch.save({"model": ESMDenoiser(cfg).esm.state_dict(), "cfg": {"model": args}}, path)
+        >>> state, arch = load_esm_checkpoint(path)
         >>> arch
-        {'n_layers': 6, 'dim': 320, 'n_heads': 20}
+        {'n_layers': 2, 'dim': 64, 'n_heads': 4}
     """
     path = Path(path)
     torch.serialization.add_safe_globals([argparse.Namespace])
@@ -237,10 +257,19 @@ def init_from_esm(model: ModelConfig, name_or_path: str | Path) -> tuple[ModelCo
     The checkpoint decides ``architecture`` (esm2), ``n_layers``, ``dim`` and ``n_heads``; the rest
     of ``model`` (schedule, timesteps, kind) is kept.
 
-    Example:
-        >>> cfg, weights = init_from_esm(ModelConfig(), "esm2_t6_8M_UR50D")  # doctest: +SKIP
-        >>> model = build_model(protein_spec(cfg))  # doctest: +SKIP
-        >>> model.denoiser.load_state_dict(weights)  # doctest: +SKIP
+    Example (a released model by name: ``init_from_esm(ModelConfig(), "esm2_t6_8M_UR50D")``):
+        >>> from seqdiff.core.bundle import build_model
+        >>> from seqdiff.protein.model import protein_spec
+        >>> import argparse, tempfile
+        >>> cfg = DenoiserConfig(vocab_size=33, dim=64, n_layers=2, n_heads=4, architecture="esm2")
+        >>> path = Path(tempfile.mkdtemp()) / "esm2_tiny.pt"  # a random 2-layer ESM-2 as fair-esm saves one
+        >>> args = argparse.Namespace(encoder_layers=2, encoder_embed_dim=64, encoder_attention_heads=4)
+        >>> torch.save({"model": ESMDenoiser(cfg).esm.state_dict(), "cfg": {"model": args}}, path)
+        >>> model_cfg, weights = init_from_esm(ModelConfig(), path)
+        >>> model_cfg.architecture, model_cfg.n_layers, model_cfg.dim
+        ('esm2', 2, 64)
+        >>> build_model(protein_spec(model_cfg)).denoiser.load_state_dict(weights)
+        <All keys matched successfully>
     """
     path = find_esm_checkpoint(name_or_path)
     state, arch = load_esm_checkpoint(path)
@@ -252,8 +281,8 @@ def init_from_esm(model: ModelConfig, name_or_path: str | Path) -> tuple[ModelCo
 def load_esm_for_scoring(name_or_path: str | Path, device: str | torch.device = "cpu") -> ESMDenoiser:
     """An ESM-2 checkpoint (a path or a model name, see ``find_esm_checkpoint``) in eval mode.
 
-    Example:
-        >>> esm_model = load_esm_for_scoring("esm2_t6_8M_UR50D", "cuda")  # doctest: +SKIP
+    ``load_esm_for_scoring("esm2_t6_8M_UR50D", "cuda")`` loads a released model onto the GPU; the
+    module's example loads a tiny one.
     """
     path = find_esm_checkpoint(name_or_path)
     state, arch = load_esm_checkpoint(path)
@@ -271,9 +300,11 @@ def pseudo_perplexity(esm_model: ESMDenoiser, sequences: Sequence[str], batch_si
 
     All L masked copies of a sequence are built and run ``batch_size`` copies at a time.
 
-    Example:
-        >>> pseudo_perplexity(load_esm_for_scoring("esm2_t6_8M_UR50D"), ["MKTAYIAKQR"])  # doctest: +SKIP
-        array([14.2])
+    Example (an untrained ESM-2 is about uniform over its 33 tokens: a pseudo-perplexity near 33):
+        >>> cfg = DenoiserConfig(vocab_size=33, dim=64, n_layers=2, n_heads=4, architecture="esm2")
+        >>> pppl = pseudo_perplexity(ESMDenoiser(cfg).eval(), ["MKTAYIAKQR", "GSH"])
+        >>> pppl.shape, bool(((pppl > 20) & (pppl < 50)).all())
+        ((2,), True)
     """
     if batch_size < 1:
         raise SeqdiffError("batch size must be at least 1")
@@ -313,9 +344,13 @@ def score_table(
 
     Columns: id, length, nelbo_per_residue, [esm_pppl,] sequence.
 
-    Example:
-        >>> score_table("designs.fasta", esm="esm2_t6_8M_UR50D").columns.tolist()  # doctest: +SKIP
-        ['id', 'length', 'nelbo_per_residue', 'esm_pppl', 'sequence']
+    Example (with ``esm="esm2_t6_8M_UR50D"`` the column ``esm_pppl`` comes before ``sequence``):
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "designs.fasta"
+        >>> _ = path.write_text(">d1\\nMKTAYIAKQR\\n>d2\\nGSHXMLE\\n")
+        >>> table = score_table(path, passes=2, device="cpu")
+        >>> table.columns.tolist(), table["length"].tolist()
+        (['id', 'length', 'nelbo_per_residue', 'sequence'], [10, 7])
     """
     if passes < 1:
         raise SeqdiffError("--passes must be at least 1")
@@ -358,10 +393,14 @@ def rank_designs(
     Ranking by ESM stores the score in each design's ``params`` (so in its FASTA header) as
     ``esm_pppl``.
 
-    Example:
-        >>> ranked = rank_designs(designs, "esm", "esm2_t6_8M_UR50D")  # doctest: +SKIP
-        >>> ranked[0].params["esm_pppl"]  # doctest: +SKIP
-        '9.8132'
+    Example (``rank_designs(designs, "esm", "esm2_t6_8M_UR50D")`` ranks by ESM-2, and the best
+    design's header then carries e.g. ``esm_pppl=9.8132``):
+        >>> from seqdiff.protein.design import design, plan_from_records
+        >>> from seqdiff.protein.io import ProteinRecord
+        >>> designs = design(plan_from_records([ProteinRecord("x", "", "MKT___LLV")], n=3), steps=5)
+        >>> scores = [d.nelbo_per_residue for d in rank_designs(designs, "nelbo")]
+        >>> scores == sorted(scores)
+        True
     """
     if by == "nelbo":
         return sorted(designs, key=lambda d: d.nelbo_per_residue)

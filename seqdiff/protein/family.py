@@ -15,8 +15,16 @@ without HMMER's heuristic filters (``--max``), so weak designs still get a bit s
 no domain hit at all gets ``NaN`` bits and an infinite E-value.
 
 Example:
-    >>> profile = FamilyProfile.from_homologs(read_homologs("1prw.a3m.gz"))  # doctest: +SKIP
-    >>> profile.score(["MKTAYIAK..."], designed_masks=[mask])  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from seqdiff.protein.homologs import read_homologs
+    >>> path = Path(tempfile.mkdtemp()) / "family.a3m"
+    >>> _ = path.write_text(">query\\nMKTAYIAKQRQISFVKSHFSRQ\\n>b\\nMKSAYIAKQRNISFVKSHFSRQ\\n>c\\nMRTAYIAKQRqqQVSFVKAHFSKQ\\n")
+    >>> profile = FamilyProfile.from_homologs(read_homologs(path))
+    >>> designs = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHPWLNDECGSHPWLNDEC"]
+    >>> masks = [[True] * 11 + [False] * 11, [True] * 20]  # True: a designed position
+    >>> profile.score(designs, designed_masks=masks)[["recognised", "scaffold_recognised"]].to_dict("list")
+    {'recognised': [True, False], 'scaffold_recognised': [True, False]}
 """
 
 from __future__ import annotations

@@ -6,9 +6,14 @@ database's own size. For jackhmmer, the hits of the last iteration count. Each h
 the span of its included domains (first envelope start to last envelope end), like the aligned
 part of a homolog in an A3M file, or as the whole database sequence with ``full_length=True``.
 
-Example:
-    >>> found = search_homologs(["ADQLTEEQIAEF..."], "uniprot.fasta.gz")  # doctest: +SKIP
-    >>> write_fasta(found.records, "homologs.fasta")  # doctest: +SKIP
+Example (a three-sequence database; ``write_fasta(found.records, "homologs.fasta")`` saves the hits):
+    >>> import tempfile
+    >>> query = "ADQLTEEQIAEFKEAFSLFDKDGDGTITTKELGTVMRSLGQNPTEAELQDMINEVDADGN"  # 60 residues of calmodulin
+    >>> path = Path(tempfile.mkdtemp()) / "db.fasta"
+    >>> _ = path.write_text(f">calm\\n{query}\\n>calm_part\\n{query[8:52]}\\n>other\\nGSHPWLNDECMKTAYIAKQRQISFVKSHFSRQ\\n")
+    >>> found = search_homologs([query], path)
+    >>> found.ids, [len(s) for s in found.sequences]
+    (('calm', 'calm_part'), [60, 44])
 """
 
 from __future__ import annotations
@@ -51,7 +56,12 @@ def read_database(path: PathLike) -> tuple[list[ProteinRecord], easel.DigitalSeq
     """The records of a (gzipped) protein FASTA database and the same sequences digitized for HMMER.
 
     Example:
-        >>> records, block = read_database("uniprot.fasta.gz")  # doctest: +SKIP
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "db.fasta"
+        >>> _ = path.write_text(">a\\nMKTAYIAKQR\\n>b\\nGSHPWLNDEC\\n")
+        >>> records, block = read_database(path)
+        >>> [r.id for r in records], len(block)
+        (['a', 'b'], 2)
     """
     source = str(path)
     records = [
@@ -103,8 +113,12 @@ def search_homologs(
     or fewer than 2 distinct homologs found, is a one-line SeqdiffError.
 
     Example:
-        >>> search_homologs(["ADQLTEEQIAEF..."], "db.fasta.gz", method="phmmer").ids  # doctest: +SKIP
-        ('sp|P62158|CALM_HUMAN', ...)
+        >>> import tempfile
+        >>> query = "ADQLTEEQIAEFKEAFSLFDKDGDGTITTKELGTVMRSLGQNPTEAELQDMINEVDADGN"  # 60 residues of calmodulin
+        >>> path = Path(tempfile.mkdtemp()) / "db.fasta"
+        >>> _ = path.write_text(f">calm\\n{query}\\n>calm_part\\n{query[8:52]}\\n>other\\nGSHPWLNDECMKTAYIAKQRQISFVKSHFSRQ\\n")
+        >>> search_homologs([query], path, method="phmmer").ids
+        ('calm', 'calm_part')
     """
     _check_settings(method, evalue, max_hits, iterations)
     query_block = _query_block(queries)

@@ -13,8 +13,12 @@ identity of two aligned rows is their identical residues over the residue count 
 (match columns only; gaps never count as identical).
 
 Example:
-    >>> homologs = read_homologs("1prw.a3m.gz", query="ADQLTEEQIAEF...")  # doctest: +SKIP
-    >>> float(sequence_weights(homologs).sum())  # the effective number of sequences  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "family.a3m"
+    >>> _ = path.write_text(">query\\nMKTAYIAKQRQISFVKSHFSRQ\\n>b\\nMKSAYIAKQRNISFVKSHFSRQ\\n>c\\nMRTAYIAKQRqqQVSFVKAHFSKQ\\n")
+    >>> homologs = read_homologs(path, query="MKTAYIAKQRQISFVKSHFSRQ")
+    >>> round(float(sequence_weights(homologs).sum()), 2)  # the effective number of sequences
+    1.33
 """
 
 from __future__ import annotations
@@ -162,9 +166,13 @@ def read_homologs(path: PathLike, query: str | None = None) -> Homologs:
     (no file, no or one distinct sequence, a letter that is not an amino acid, nucleotides,
     ragged alignments, an A3M for another protein) is a one-line SeqdiffError naming the file.
 
-    Example:
-        >>> read_homologs("family.a3m.gz").aligned[0]  # doctest: +SKIP
-        'ADQLTEEQIAEFKEAFSLFDKDGDGTITTKELGTVMRSLGQNPTEAELQDMINEVDADGN...'
+    Example (the A3M insertion ``qq`` is dropped from the aligned row, kept in the sequence):
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "family.a3m"
+        >>> _ = path.write_text(">query\\nMKTAYIAKQRQISFVKSHFSRQ\\n>b\\nMKSAYIAKQRNISFVKSHFSRQ\\n>c\\nMRTAYIAKQRqqQVSFVKAHFSKQ\\n")
+        >>> homologs = read_homologs(path)
+        >>> homologs.aligned[2], homologs.sequences[2]
+        ('MRTAYIAKQRQVSFVKAHFSKQ', 'MRTAYIAKQRQQQVSFVKAHFSKQ')
     """
     path = Path(path)
     source = str(path)

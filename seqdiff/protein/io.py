@@ -6,8 +6,12 @@ sequence), anything else is FASTA (lower case is accepted and upper-cased). Ever
 one-line SeqdiffError naming the file and record.
 
 Example:
-    >>> records = read_sequences("designs.fasta")  # doctest: +SKIP
-    >>> write_fasta(records, "-")  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "designs.a3m"
+    >>> _ = path.write_text(">d1 seed=1\\nMKta-YIAK\\n")
+    >>> write_fasta(read_sequences(path), "-")
+    >d1 seed=1
+    MKYIAK
 """
 
 from __future__ import annotations
@@ -56,8 +60,12 @@ def open_text(path: PathLike) -> Iterator[TextIO]:
     """Open a plain or gzipped (by magic bytes) UTF-8 text file; read errors become SeqdiffError.
 
     Example:
-        >>> with open_text("1prw.pdb.gz") as handle:  # doctest: +SKIP
-        ...     text = handle.read()
+        >>> import gzip, tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "x.fasta.gz"
+        >>> _ = path.write_bytes(gzip.compress(b">x\\nMKT\\n"))
+        >>> with open_text(path) as handle:
+        ...     handle.read()
+        '>x\\nMKT\\n'
     """
     path = Path(path)
     try:
@@ -106,8 +114,11 @@ def iter_fasta_rows(path: PathLike, comment: str | None = None) -> Iterator[tupl
     header or an empty header is a one-line SeqdiffError naming the file.
 
     Example:
-        >>> next(iter_fasta_rows("family.a3m.gz", comment="#"))  # doctest: +SKIP
-        ('1prw', '', 'ADQLTEEQ...')
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "family.a3m"
+        >>> _ = path.write_text("#8 1\\n>1prw calmodulin\\nADQLTEEQ\\n>hit\\nAD-LteEEQ\\n")
+        >>> list(iter_fasta_rows(path, comment="#"))
+        [('1prw', 'calmodulin', 'ADQLTEEQ'), ('hit', '', 'AD-LteEEQ')]
     """
     path = Path(path)
     count = 0
@@ -125,8 +136,13 @@ def iter_sequences(path: PathLike) -> Iterator[ProteinRecord]:
     """Stream the records of a FASTA, gzipped FASTA or A3M file, validating each one.
 
     Example:
-        >>> for record in iter_sequences("family.a3m.gz"):  # doctest: +SKIP
-        ...     print(record.id, len(record.sequence))
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "family.a3m"
+        >>> _ = path.write_text(">1prw\\nADQLTEEQ\\n>hit\\nAD-LteEEQ\\n")
+        >>> for record in iter_sequences(path):
+        ...     print(record.id, record.sequence)
+        1prw ADQLTEEQ
+        hit ADLEEQ
     """
     path = Path(path)
     a3m = path.name.lower().endswith((".a3m", ".a3m.gz"))
@@ -142,7 +158,10 @@ def read_sequences(path: PathLike) -> list[ProteinRecord]:
     """All records of a FASTA, gzipped FASTA or A3M file (see :func:`iter_sequences`).
 
     Example:
-        >>> [r.id for r in read_sequences("targets.fasta")]  # doctest: +SKIP
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "targets.fasta"
+        >>> write_fasta([ProteinRecord("1prw", "", "ADQLTEEQ"), ProteinRecord("5tpn", "", "MKTAYIAKQR")], path)
+        >>> [r.id for r in read_sequences(path)]
         ['1prw', '5tpn']
     """
     return list(iter_sequences(path))

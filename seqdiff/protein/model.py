@@ -81,7 +81,12 @@ class ProteinAdapter:
         shard to save once and train from (``data.train``: its folder).
 
         Example:
-            >>> ProteinAdapter().shard(["train.fasta"]).save("prepared/train")  # doctest: +SKIP
+            >>> import tempfile
+            >>> folder = Path(tempfile.mkdtemp())
+            >>> _ = (folder / "train.fasta").write_text(">a\\nMKTAYIAKQR\\n>b\\nGSHXMLE\\n")
+            >>> shard = ProteinAdapter().shard([folder / "train.fasta"])
+            >>> TokenShard.load(shard.save(folder / "prepared" / "train")).lengths.tolist()
+            [10, 7]
         """
         seqs = [s for path in paths for s in self.sequences(str(path))]
         return TokenShard.from_sequences(seqs, {**self.bundle_extra(), "sources": [str(p) for p in paths]})
@@ -201,9 +206,14 @@ def evaluate_file(
     Sequences longer than the model's maximum length are cut to it (counted in the report);
     non-standard residues are left out of the count, as in training.
 
-    Example:
-        >>> evaluate_file(model, "test.fasta", passes=2)["perplexity"]  # doctest: +SKIP
-        16.9
+    Example (X is non-standard: 16 of the 17 residues count):
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "test.fasta"
+        >>> _ = path.write_text(">a\\nMKTAYIAKQR\\n>b\\nGSHXMLE\\n")
+        >>> model, _ = load_protein_model()
+        >>> report = evaluate_file(model, path, passes=2)
+        >>> report["sequences"], report["tokens"], report["passes"], report["perplexity"] > 1
+        (2, 16, 2, True)
     """
     seqs = ProteinAdapter().sequences(str(path))[:limit]
     max_len = model.denoiser.cfg.max_len
@@ -221,8 +231,10 @@ def evaluate_file(
 def amino_acid_rates(model: MaskedDiffusion) -> list[tuple[str, float]]:
     """A GenMD4 protein model's learned rate per amino acid, largest (decided first) first.
 
-    Example:
-        >>> amino_acid_rates(model)[:2]  # doctest: +SKIP
-        [('W', 1.42), ('C', 1.38)]
+    Example (an untrained model: every rate is still its initial 1.0):
+        >>> model = build_model(protein_spec(ModelConfig(dim=32, n_layers=1, n_heads=2, schedule="genmd4")))
+        >>> rates = amino_acid_rates(model)
+        >>> len(rates), rates[0]
+        (20, ('L', 1.0))
     """
     return learned_rates(model, {i: alphabet.TOKENS[i] for i in designable_ids()})

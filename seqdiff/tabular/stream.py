@@ -141,7 +141,12 @@ def read_sample(
     the file's row count. Read in batches: memory holds `max_rows + batch_rows` rows at most.
 
     Example:
-        >>> table, total = read_sample("big.parquet", max_rows=200_000)  # doctest: +SKIP
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "big.parquet"
+        >>> pq.write_table(pa.table({"x": list(range(1000))}), path)
+        >>> table, total = read_sample(path, max_rows=10, batch_rows=100)
+        >>> table.num_rows, total, table["x"].to_pylist() == sorted(table["x"].to_pylist())
+        (10, 1000, True)
     """
     rng = np.random.default_rng(seed)
     kept: pa.Table | None = None

@@ -74,7 +74,12 @@ class DiffusionModule(L.LightningModule):
     """Trains a masked-diffusion model; ``self.ema`` holds the weights that get saved.
 
     Example:
-        >>> module = DiffusionModule(spec.to_dict(), asdict(OptimConfig()))  # doctest: +SKIP
+        >>> from seqdiff.core.denoiser import DenoiserConfig
+        >>> spec = ModelSpec(DenoiserConfig(vocab_size=5, dim=32, n_layers=1, n_heads=2),
+        ...                  mask_id=4, allowed=[0, 1, 2, 3])
+        >>> module = DiffusionModule(spec.to_dict(), asdict(OptimConfig()))
+        >>> int(module.tokens_seen), any(p.requires_grad for p in module.ema.parameters())  # EMA: no gradients
+        (0, False)
     """
 
     def __init__(self, spec: dict, optim: dict, seed: int = 0):

@@ -17,8 +17,11 @@ also the adaptation's wall seconds and whether it came from the cache.
 
 Results: ``--out`` (JSON) and the same path with ``.md``; designs as FASTA under ``--work``.
 
-The full run (on a quiet machine; adapts once per MSA, up to 5 minutes each, 13 MSAs):
-    .venv/bin/python pipelines/bench_family.py --out pipelines/results/family.json --threads 2
+The full run, on a quiet machine; with the cache of the motif benchmark's run its adaptations are
+reused (same base model, homologs and recipe), otherwise each of the 13 MSAs is adapted (up to 5
+minutes each). Split it with ``--families`` and join the parts with ``--merge``:
+    SEQDIFF_CACHE=runs/bench-cache .venv/bin/python pipelines/bench_family.py \
+        --out pipelines/results/family.json --threads 2
 """
 
 from __future__ import annotations

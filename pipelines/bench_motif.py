@@ -31,8 +31,11 @@ scaffolds its two segments with 50-100 designed residues, which we write as the 
 
 Results: ``--out`` (JSON) and the same path with ``.md``; designs as FASTA under ``--work``.
 
-The full run (on a quiet machine; adapts once per MSA, up to 5 minutes each, 17 MSAs):
-    .venv/bin/python pipelines/bench_motif.py --out pipelines/results/motif.json --threads 2
+The full run, on a quiet machine, with a cache of its own so that the first adaptation to each of the
+17 MSAs is timed (up to 5 minutes each; problems on the same MSA reuse it). Split it with
+``--problems`` over several machines and join the parts with ``--merge``:
+    SEQDIFF_CACHE=runs/bench-cache .venv/bin/python pipelines/bench_motif.py \
+        --out pipelines/results/motif.json --threads 2
 """
 
 from __future__ import annotations

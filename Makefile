@@ -1,6 +1,6 @@
 # One-command setup and checks for seqdiff.
 #
-#   make test        venv + system packages (chromium, hmmer) + lint + the whole test suite (what CI runs)
+#   make test        venv + system packages (chromium) + lint + the whole test suite (what CI runs)
 #   make test-fast   lint + tests that are neither slow nor browser tests
 #   make demo        run pipelines/demo.py
 #   make app         start the Streamlit app (seqdiff app)
@@ -36,13 +36,12 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch, seqdiff; print('torch', torch.__version__)"
 	touch $@
 
-# Debian packages the tests need: chromium (browser tests) and HMMER (the motif benchmark's family test).
+# Debian packages the tests need: chromium (browser tests). HMMER comes with pyhmmer (a Python dependency).
 system-deps:
 	@missing=""; \
 	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
-	command -v hmmsearch >/dev/null 2>&1 || missing="$$missing hmmer"; \
 	if [ -z "$$missing" ]; then \
-		echo "system packages present: chromium, hmmer"; \
+		echo "system packages present: chromium"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
 		echo "system-deps: apt-get unavailable; install$$missing yourself" >&2; \
 	else \

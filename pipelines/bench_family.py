@@ -11,7 +11,7 @@ ungapped lengths that the model can hold:
   say otherwise).
 
 Both are scored by one `FamilyProfile` per MSA (pyhmmer): the fraction recognised as members (E < 1e-3
-in a search space of 1,000 sequences), the median bit score, diversity (mean pairwise identity among
+in a search space of 100 sequences), the median bit score, diversity (mean pairwise identity among
 the designs) and novelty (mean highest local-alignment identity to a homolog); for the family system
 also the adaptation's wall seconds and whether it came from the cache.
 
@@ -120,7 +120,7 @@ def markdown(rows: list[dict], summary: list[dict], args: argparse.Namespace) ->
         f"seed {args.seed}; sampler: {args.steps} steps, {args.grid} grid, {args.decoding} decoding, "
         f"temperature {args.temperature:g}, top-p {args.top_p:g}. Adaptation: at most {args.adapt_steps} steps "
         f"or {args.adapt_minutes:g} min, {args.threads} threads on {args.device}. Recognised: E < 1e-3 "
-        "(search space 1,000 sequences) against the MSA's profile HMM; bits: median over designs with a hit; "
+        "(search space 100 sequences) against the MSA's profile HMM; bits: median over designs with a hit; "
         "identity to homologs: local alignment.",
         "",
         "## Summary (mean over families)",

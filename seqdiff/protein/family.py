@@ -43,8 +43,10 @@ from seqdiff.protein.alphabet import normalize
 from seqdiff.protein.homolog_search import AMINO, digitize
 from seqdiff.protein.homologs import Homologs, align_homologs, blosum_letters, sequence_weights
 
-SEARCH_SPACE_SEQUENCES = 1000
-"""HMMER's ``Z``: E-values are as if each design were searched among this many sequences."""
+SEARCH_SPACE_SEQUENCES = 100
+"""HMMER's ``Z``: E-values are as if each design were searched among this many sequences: a run of 100
+designs searched at once with ``hmmsearch`` (whose default ``Z`` is the number of targets), fixed so that a
+design scores the same alone or in a batch."""
 
 RECOGNISED_EVALUE = 1e-3
 """A design whose E-value is below this is recognised as a family member."""

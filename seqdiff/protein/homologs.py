@@ -29,6 +29,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pyfamsa
+import pyopal
 from Bio import AlignIO
 
 from seqdiff.errors import SeqdiffError
@@ -112,8 +113,18 @@ def residues_of(row: str, record: str, source: str) -> str:
     return seq
 
 
-def _same_sequence(query: str, seq: str) -> bool:
-    return "".join(query.split()).replace("-", "").replace(".", "").removesuffix("*").upper() == seq
+# The A3M's first row is "the input" when, aligned locally, this share of the shorter of the two is
+# identical: MSAs are often built for a construct (a domain, a tagged or mutated chain) of the protein.
+SAME_PROTEIN_IDENTITY = 0.9
+
+
+def _same_protein(query: str, first: str) -> bool:
+    query = "".join(query.split()).replace("-", "").replace(".", "").removesuffix("*").upper()
+    if query in first or first in query:
+        return True
+    aligner = pyopal.Aligner("BLOSUM62", gap_open=11, gap_extend=1)
+    (hit,) = aligner.align(blosum_letters(query), pyopal.Database([blosum_letters(first)]), mode="full")
+    return hit.alignment.count("M") >= SAME_PROTEIN_IDENTITY * min(len(query), len(first))
 
 
 def _read_stockholm(path: Path) -> tuple[list[str], list[str], list[str], bool]:
@@ -196,9 +207,9 @@ def read_homologs(path: PathLike, query: str | None = None) -> Homologs:
             aligned = None
     sequences = [residues_of(row, record, source) for record, row in zip(ids, rows, strict=True)]
     check_protein(sequences, source)
-    if query is not None and a3m and not _same_sequence(query, sequences[0]):
+    if query is not None and a3m and not _same_protein(query, sequences[0]):
         raise SeqdiffError(
-            f"{source}: the first A3M row ({ids[0]!r}) is not the query sequence: this MSA is for another protein"
+            f"{source}: the first A3M row ({ids[0]!r}) is not the input protein: this MSA is for another protein"
         )
     return distinct_homologs(source, ids, sequences, aligned, match_columns)
 

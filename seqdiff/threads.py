@@ -29,13 +29,13 @@ def usable_cores() -> int:
 
 
 def default_threads(cores: int | None = None, load: float | None = None) -> int:
-    """The cores left free by the rest of the machine: cores minus the 1-minute load average, rounded
-    down, at least 1. A quiet machine gets every core; a busy one gets 1 thread, which is never slower
+    """The cores left free by the rest of the machine: cores minus the 1-minute load average, to the
+    nearest whole core, at least 1. A quiet machine gets every core; a busy one gets 1 thread, which is never slower
     than threads that must wait for a core.
 
     Example:
         >>> default_threads(cores=8, load=0.2), default_threads(cores=8, load=5.5), default_threads(2, 3.9)
-        (8, 2, 1)
+        (8, 3, 1)
     """
     cores = usable_cores() if cores is None else cores
     if load is None:
@@ -43,7 +43,7 @@ def default_threads(cores: int | None = None, load: float | None = None) -> int:
             load = os.getloadavg()[0]
         except OSError:  # no load average (Windows): assume the machine is ours
             load = 0.0
-    return max(1, min(cores, int(cores - load)))
+    return max(1, min(cores, int(cores - load + 0.5)))
 
 
 def set_threads(n: int | None) -> int:

@@ -1,8 +1,8 @@
 """How many CPU threads a command computes with: torch's intra-op pool, BLAS / OpenMP, numba.
 
 ``--threads N`` sets it; without it, `default_threads` takes the cores nobody else is using. A parallel
-region waits for its slowest thread, so threads on cores that other processes hold run at their pace:
-on a busy 2-core machine, fitting a table model with 2 threads was 8.5x slower than with 1.
+region waits for its slowest thread, so threads on cores that other processes hold run at their pace,
+and on a busy machine more threads than free cores is slower than one.
 
 Example:
     >>> with thread_count(1) as n:  # doctest: +SKIP

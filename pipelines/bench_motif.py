@@ -11,7 +11,7 @@ For every problem, ``--designs`` layouts are drawn from its contig and total-len
   frequencies of the CATH S40 training split (the naive baseline).
 
 Every system is scored by one `FamilyProfile` per target, built from its MSA (pyhmmer): the fraction
-of designs recognised (E < 1e-3 in a search space of 1,000 sequences), whole and scaffold-only (the
+of designs recognised (E < 1e-3 in a search space of 100 sequences), whole and scaffold-only (the
 designed positions alone, joined), the median scaffold bit score; diversity (mean pairwise identity
 among designs); novelty against the homologs (mean highest local-alignment identity to a homolog)
 and against the CATH S40 training split (`max_identity_to`, best-diagonal identity); motif kept and
@@ -260,7 +260,7 @@ def markdown(rows: list[dict], summary: list[dict], controls: list[dict], args: 
         f"{args.designs} designs per problem and system, seed {args.seed}; sampler (model systems): "
         f"{args.steps} steps, {args.grid} grid, {args.decoding} decoding, temperature {args.temperature:g}, "
         f"top-p {args.top_p:g}. Adaptation: at most {args.adapt_steps} steps or {args.adapt_minutes:g} min, "
-        f"{args.threads} threads on {args.device}. Recognised: E < 1e-3 (search space 1,000 sequences) "
+        f"{args.threads} threads on {args.device}. Recognised: E < 1e-3 (search space 100 sequences) "
         "against the target MSA's profile HMM; scaffold: the designed positions alone. Identity to homologs: "
         "local alignment; to CATH: best-diagonal identity.",
         "",

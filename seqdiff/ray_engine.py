@@ -22,6 +22,7 @@ cluster, imputes the file with 4 actors and returns the ``StreamReport`` that ``
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
 from abc import ABC, abstractmethod
@@ -47,6 +48,15 @@ if TYPE_CHECKING:
 # actors, leave none for Ray Data's own tasks, and the run would wait forever.
 ACTOR_CPUS = 0.5
 
+# Ray starts its worker processes at niceness 15 (RAY_worker_niceness), below every ordinary process.
+# On a machine whose cores were busy that left each actor about 3% of a core: the actors sat in their
+# constructor (importing torch) for minutes, Ray Data listed them as pending and the units waited.
+# A local cluster started here runs its workers at the driver's priority.
+LOCAL_CLUSTER = {"include_dashboard": False, "_system_config": {"worker_niceness": 0}}
+
+# Seconds without progress (no unit entering or leaving the actor pool) before a run is ended.
+DEFAULT_RAY_TIMEOUT = 600.0
+
 INSTALL_HINT = "--engine ray needs Ray: pip install 'seqdiff[ray]' (or 'ray[data]')"
 
 
@@ -63,7 +73,8 @@ def require_ray() -> ModuleType:
 
 @contextmanager
 def ray_cluster(address: str | None = None) -> Iterator[ModuleType]:
-    """Ray, connected to the cluster at ``address`` (None: a new local cluster on this machine).
+    """Ray, connected to the cluster at ``address`` (None: a new local cluster on this machine, started
+    by `start_local_cluster`).
 
     A Ray already initialised in this process (a test, a notebook) is used as it is and left running;
     a cluster this call started or joined is shut down (left, for a remote one) at the end.
@@ -75,7 +86,10 @@ def ray_cluster(address: str | None = None) -> Iterator[ModuleType]:
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=address, include_dashboard=False)
+            if address is None and not os.environ.get("RAY_ADDRESS"):
+                start_local_cluster()
+            else:
+                ray.init(address=address, include_dashboard=False)
         except ConnectionError as err:
             raise SeqdiffError(f"--ray-address {address}: cannot join the Ray cluster ({err})") from None
     try:
@@ -85,10 +99,24 @@ def ray_cluster(address: str | None = None) -> Iterator[ModuleType]:
             ray.shutdown()
 
 
-def _check_pool(actors: int, device: str) -> dict[str, Any]:
+def start_local_cluster(**options: Any) -> None:
+    """``ray.init`` of a new local cluster as the Ray engine runs one: its workers at normal priority.
+    ``options`` go to ``ray.init`` (e.g. ``num_cpus=2``).
+
+    Example:
+        >>> start_local_cluster(num_cpus=2, log_to_driver=False)  # doctest: +SKIP
+    """
+    require_ray().init(**LOCAL_CLUSTER, **options)
+
+
+def _check_pool(actors: int, device: str, timeout: float, threads: int | None) -> dict[str, Any]:
     """map_batches' resource arguments for `actors` actors on `device` (a GPU each for cuda)."""
     if actors < 1:
         raise SeqdiffError("--actors must be at least 1")
+    if timeout < 0:
+        raise SeqdiffError(f"--ray-timeout {timeout:g}: give seconds, or 0 for no limit")
+    if threads is not None and threads < 1:
+        raise SeqdiffError(f"--threads {threads}: must be at least 1")
     if device not in ("auto", "cpu", "cuda"):
         raise SeqdiffError(
             f"device {device!r}: with --engine ray choose auto, cpu or cuda (Ray picks the GPU)"
@@ -97,11 +125,24 @@ def _check_pool(actors: int, device: str) -> dict[str, Any]:
     return {"num_cpus": ACTOR_CPUS, "num_gpus": 1 if device == "cuda" else 0}
 
 
-def _run_in_order(ds: Any, fn: type, actors: int, resources: dict[str, Any], **kwargs: Any) -> Iterator[dict]:
+def _run_in_order(
+    ds: Any,
+    fn: type,
+    actors: int,
+    resources: dict[str, Any],
+    timeout: float,
+    spans: list[str],
+    **kwargs: Any,
+) -> Iterator[dict]:
     """Rows of ``ds.map_batches(fn)`` over an actor pool of `_Actor` ``fn``, in the order of ``ds``'s
     rows; a unit whose work raised a SeqdiffError raises it here, one line, as the local engine does.
+
+    When no unit enters or leaves the pool for ``timeout`` seconds (0: no limit), Ray Data's own
+    no-progress guard stops the run (its actors too), and a SeqdiffError names the unit it waited for
+    (``spans``: what each unit holds, e.g. "jobs 1-16").
     """
     import ray.data
+    from ray.data.exceptions import ExecutionTimeoutError
 
     mapped = ds.map_batches(
         fn,
@@ -112,10 +153,22 @@ def _run_in_order(ds: Any, fn: type, actors: int, resources: dict[str, Any], **k
         **resources,
     )
     mapped.context.execution_options.preserve_order = True
-    for row in mapped.iter_rows():
-        if row["error"]:
-            raise SeqdiffError(row["error"])
-        yield row
+    mapped.context.execution_no_progress_timeout_s = timeout or -1  # -1: Ray Data's "no limit"
+    done = 0
+    try:
+        for row in mapped.iter_rows():
+            if row["error"]:
+                raise SeqdiffError(row["error"])
+            done += 1
+            yield row
+    except ExecutionTimeoutError:
+        need = f"{ACTOR_CPUS:g} CPU" + (f", {resources['num_gpus']} GPU" if resources["num_gpus"] else "")
+        have = ray.cluster_resources()
+        raise SeqdiffError(
+            f"--engine ray: no progress in {timeout:g} s waiting for unit {done + 1} of {len(spans)} "
+            f"({spans[done]}) from {actors} actor(s) needing {need} each (the cluster has "
+            f"{have.get('CPU', 0):g} CPU, {have.get('GPU', 0):g} GPU); raise --ray-timeout, or 0 to wait forever"
+        ) from None
 
 
 class _Actor(ABC):
@@ -126,6 +179,13 @@ class _Actor(ABC):
     """
 
     empty: dict[str, Any] = {}
+
+    def __init__(self, threads: int | None):
+        from seqdiff.threads import set_threads
+
+        # One thread unless told: the actors are the parallelism (--actors), each holding a share of a
+        # CPU, and several threads per actor would wait for each other's cores.
+        set_threads(threads or 1)
 
     @abstractmethod
     def run(self, unit: dict[str, Any]) -> dict[str, Any]:
@@ -195,9 +255,10 @@ class _ImputeActor(_Actor):
 
     empty = {"ipc": b"", "cells": 0}
 
-    def __init__(self, model: dict[str, bytes], device: str, path: str, n_samples: int):
+    def __init__(self, model: dict[str, bytes], device: str, path: str, n_samples: int, threads: int | None):
         import pyarrow.parquet as pq
 
+        super().__init__(threads)
         self.model, self.device, self.path, self.n_samples = model, device, path, n_samples
         self.parquet = pq.ParquetFile(path)
         self.imputer: MaskedDiffusionImputer | None = None
@@ -231,13 +292,17 @@ def impute_file_ray(
     *,
     address: str | None = None,
     actors: int = 2,
+    timeout: float = DEFAULT_RAY_TIMEOUT,
+    threads: int | None = None,
 ) -> StreamReport:
     """`seqdiff.tabular.stream.impute_file` on a Ray cluster: the same output at the same seed.
 
     The Parquet file ``in_path`` is cut into units of ``batch_rows`` rows; a pool of ``actors`` actors
     (each on ``imputer.device``: a GPU each for ``"cuda"``) reads and imputes them, and this process
     writes the results in row order to ``out_path``, atomically. Every node must read ``in_path`` at
-    the same path (a shared file system). Ray joins ``address`` (None: a new local cluster).
+    the same path (a shared file system). Ray joins ``address`` (None: a new local cluster). Each actor
+    computes with ``threads`` threads (None: 1); a run that makes no progress for ``timeout`` seconds
+    (0: no limit) ends with a SeqdiffError, writing nothing.
 
     For example, ``impute_file_ray("holed.parquet", "filled.parquet", imputer, actors=2)`` writes
     ``filled.parquet`` and returns its ``StreamReport`` (rows, imputed_cells, output).
@@ -252,7 +317,7 @@ def impute_file_ray(
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
     if Path(in_path).suffix.lower() not in PARQUET_SUFFIXES:
         raise SeqdiffError(f"{in_path}: --engine ray reads Parquet; convert the file or use --engine local")
-    resources = _check_pool(actors, imputer.device)
+    resources = _check_pool(actors, imputer.device, timeout, threads)
     try:
         total = pq.ParquetFile(in_path).metadata.num_rows
     except (pa.ArrowException, OSError) as err:
@@ -269,7 +334,9 @@ def impute_file_ray(
                 return
             ds = ray.data.from_items(units, override_num_blocks=len(units))
             kwargs = {"model": model, "device": imputer.device, "path": path, "n_samples": n_samples}
-            for row in _run_in_order(ds, _ImputeActor, min(actors, len(units)), resources, **kwargs):
+            spans = [f"rows {u['first_row'] + 1}-{u['first_row'] + u['rows']}" for u in units]
+            pool = (_ImputeActor, min(actors, len(units)), resources, timeout, spans)
+            for row in _run_in_order(ds, *pool, **kwargs, threads=threads):
                 yield pa.ipc.open_stream(row["ipc"]).read_all(), row["cells"]
 
         return write_imputed(results(), in_path, out_path, total, progress)
@@ -281,7 +348,10 @@ class _DesignActor(_Actor):
 
     empty = {"designs": b""}
 
-    def __init__(self, model: dict[str, bytes] | None, device: str, settings: dict[str, Any]):
+    def __init__(
+        self, model: dict[str, bytes] | None, device: str, settings: dict[str, Any], threads: int | None
+    ):
+        super().__init__(threads)
         self.files, self.device, self.settings = model, device, settings
         self.model: Any = None
 
@@ -324,13 +394,17 @@ def design_ray(
     *,
     address: str | None = None,
     actors: int = 2,
+    timeout: float = DEFAULT_RAY_TIMEOUT,
+    threads: int | None = None,
 ) -> Iterator[Design]:
     """`seqdiff.protein.design.design` on a Ray cluster: the same designs, yielded in job order.
 
     Jobs go to a pool of ``actors`` actors ``batch_size`` at a time (a GPU each for
     ``device="cuda"``); each unit is designed with its offset as ``first_job``, so the designs equal
     the local engine's at the same seed. The model (``checkpoint``, default the shipped one) is sent
-    to the actors. Settings are checked here, before Ray starts; designs arrive as units finish.
+    to the actors. Settings are checked here, before Ray starts; designs arrive as units finish. Each
+    actor computes with ``threads`` threads (None: 1); a run that makes no progress for ``timeout``
+    seconds (0: no limit) raises a SeqdiffError.
 
     For example, with ``jobs = plan_from_records(read_sequences("many.fasta"), fix="1-20", n=4)``,
     ``write_fasta([d.to_record() for d in design_ray(jobs, steps=50, actors=8)], "out.fasta")``
@@ -343,7 +417,7 @@ def design_ray(
     check_sampling(settings)
     if batch_size < 1:
         raise SeqdiffError("--batch-size must be at least 1")
-    resources = _check_pool(actors, device)
+    resources = _check_pool(actors, device, timeout, threads)
     model = None  # the shipped model, installed with seqdiff on every node
     if checkpoint:
         from seqdiff.protein.model import resolve_checkpoint
@@ -365,7 +439,11 @@ def design_ray(
         with ray_cluster(address) as ray:
             ds = ray.data.from_items(units, override_num_blocks=len(units))
             kwargs = {"model": model, "device": device, "settings": settings}
-            for row in _run_in_order(ds, _DesignActor, min(actors, len(units)), resources, **kwargs):
+            spans = [
+                f"jobs {s + 1}-{min(s + batch_size, len(jobs))}" for s in range(0, len(jobs), batch_size)
+            ]
+            pool = (_DesignActor, min(actors, len(units)), resources, timeout, spans)
+            for row in _run_in_order(ds, *pool, **kwargs, threads=threads):
                 yield from pickle.loads(row["designs"])
 
     return generate()

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.cli import main
-from seqdiff.ray_engine import read_rows
+from seqdiff.ray_engine import read_rows, start_local_cluster
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.stream import impute_file
 
@@ -23,10 +23,11 @@ TINY = {"dim": 32, "n_layers": 1, "n_heads": 2, "batch_rows": 128, "max_steps": 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A local 2-CPU Ray cluster for this module; the engine uses it as it is (and leaves it running)."""
+    """A local 2-CPU, no-GPU Ray cluster for this module, started as the engine starts one; the engine uses
+    it as it is (and leaves it running)."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_local_cluster(num_cpus=2, num_gpus=0, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -150,3 +151,24 @@ def test_ray_error_in_an_actor_is_one_line(
     )
     assert "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_ray_run_without_progress_ends_with_one_line(
+    ray_cluster, tiny_protein_model: Path, tmp_path: Path, capsys
+) -> None:
+    # Actors that need a GPU on a cluster without one never start: the run ends after --ray-timeout.
+    out = tmp_path / "out.fasta"
+    argv = ["design", str(MASKED_FASTA), "--checkpoint", str(tiny_protein_model), "--steps", "2", "-n", "3"]
+    argv += ["--batch-size", "4", "--engine", "ray", "-o", str(out)]
+    assert main([*argv, "--device", "cuda", "--ray-timeout", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "seqdiff: error: --engine ray: no progress in 5 s waiting for unit 1 of 2 (jobs 1-4) from 2 actor(s) "
+        "needing 0.5 CPU, 1 GPU each (the cluster has 2 CPU, 0 GPU); raise --ray-timeout, or 0 to wait forever"
+    )
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+    # The cluster is left usable: the next run (default --ray-timeout) works.
+    assert main([*argv, "--device", "cpu"]) == 0
+    assert out.read_text().count(">") == 6

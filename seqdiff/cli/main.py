@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqdiff.cli.options import add_threads_flag
 from seqdiff.cli.prepare import add_prepare_parser
 from seqdiff.cli.protein import (
     add_adapt_parser,
@@ -36,6 +37,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         overrides.append(f"init_from={args.init_from}")
     if args.out:
         overrides.append(f"out={args.out}")
+    if args.threads:
+        overrides.append(f"trainer.threads={args.threads}")
     cfg = TrainConfig.load(args.config, overrides)
     if cfg.modality == "table":
         raise SeqdiffError(
@@ -80,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. trainer.max_steps=100"
     )
+    add_threads_flag(p)  # trainer.threads in the config
     p.set_defaults(func=cmd_train)
 
     add_prepare_parser(sub)
@@ -102,10 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from seqdiff.threads import thread_count
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        if hasattr(args, "threads"):  # a command that computes: its --threads, or the free cores
+            with thread_count(args.threads):
+                args.func(args)
+        else:
+            args.func(args)
     except SeqdiffError as err:
         print(f"seqdiff: error: {err}", file=sys.stderr)
         return 2

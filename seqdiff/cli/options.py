@@ -14,6 +14,7 @@ import sys
 from dataclasses import fields
 
 from seqdiff.core.decoding import SamplerSettings, flag
+from seqdiff.ray_engine import DEFAULT_RAY_TIMEOUT
 
 
 def say(message: str) -> None:
@@ -65,7 +66,8 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
-    """``--engine``, ``--ray-address`` and ``--actors``, shared by ``seqdiff impute`` and ``design``."""
+    """``--engine``, ``--ray-address``, ``--actors`` and ``--ray-timeout``, shared by ``seqdiff impute`` and
+    ``design``."""
     p.add_argument(
         "--engine", choices=["local", "ray"], default="local", help="where batches run (default local)"
     )
@@ -75,3 +77,34 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
         help="Ray cluster to join, e.g. auto or HOST:6379 (default: start a local one)",
     )
     p.add_argument("--actors", type=int, default=2, help="Ray actors, each with its own model (default 2)")
+    p.add_argument(
+        "--ray-timeout",
+        type=float,
+        default=DEFAULT_RAY_TIMEOUT,
+        metavar="SECONDS",
+        help="end the run with an error when no unit of work moves through the actors for this long "
+        f"(default {DEFAULT_RAY_TIMEOUT:g}; 0: wait forever)",
+    )
+
+
+def ray_options(args: argparse.Namespace) -> dict:
+    """The engine flags (and ``--threads``, for each actor) as keyword arguments of the Ray engine's
+    ``design_ray`` and ``impute_file_ray``."""
+    return {
+        "address": args.ray_address,
+        "actors": args.actors,
+        "timeout": args.ray_timeout,
+        "threads": args.threads,
+    }
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    """``--threads``: the CPU threads a command computes with (`seqdiff.threads`); `seqdiff.cli.main`
+    applies it around the command."""
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads (torch, BLAS, numba) of this process, and of each Ray actor (default: the cores "
+        "the machine has free, cores minus the load average, at least 1; Ray actors 1 each)",
+    )

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import argparse
 
-from seqdiff.cli.options import add_engine_flags, add_sampling_flags, progress_bar, sampling_options, say
+from seqdiff.cli.options import (
+    add_engine_flags,
+    add_sampling_flags,
+    add_threads_flag,
+    progress_bar,
+    ray_options,
+    sampling_options,
+    say,
+)
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.adapt import AdaptRecipe
 
@@ -55,7 +63,7 @@ def cmd_design(args: argparse.Namespace) -> None:
     if args.engine == "ray":
         from seqdiff.ray_engine import design_ray
 
-        designs = design_ray(jobs, **options, address=args.ray_address, actors=args.actors)
+        designs = design_ray(jobs, **options, **ray_options(args))
         # Unless they must be ranked, the FASTA is written as the designs arrive.
     else:
         designs = sample_designs(jobs, options, "designing")
@@ -167,6 +175,7 @@ def add_design_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_family_flags(p)
     add_sampling_flags(p)
     add_engine_flags(p)
+    add_threads_flag(p)
     p.set_defaults(func=cmd_design)
     return p
 
@@ -181,6 +190,7 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=8192)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_eval)
     return p
 
@@ -190,6 +200,7 @@ def add_sample_protein_parser(kinds: argparse._SubParsersAction) -> argparse.Arg
     p = kinds.add_parser("protein", help="protein sequences of a given length")
     p.add_argument("--length", type=int, default=120)
     add_sampling_flags(p)
+    add_threads_flag(p)
     p.set_defaults(func=cmd_sample_protein)
     return p
 
@@ -258,5 +269,6 @@ def add_adapt_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     add_adaptation_flags(p)
     p.add_argument("--checkpoint", help="the model to adapt (default: the shipped one; or an ESM-2 name)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_adapt)
     return p

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seqdiff.atomic import atomic_path
+from seqdiff.cli.options import add_threads_flag
 
 if TYPE_CHECKING:  # pandas loads slowly: building the CLI parser must not import it
     import pandas as pd
@@ -88,5 +89,6 @@ def add_score_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument(
         "-o", "--output", default="-", help="table: FILE.tsv, FILE.parquet, or - for TSV on stdout (default)"
     )
+    add_threads_flag(p)
     p.set_defaults(func=cmd_score)
     return p

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seqdiff.cli.options import add_engine_flags, say
+from seqdiff.cli.options import add_engine_flags, add_threads_flag, ray_options, say
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
 from seqdiff.tabular.settings import add_fit_flags, fit_flags_given, given_fit_settings
@@ -73,9 +73,7 @@ def _ray_engine(args: argparse.Namespace) -> Callable[..., Any]:
 
     def engine(in_path: str, out_path: str, imputer: Any, **options: Any) -> Any:
         imputer.set_params(device=args.device)
-        return impute_file_ray(
-            in_path, out_path, imputer, **options, address=args.ray_address, actors=args.actors
-        )
+        return impute_file_ray(in_path, out_path, imputer, **options, **ray_options(args))
 
     return engine
 
@@ -126,6 +124,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
     p.add_argument("--in-place", action="store_true", help="allow the output to replace the input")
     add_engine_flags(p)
+    add_threads_flag(p)
     p.set_defaults(func=cmd_impute)
     return p
 
@@ -201,5 +200,6 @@ def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> ar
     group.add_argument("--fix-file", metavar="PARTIAL", help="Parquet/CSV of partial rows to complete")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_threads_flag(p)
     p.set_defaults(func=cmd_sample_table)
     return p

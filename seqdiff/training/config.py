@@ -83,7 +83,7 @@ class TrainerConfig:
     devices: str | int = "auto"
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | fsdp
-    threads: int | None = None
+    threads: int | None = None  # CPU threads; None: the cores the machine has free (seqdiff.threads)
     seed: int = 0
     progress_bar: bool = True
 

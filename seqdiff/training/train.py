@@ -34,6 +34,7 @@ from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
 from seqdiff.core.device import native_bf16
 from seqdiff.errors import SeqdiffError
+from seqdiff.threads import set_threads
 from seqdiff.training.config import ModelConfig, TrainConfig, TrainerConfig
 from seqdiff.training.data import SequenceDataModule
 from seqdiff.training.module import DiffusionModule
@@ -132,8 +133,7 @@ def train(cfg: TrainConfig, adapter: Adapter, callbacks: Sequence[Callback] = ()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    set_threads(cfg.trainer.threads)  # None: the cores the machine has free
     if not cfg.data.train:
         raise SeqdiffError("config: data.train is required")
     if cfg.init and cfg.init_from:

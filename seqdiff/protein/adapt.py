@@ -43,10 +43,10 @@ class AdaptRecipe:
     the homologs used (the first ones in the file: search tools list the closest first).
     """
 
-    steps: int = 300
+    steps: int = 400
     minutes: float = 5.0
-    lr: float = 5e-4
-    max_tokens: int = 4096
+    lr: float = 1e-3
+    max_tokens: int = 2048
     held_out: float = 0.05
     check_every: int = 50
     max_homologs: int = 5000

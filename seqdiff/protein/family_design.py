@@ -6,8 +6,11 @@ the model to them (`seqdiff.protein.adapt`, cached) and builds the family's prof
 The adapted model is a model folder like any other, so the local engine and the Ray engine design
 with it alike.
 
-Example:
-    >>> designs = score_designs(designs, family)  # doctest: +SKIP
+In Python, the same path as ``seqdiff design in.fasta --fix 1-20 --homologs family.a3m``::
+
+    family = prepare_family(read_sequences("in.fasta"), homologs="family.a3m")
+    jobs = plan_from_records(read_sequences("in.fasta"), fix="1-20", n=10)
+    designs = list(score_designs(design(jobs, checkpoint=str(family.model.path)), family))
 """
 
 from __future__ import annotations
@@ -82,11 +85,7 @@ def prepare_family(
     device: str = "auto",
 ) -> Family:
     """The family of ``queries``: homologs (`find_homologs`), the model ``checkpoint`` (default: the
-    shipped one) adapted to them, and their profile HMM.
-
-    Example:
-        >>> family = prepare_family(read_sequences("ubiquitin.fasta"), homologs="ubq.a3m")  # doctest: +SKIP
-        >>> design(jobs, checkpoint=str(family.model.path))  # doctest: +SKIP
+    shipped one) adapted to them, and their profile HMM (see the module's example).
     """
     found, source = find_homologs(queries, homologs, database)
     model = adapt(

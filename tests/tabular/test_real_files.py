@@ -195,3 +195,22 @@ def test_sample_table_reads_a_fix_file_like_impute(tmp_path: Path) -> None:
     )  # fmt: skip
     assert_one_line_error(bad, "'age'")
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_a_column_of_ten_thousand_categories_fits_and_imputes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = 20_000
+    df = pd.DataFrame(
+        {"code": [f"c{i}" for i in rng.permutation(np.arange(rows) % 10_000)], "x": rng.normal(size=rows)}
+    )
+    df.loc[rng.random(rows) < 0.05, "code"] = None
+    df.loc[rng.random(rows) < 0.2, "x"] = np.nan
+    src, out = tmp_path / "codes.parquet", tmp_path / "o.parquet"
+    df.to_parquet(src)
+    result = seqdiff("impute", str(src), "-o", str(out), "--max-steps", "3")
+    assert result.returncode == 0, result.stderr
+    back = pq.read_table(out).to_pandas()
+    assert back.notna().all().all()
+    observed = df["code"].notna()
+    assert back["code"][observed].equals(df["code"][observed])
+    assert set(back["code"]) <= set(df["code"].dropna())

@@ -99,6 +99,19 @@ def fit_and_impute(args: argparse.Namespace, seqdiff: str, env: dict[str, str]) 
     return results
 
 
+def write(out: Path, report: dict, markdown: str) -> None:
+    """The results JSON (with the machine and the date) and its Markdown table, atomically."""
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+    } | report
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp_out:
+        tmp_out.write_text(json.dumps(report, indent=1))
+    with atomic_path(out.with_suffix(".md")) as tmp_md:
+        tmp_md.write_text(markdown)
+
+
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(max resident memory in MiB, wall seconds) of a command run under /usr/bin/time -v."""
     start = time.perf_counter()
@@ -132,15 +145,6 @@ def main(argv: list[str] | None = None) -> None:
     env_threads = {"OMP_NUM_THREADS": str(args.threads)}
     if args.case != "rows":
         results = fit_and_impute(args, seqdiff, {**os.environ, **env_threads})
-        report = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "date": time.strftime("%Y-%m-%d"),
-        }
-        report.update(settings=vars(args), results=results)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp_out:
-            tmp_out.write_text(json.dumps(report, indent=1))
         lines = [
             "| case | rows | shape | missing cells | max RSS MiB | seconds |",
             "|---|---|---|---|---|---|",
@@ -151,8 +155,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {args.case} | {r['rows']:,} | {shape} | {r['missing_cells']:,} | {r['max_rss_mib']:.0f} | "
                 f"{r['seconds']:.1f} |"
             )
-        with atomic_path(out.with_suffix(".md")) as tmp_md:
-            tmp_md.write_text("\n".join(lines) + "\n")
+        write(Path(args.out), {"settings": vars(args), "results": results}, "\n".join(lines) + "\n")
         return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,17 +208,6 @@ def main(argv: list[str] | None = None) -> None:
         marginal = (last["rows"] - first["rows"]) / (last["seconds"] - first["seconds"])
     else:
         marginal = None
-    report = {
-        "marginal_rows_per_s": marginal,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "date": time.strftime("%Y-%m-%d"),
-        "settings": vars(args),
-        "results": results,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp_out:
-        tmp_out.write_text(json.dumps(report, indent=1))
     lines = [
         "| rows | file MiB | missing cells | max RSS MiB | seconds | rows/s |",
         "|---|---|---|---|---|---|",
@@ -225,8 +217,9 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r['rows']:,} | {r['file_mib']:.1f} | {r['missing_cells']:,} | {r['max_rss_mib']:.0f} | "
             f"{r['seconds']:.1f} | {r['rows_per_s']:.0f} |"
         )
-    with atomic_path(out.with_suffix(".md")) as tmp_md:
-        tmp_md.write_text("\n".join(lines) + f"\n\nMarginal rate (start-up excluded): {marginal} rows/s\n")
+    report = {"marginal_rows_per_s": marginal, "settings": vars(args), "results": results}
+    markdown = "\n".join(lines) + f"\n\nMarginal rate (start-up excluded): {marginal} rows/s\n"
+    write(Path(args.out), report, markdown)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -239,12 +240,14 @@ def missforest_impute(
     *,
     max_iter: int = 10,
     n_estimators: int = 100,
+    reference: bool = True,
     n_jobs: int = 1,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """MissForest with R missForest's reference settings (`missforest_forest`): 100 trees per column,
-    floor(sqrt(p)) features tried at each split, leaves of 5 rows for regression; up to 10 iterations
-    (`_missforest`). The trees are extremely randomised (ExtraTrees).
+    """MissForest (`_missforest`, up to `max_iter` iterations) with `n_estimators` extremely randomised
+    trees per column (`missforest_forest`): with `reference`, R missForest's settings (floor(sqrt(p))
+    features tried at each split, leaves of 5 rows for regression); without, the all-features variant
+    (regression trees that try every feature at each split, grown to leaves of one row).
 
     Example:
         >>> x = np.arange(40.0)
@@ -252,36 +255,16 @@ def missforest_impute(
         >>> df.loc[5, "b"] = None
         >>> missforest_impute(df, n_estimators=10, max_iter=2)["b"][5]
         False
-    """
-
-    def forest(kind: str, i: int) -> Any:
-        return missforest_forest(kind, n_estimators=n_estimators, n_jobs=n_jobs, seed=seed)
-
-    return _missforest(df, schema, max_iter, forest)
-
-
-def missforest_all_features_impute(
-    df: pd.DataFrame,
-    schema: Schema | None = None,
-    *,
-    max_iter: int = 10,
-    n_estimators: int = 100,
-    n_jobs: int = 1,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """The MissForest loop (`_missforest`) with regression trees that try every feature at each split
-    and grow to leaves of one row (``missforest_forest(reference=False)``): slower than the reference
-    settings on wide tables.
-
-    Example:
-        >>> df = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) * 2})
+        >>> df = pd.DataFrame({"a": x, "b": 2 * x})
         >>> df.loc[5, "b"] = None
-        >>> bool(0 < missforest_all_features_impute(df, n_estimators=10, max_iter=2)["b"][5] < 80)
+        >>> bool(0 < missforest_impute(df, n_estimators=10, max_iter=2, reference=False)["b"][5] < 80)
         True
     """
 
     def forest(kind: str, i: int) -> Any:
-        return missforest_forest(kind, reference=False, n_estimators=n_estimators, n_jobs=n_jobs, seed=seed)
+        return missforest_forest(
+            kind, reference=reference, n_estimators=n_estimators, n_jobs=n_jobs, seed=seed
+        )
 
     return _missforest(df, schema, max_iter, forest)
 
@@ -415,7 +398,7 @@ BASELINES: dict[str, Callable[..., pd.DataFrame]] = {
     "mean": mean_mode_impute,
     "mice": mice_impute,
     "missforest": missforest_impute,
-    "missforest-all-features": missforest_all_features_impute,
+    "missforest-all-features": partial(missforest_impute, reference=False),
     "miceforest": miceforest_impute,
     "knn": knn_impute,
 }

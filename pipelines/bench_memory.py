@@ -1,13 +1,22 @@
-"""Peak memory and speed of ``seqdiff impute`` as the file grows: streaming keeps memory flat.
+"""Peak memory and speed of ``seqdiff impute`` as the file grows (streaming keeps memory flat), as the
+table widens, and as a column's vocabulary grows.
 
-Builds Parquet files of the complete adult rows with 30% of cells hidden (MCAR), repeated to
+``--case rows`` (the default) builds Parquet files of the complete adult rows with 30% of cells hidden (MCAR), repeated to
 ``--rows`` rows each (the benchmark tables have 20,000 rows; the default sizes go to 10x that), fits
 one small model on the smallest file, then imputes every file with that model in a fresh
 ``seqdiff impute --checkpoint`` process under ``/usr/bin/time -v``: peak resident memory (max RSS)
 and wall time per file, hence imputed rows per second at transform time.
 
+``--case wide`` (a numeric table of ``--columns`` columns, 2,000 rows by default) and ``--case vocab`` (a
+column of ``--categories`` categories, each in three rows, beside two numeric and one small categorical
+column; 30,000 rows by default), 20% of cells hidden (5% of the large column's), time one
+``seqdiff impute`` that fits (``--fit-steps`` steps, early stopping on) and imputes, in a fresh
+process: the memory of training, of scoring the held-out cells, and of imputing.
+
 Example:
     .venv/bin/python pipelines/bench_memory.py --out pipelines/results/memory.json --rows 20000 200000
+    .venv/bin/python pipelines/bench_memory.py --out pipelines/results/memory_wide.json --case wide \
+        --fit-steps 30
 """
 
 from __future__ import annotations
@@ -42,6 +51,67 @@ def holed_table(rows: int, seed: int) -> pd.DataFrame:
     return df.mask(make_missing_mask(df, 0.3, "mcar", rng=seed))
 
 
+def wide_table(rows: int, columns: int, seed: int) -> pd.DataFrame:
+    """``rows`` x ``columns`` standard normal numbers with 20% of cells hidden at random."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, columns))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    return pd.DataFrame(x, columns=[f"x{i}" for i in range(columns)])
+
+
+def vocab_table(rows: int, categories: int, seed: int) -> pd.DataFrame:
+    """A column of ``categories`` categories (each in rows // categories rows, so not an identifier),
+    two numeric columns and a 4-category one; 5% of the large column's cells hidden, 20% of the others'."""
+    rng = np.random.default_rng(seed)
+    codes = rng.permutation(np.arange(rows) % categories)
+    df = pd.DataFrame(
+        {
+            "code": [f"c{i}" for i in codes],
+            "a": rng.normal(size=rows),
+            "b": rng.choice(list("pqrs"), rows),
+            "c": rng.normal(size=rows),
+        }
+    )
+    for column, rate in [("code", 0.05), ("a", 0.2), ("b", 0.2), ("c", 0.2)]:
+        df.loc[rng.random(rows) < rate, column] = None
+    return df
+
+
+def fit_and_impute(args: argparse.Namespace, seqdiff: str, env: dict[str, str]) -> list[dict]:
+    """``--case wide`` / ``vocab``: peak memory and time of one ``seqdiff impute`` that fits and imputes."""
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in args.rows:
+            if args.case == "wide":
+                df, shape = wide_table(rows, args.columns, args.seed), {"columns": args.columns}
+            else:
+                df, shape = vocab_table(rows, args.categories, args.seed), {"categories": args.categories}
+            path, out = Path(tmp) / f"{args.case}_{rows}.parquet", Path(tmp) / "out.parquet"
+            df.to_parquet(path, index=False)
+            command = [seqdiff, "impute", str(path), "-o", str(out), "--max-steps", str(args.fit_steps)]
+            rss, seconds = timed([*command, "--seed", str(args.seed)], env)
+            assert int(pd.read_parquet(out).isna().sum().sum()) == 0
+            cells = int(df.isna().sum().sum())
+            results.append(
+                {"rows": rows, **shape, "missing_cells": cells, "max_rss_mib": rss, "seconds": seconds}
+            )
+            print(json.dumps(results[-1]), flush=True)
+    return results
+
+
+def write(out: Path, report: dict, markdown: str) -> None:
+    """The results JSON (with the machine and the date) and its Markdown table, atomically."""
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%d"),
+    } | report
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp_out:
+        tmp_out.write_text(json.dumps(report, indent=1))
+    with atomic_path(out.with_suffix(".md")) as tmp_md:
+        tmp_md.write_text(markdown)
+
+
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(max resident memory in MiB, wall seconds) of a command run under /usr/bin/time -v."""
     start = time.perf_counter()
@@ -56,14 +126,37 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="results JSON (a .md is written next to it)")
-    p.add_argument("--rows", type=int, nargs="+", default=[20_000, 200_000])
+    p.add_argument("--case", choices=["rows", "wide", "vocab"], default="rows")
+    p.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        help="rows per file (default: 20,000 and 200,000; wide: 2,000; vocab: 30,000)",
+    )
+    p.add_argument("--columns", type=int, default=300, help="--case wide: numeric columns")
+    p.add_argument("--categories", type=int, default=10_000, help="--case vocab: the large column's")
     p.add_argument("--batch-rows", type=int, default=20_000)
     p.add_argument("--fit-steps", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    args.rows = args.rows or {"rows": [20_000, 200_000], "wide": [2_000], "vocab": [30_000]}[args.case]
     seqdiff = str(Path(sys.executable).parent / "seqdiff")
     env_threads = {"OMP_NUM_THREADS": str(args.threads)}
+    if args.case != "rows":
+        results = fit_and_impute(args, seqdiff, {**os.environ, **env_threads})
+        lines = [
+            "| case | rows | shape | missing cells | max RSS MiB | seconds |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in results:
+            shape = f"{r['columns']} columns" if args.case == "wide" else f"{r['categories']:,} categories"
+            lines.append(
+                f"| {args.case} | {r['rows']:,} | {shape} | {r['missing_cells']:,} | {r['max_rss_mib']:.0f} | "
+                f"{r['seconds']:.1f} |"
+            )
+        write(Path(args.out), {"settings": vars(args), "results": results}, "\n".join(lines) + "\n")
+        return
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -115,17 +208,6 @@ def main(argv: list[str] | None = None) -> None:
         marginal = (last["rows"] - first["rows"]) / (last["seconds"] - first["seconds"])
     else:
         marginal = None
-    report = {
-        "marginal_rows_per_s": marginal,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "date": time.strftime("%Y-%m-%d"),
-        "settings": vars(args),
-        "results": results,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp_out:
-        tmp_out.write_text(json.dumps(report, indent=1))
     lines = [
         "| rows | file MiB | missing cells | max RSS MiB | seconds | rows/s |",
         "|---|---|---|---|---|---|",
@@ -135,8 +217,9 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r['rows']:,} | {r['file_mib']:.1f} | {r['missing_cells']:,} | {r['max_rss_mib']:.0f} | "
             f"{r['seconds']:.1f} | {r['rows_per_s']:.0f} |"
         )
-    with atomic_path(out.with_suffix(".md")) as tmp_md:
-        tmp_md.write_text("\n".join(lines) + f"\n\nMarginal rate (start-up excluded): {marginal} rows/s\n")
+    report = {"marginal_rows_per_s": marginal, "settings": vars(args), "results": results}
+    markdown = "\n".join(lines) + f"\n\nMarginal rate (start-up excluded): {marginal} rows/s\n"
+    write(Path(args.out), report, markdown)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 from seqdiff.cli.options import add_engine_flags, add_threads_flag, ray_options, say
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
+from seqdiff.tabular.files import add_read_flags, read_options
 from seqdiff.tabular.settings import add_fit_flags, fit_flags_given, given_fit_settings
 
 
@@ -63,6 +64,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
         in_place=args.in_place,
         engine=engine,
         say=say,
+        read_options=read_options(args),
     )
     say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
 
@@ -71,8 +73,8 @@ def _ray_engine(args: argparse.Namespace) -> Callable[..., Any]:
     """`impute_file_ray` with the Ray flags, its actors on --device."""
     from seqdiff.ray_engine import impute_file_ray
 
-    def engine(in_path: str, out_path: str, imputer: Any, **options: Any) -> Any:
-        imputer.set_params(device=args.device)
+    def engine(in_path: str, out_path: str, imputer: Any, read_options: Any, **options: Any) -> Any:
+        imputer.set_params(device=args.device)  # and no read_options: the Ray engine reads Parquet
         return impute_file_ray(in_path, out_path, imputer, **options, **ray_options(args))
 
     return engine
@@ -100,6 +102,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv)")
     p.add_argument("-o", "--output", help="output Parquet file")
+    add_read_flags(p)
     p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")
     p.add_argument("--save-model", metavar="PATH", help="save the model fitted on IN to this folder")
     p.add_argument(
@@ -118,7 +121,13 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--categorical", nargs="+", metavar="COL", help="columns to model as categorical")
+    p.add_argument(
+        "--categorical",
+        nargs="+",
+        metavar="COL",
+        help="columns to model as categorical (an identifier column, every value distinct, is otherwise "
+        "copied unchanged)",
+    )
     p.add_argument("--numeric", nargs="+", metavar="COL", help="columns to model as numeric")
     add_fit_flags(p)
     p.add_argument("--batch-rows", type=int, default=65_536, help="rows per streamed batch (default 65,536)")
@@ -160,7 +169,7 @@ def cmd_sample_table(args: argparse.Namespace) -> None:
     if args.fix_file:
         if Path(args.fix_file).resolve() == out.resolve():
             raise SeqdiffError(f"{out}: the output would overwrite --fix-file")
-        fixed = read_table(args.fix_file)
+        fixed = read_table(args.fix_file, options=read_options(args))
         rows = rows or fixed.num_rows
     elif args.fix:
         fixed = _parse_fix(args.fix)
@@ -198,6 +207,7 @@ def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> ar
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fix", action="append", default=[], metavar="COL=VALUE", help="fix a column's value")
     group.add_argument("--fix-file", metavar="PARTIAL", help="Parquet/CSV of partial rows to complete")
+    add_read_flags(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_threads_flag(p)

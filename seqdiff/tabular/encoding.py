@@ -109,7 +109,7 @@ class TableEncoder:
             >>> df = pd.DataFrame({"x": [float(i) for i in range(100)]})
             >>> TableEncoder.fit(df, n_bins=4, max_bin_width=0).token_names
             ['x=[0,25)', 'x=[25,50)', 'x=[50,75)', 'x=[75,99]']
-            >>> tail = pd.DataFrame({"x": [*range(60), *range(100, 4100, 100)]})  # a long right tail
+            >>> tail = pd.DataFrame({"x": [*range(60), *range(100, 4100, 100)]}, dtype=float)  # a long tail
             >>> TableEncoder.fit(tail, n_bins=4, max_bin_width=0).token_names
             ['x=[0,25)', 'x=[25,50)', 'x=[50,1600)', 'x=[1600,4000]']
             >>> TableEncoder.fit(tail, n_bins=4).token_names

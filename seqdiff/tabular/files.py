@@ -1,18 +1,34 @@
 """Read Parquet and CSV files: whole (`read_table`) or as a stream of record batches (`iter_record_batches`).
 
-Missing, unreadable or other files are one-line SeqdiffErrors naming the path; empty CSV fields are
-missing cells, as in pandas.
+Missing, unreadable or other files are one-line SeqdiffErrors naming the path. How a CSV file is read
+is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags`, `read_options`):
+
+- the delimiter is detected from the file's first 64 KiB (`detect_delimiter`): the one of comma,
+  semicolon, tab and pipe that splits every sampled line into the same number (two or more) of fields;
+  when several do, a one-line error names them (give ``--delimiter``); when none does, the file's
+  extension decides (comma for .csv, tab for .tsv);
+- empty fields, and fields that are one of ``na_values`` (default `NA_VALUES`; with or without a
+  leading space, as in ``a, ?, b``), are missing cells.
 
 Example:
     >>> read_table("no/such.parquet")
     Traceback (most recent call last):
     ...
     seqdiff.errors.SeqdiffError: no/such.parquet: no such file
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = path.write_text("age;job\\n39;?\\n40;NA\\n41;clerk\\n")
+    >>> read_table(path).to_pydict()
+    {'age': [39, 40, 41], 'job': [None, None, 'clerk']}
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
+import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +37,66 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
+
+# Cells a CSV file spells missing besides empty ones: the issue's list (UCI adult writes "?") and the
+# spellings pandas and Arrow read as missing by default.
+NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan")
+DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+SNIFF_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a CSV file is read (Parquet files have types and nulls of their own and ignore these).
+
+    `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
+    detect it (`detect_delimiter`).
+
+    Example:
+        >>> ReadOptions(na_values=("?",)).null_values()
+        ['', '?', ' ?']
+    """
+
+    na_values: tuple[str, ...] = NA_VALUES
+    delimiter: str | None = None
+
+    def null_values(self) -> list[str]:
+        """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
+        tokens = [t for t in dict.fromkeys(self.na_values) if t]
+        return ["", *tokens, *(f" {t}" for t in tokens)]
+
+
+def add_read_flags(parser: argparse.ArgumentParser) -> None:
+    """``--na-values`` and ``--delimiter``: the `ReadOptions` of a CSV input."""
+    parser.add_argument(
+        "--na-values",
+        nargs="*",
+        metavar="TOKEN",
+        help="CSV input: the fields read as missing besides empty ones; replaces the default list "
+        f"({' '.join(NA_VALUES)}); give none for empty fields only",
+    )
+    parser.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV input: the field delimiter, one character or 'tab' (default: detected among "
+        "comma, semicolon, tab and pipe)",
+    )
+
+
+def read_options(args: argparse.Namespace) -> ReadOptions:
+    """The `ReadOptions` of `add_read_flags`' flags (a one-line SeqdiffError for a bad delimiter).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_read_flags(parser)
+        >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
+        ReadOptions(na_values=('?',), delimiter='\\t')
+    """
+    delimiter = "\t" if args.delimiter == "tab" else args.delimiter
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
+        raise SeqdiffError(f"--delimiter must be one character (or 'tab'), not {args.delimiter!r}")
+    na_values = NA_VALUES if args.na_values is None else tuple(args.na_values)
+    return ReadOptions(na_values=na_values, delimiter=delimiter)
 
 
 def _file_format(path: Path) -> str:
@@ -38,11 +114,66 @@ def _file_format(path: Path) -> str:
     raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv or .tsv)")
 
 
-def _csv_options(fmt: str, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
+def _sample_lines(path: Path) -> tuple[str, bool]:
+    """The first `SNIFF_BYTES` of the (decompressed) file as text, and whether that is the whole file."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        data = stream.read(SNIFF_BYTES + 1)
+    return data[:SNIFF_BYTES].decode("utf-8", errors="replace"), len(data) <= SNIFF_BYTES
+
+
+def _field_counts(text: str, whole: bool, delimiter: str) -> set[int]:
+    """The numbers of fields of the sampled records (blank lines skipped; a cut last one dropped)."""
+    records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
+    if not whole and len(records) > 1:
+        records = records[:-1]
+    return {len(r) for r in records}
+
+
+def detect_delimiter(path: str | Path, fmt: str = "csv") -> str:
+    """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits every line of
+    its first 64 KiB into the same number, two or more, of fields. When several do, a one-line
+    SeqdiffError names them; when none does (one column, or ragged rows), the extension's: tab for
+    `fmt` "tsv", else comma.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("a|b\\n1|x\\n")
+        >>> detect_delimiter(path)
+        '|'
+        >>> _ = path.write_text("a,b;c\\n1,2;3\\n")
+        >>> detect_delimiter(path)
+        Traceback (most recent call last):
+        ...
+        seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
+    """
+    text, whole = _sample_lines(Path(path))
+    fits = {}
+    for delimiter in DELIMITERS:
+        counts = _field_counts(text, whole, delimiter)
+        if len(counts) == 1 and min(counts) >= 2:
+            fits[delimiter] = min(counts)
+    if len(fits) == 1:
+        return next(iter(fits))
+    if len(fits) > 1:
+        named = [f"{DELIMITERS[d]} ({n} fields per line)" for d, n in fits.items()]
+        raise SeqdiffError(
+            f"{path}: cannot tell the delimiter: {', '.join(named[:-1])} and {named[-1]} both fit; "
+            "give --delimiter"
+        )
+    return "\t" if fmt == "tsv" else ","
+
+
+def _csv_options(
+    path: Path, fmt: str, column_types: dict[str, pa.DataType] | None, options: ReadOptions | None
+) -> dict[str, Any]:
+    options = options or ReadOptions()
+    delimiter = options.delimiter or detect_delimiter(path, fmt)
     return {
-        "parse_options": pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ","),
-        # Empty strings are missing cells, as in pandas.
-        "convert_options": pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True),
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=column_types, null_values=options.null_values(), strings_can_be_null=True
+        ),
     }
 
 
@@ -51,8 +182,13 @@ def _error(path: Path, fmt: str, exc: Exception) -> SeqdiffError:
     return SeqdiffError(f"{path}: {what} ({str(exc).splitlines()[0]})")
 
 
-def read_table(path: str | Path, column_types: dict[str, pa.DataType] | None = None) -> pa.Table:
-    """Read a whole Parquet (.parquet, .pq) or CSV (.csv, .tsv, optionally compressed) file.
+def read_table(
+    path: str | Path,
+    column_types: dict[str, pa.DataType] | None = None,
+    options: ReadOptions | None = None,
+) -> pa.Table:
+    """Read a whole Parquet (.parquet, .pq) or CSV (.csv, .tsv, optionally compressed) file; a CSV file
+    as `options` say (default `ReadOptions()`).
 
     Missing, unreadable or other files are one-line SeqdiffErrors naming the path.
 
@@ -68,15 +204,18 @@ def read_table(path: str | Path, column_types: dict[str, pa.DataType] | None = N
     try:
         if fmt == "parquet":
             return pq.read_table(path)
-        return pacsv.read_csv(path, **_csv_options(fmt, column_types))
+        return pacsv.read_csv(path, **_csv_options(path, fmt, column_types, options))
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc) from exc
 
 
 def iter_record_batches(
-    path: str | Path, batch_size: int = 65_536, column_types: dict[str, pa.DataType] | None = None
+    path: str | Path,
+    batch_size: int = 65_536,
+    column_types: dict[str, pa.DataType] | None = None,
+    options: ReadOptions | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream a Parquet or CSV file as record batches of at most `batch_size` rows.
+    """Stream a Parquet or CSV file (read as `options` say) as record batches of at most `batch_size` rows.
 
     The file is opened (and checked) at the call, not at the first batch. CSV column types are
     inferred from the first block; pass `column_types` when later rows could change them.
@@ -96,7 +235,7 @@ def iter_record_batches(
         if fmt == "parquet":
             batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
         else:
-            batches = pacsv.open_csv(path, **_csv_options(fmt, column_types))
+            batches = pacsv.open_csv(path, **_csv_options(path, fmt, column_types, options))
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc) from exc
 

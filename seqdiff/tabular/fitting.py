@@ -25,7 +25,7 @@ from seqdiff.core.bundle import ModelSpec
 from seqdiff.core.device import resolve_device
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.tabular.encoding import TableEncoder
-from seqdiff.tabular.model import TableRows, init_ordered_bins, table_spec
+from seqdiff.tabular.model import TableRows, init_ordered_bins, rows_per_pass, table_spec
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import FitSettings
 from seqdiff.training.callbacks import EarlyStopping, StepProgress, TimeBudget
@@ -39,7 +39,7 @@ WARMUP_STEPS = 100
 VALIDATION_EVERY = 100  # training steps between two early-stopping checks
 EXTENSION_RESTART = 0.5  # each round past max_steps restarts the learning rate at this x its peak
 MAX_VALIDATION_CELLS = 20_000  # held-out cells at most: a check costs a few training steps, not more
-SCORE_BLOCK = 1024  # rows per network call when scoring the held-out cells
+SCORE_BLOCK = 1024  # rows per network call when scoring the held-out cells (fewer for wide tables)
 
 
 @dataclass
@@ -102,10 +102,11 @@ class HeldOutCells:
     def __call__(self, model: MaskedDiffusion) -> float:
         device = next(model.parameters()).device
         total, count = 0.0, 0
-        for start in range(0, len(self.context), SCORE_BLOCK):
-            z = torch.as_tensor(self.context[start : start + SCORE_BLOCK], device=device)
-            w = torch.as_tensor(self.within[start : start + SCORE_BLOCK], device=device)
-            x = torch.as_tensor(self.held[start : start + SCORE_BLOCK], device=device)
+        block = rows_per_pass(model, self.context.shape[1], SCORE_BLOCK)
+        for start in range(0, len(self.context), block):
+            z = torch.as_tensor(self.context[start : start + block], device=device)
+            w = torch.as_tensor(self.within[start : start + block], device=device)
+            x = torch.as_tensor(self.held[start : start + block], device=device)
             scored = x != self.mask_id
             logp = model.log_prob_of(model.slot_log_probs(z, within=w, needed=scored), x)
             total += float(-logp[scored].sum())

@@ -11,8 +11,9 @@ Stated behaviours:
 
 - only cells that are null (or NaN) in the input are written; every other cell is copied unchanged, so
   the output equals the input wherever the input had a value; dtypes, index and column order are kept;
-- passthrough columns, columns that were all-missing at fit time (skipped, logged) and columns the model
-  was not trained on are returned untouched;
+- passthrough columns (identifiers among them: strings or integers, every value distinct; see
+  `seqdiff.tabular.schema.infer_schema`), columns that were all-missing at fit time (skipped, logged)
+  and columns the model was not trained on are returned untouched;
 - a category not seen at fit time is treated as missing for the model's context (with a warning) but
   the cell itself is kept as it is in the output;
 - a table whose modelled columns are missing or of an incompatible type is a one-line SeqdiffError

@@ -30,6 +30,8 @@ from seqdiff.tabular.encoding import TableEncoder
 from seqdiff.tabular.settings import TIE_RATES
 from seqdiff.training.config import ModelConfig
 
+PASS_CELLS = 4_000_000  # numbers per [rows, columns, width] tensor of one no-grad network pass (16 MB)
+
 
 def rate_groups(encoder: TableEncoder, tie_rates: str) -> list[int] | None:
     """GenMD4 rate groups per token id (mask id last): None for one rate per column value (the identity),
@@ -87,6 +89,24 @@ def table_spec(encoder: TableEncoder, model_cfg: ModelConfig, value_frequencies:
         weighting=model_cfg.weighting,
         ordered=[kind == "numeric" for kind in encoder.kinds],
     )
+
+
+def rows_per_pass(model: MaskedDiffusion, n_columns: int, most: int) -> int:
+    """Rows per no-grad network pass over rows of `n_columns` columns (at most `most`): its largest
+    tensors are [rows, columns, width], width the larger of the widest column's vocabulary (its slot
+    log-probabilities) and the MLP's hidden width, and hold at most PASS_CELLS numbers. A fixed
+    number per model: wide tables and large vocabularies get fewer rows per pass, not more memory.
+
+    Example:
+        >>> import pandas as pd
+        >>> from seqdiff.core.bundle import build_model
+        >>> enc = TableEncoder.fit(pd.DataFrame({"c": [f"v{i}" for i in range(10_000)] * 2}))
+        >>> model = build_model(table_spec(enc, ModelConfig(dim=16, n_layers=1, n_heads=2)))
+        >>> rows_per_pass(model, 1, 1024), rows_per_pass(model, 1000, 1024)
+        (399, 1)
+    """
+    width = max(model.slot_ids.shape[-1], model.denoiser.cfg.hidden_dim)
+    return int(min(most, max(1, PASS_CELLS // (n_columns * width))))
 
 
 class _Rows(Dataset):

@@ -32,9 +32,10 @@ from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
 from seqdiff.tabular.codecs import from_values, numeric_values
 from seqdiff.tabular.encoding import TableEncoder
+from seqdiff.tabular.model import rows_per_pass
 
 POINT_ESTIMATES = ("predictive", "draws")
-PREDICT_BLOCK = 1024  # rows per network call of the predictive estimate (a fixed shape, see predict)
+PREDICT_BLOCK = 1024  # rows per network call of the predictive estimate at most (see rows_per_pass)
 DECODE_BLOCK = 1024  # global rows per in-bin-draw generator: values do not depend on the batching
 SAMPLER_CELLS = 8_000_000  # rows x columns x vocab per sampler call: it holds float64 tensors of that size
 SAMPLING_GRID = "cosine"
@@ -96,10 +97,12 @@ def predict(
     """
     tokens, within, missing, rows = encode_missing(encoder, table, source, "mask")
     device = next(model.parameters()).device
-    block = min(PREDICT_BLOCK, max(1, SAMPLER_CELLS // (len(encoder.columns) * model.vocab_size)))
-    probs = [np.empty((len(rows), n), np.float32) for n in encoder.vocab_sizes]
+    block = rows_per_pass(model, len(encoder.columns), PREDICT_BLOCK)
     slots = (first_row + rows) % block
     bounds = np.flatnonzero(np.diff((first_row + rows) // block)) + 1
+    # Each block is decoded at once (decoding is row by row): memory holds one block's probabilities,
+    # [block, columns, widest vocabulary], never [rows, vocabulary].
+    modes, tables = [np.empty((0, len(encoder.columns)), np.int64)], []
     for part in np.split(np.arange(len(rows)), bounds):
         if len(part) == 0:
             continue
@@ -110,11 +113,16 @@ def predict(
         logp = model.slot_log_probs(
             torch.as_tensor(z, device=device), within=torch.as_tensor(w, device=device)
         )
-        p = logp.exp()[slots[part]].cpu().numpy()
-        for j, size in enumerate(encoder.vocab_sizes):
-            probs[j][part] = p[:, j, :size]  # column j's slot k is its token offsets[j] + k
-    mode = np.stack([p.argmax(axis=1) + o for p, o in zip(probs, encoder.offsets, strict=True)], axis=1)
-    return Draws(missing, rows, mode[None], [encoder.decode_point(probs, numeric_point)])
+        # The whole block is decoded, used slots or not: every block's arrays have the same shapes, so
+        # the allocator reuses their memory instead of fragmenting the heap.
+        p = logp.exp().cpu().numpy()
+        probs = [p[:, j, :size] for j, size in enumerate(encoder.vocab_sizes)]  # slot k: offsets[j] + k
+        mode = np.stack([q.argmax(axis=1) for q in probs], axis=1) + encoder.offsets
+        modes.append(mode[slots[part]])
+        tables.append(encoder.decode_point(probs, numeric_point).take(slots[part]))
+    if not tables:
+        tables.append(encoder.decode_point([np.empty((0, n), np.float32) for n in encoder.vocab_sizes]))
+    return Draws(missing, rows, np.concatenate(modes)[None], [pa.concat_tables(tables)])
 
 
 def sample_draws(

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,9 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.files import NA_VALUES
 
 ColumnKind = Literal["numeric", "categorical", "passthrough"]
 KINDS: tuple[str, ...] = ("numeric", "categorical", "passthrough")
+
+MIN_IDENTIFIER_VALUES = 50  # an identifier column has at least this many values, all distinct
+MAX_STRAY_TOKENS = 3  # a column of numbers but for at most this many distinct words is reported
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 TableLike = pd.DataFrame | pa.Table | pa.RecordBatch
 
@@ -82,11 +88,13 @@ def to_arrow(data: TableLike, source: str = "table") -> pa.Table:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One column: its name, how it is modelled, and its Arrow type as text (e.g. ``"large_string"``)."""
+    """One column: its name, how it is modelled, its Arrow type as text (e.g. ``"large_string"``), and
+    whether it is an identifier (a passthrough column of distinct strings or integers)."""
 
     name: str
     kind: ColumnKind
     arrow_type: str
+    identifier: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,11 @@ class Schema:
         return self._of_kind("passthrough")
 
     @property
+    def identifiers(self) -> list[str]:
+        """Passthrough columns of strings or integers, every value distinct (`infer_schema`)."""
+        return [c.name for c in self.columns if c.identifier]
+
+    @property
     def modelled(self) -> list[str]:
         """Numeric and categorical columns, in table order."""
         return [c.name for c in self.columns if c.kind != "passthrough"]
@@ -134,12 +147,19 @@ class Schema:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "columns": [{"name": c.name, "kind": c.kind, "arrow_type": c.arrow_type} for c in self.columns]
+            "columns": [
+                {"name": c.name, "kind": c.kind, "arrow_type": c.arrow_type}
+                | ({"identifier": True} if c.identifier else {})
+                for c in self.columns
+            ]
         }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Schema:
-        columns = [ColumnSpec(c["name"], c["kind"], c["arrow_type"]) for c in state["columns"]]
+        columns = [
+            ColumnSpec(c["name"], c["kind"], c["arrow_type"], c.get("identifier", False))
+            for c in state["columns"]
+        ]
         for column in columns:
             if column.kind not in KINDS:
                 raise SeqdiffError(f"schema: column {column.name!r}: unknown kind {column.kind!r}")
@@ -190,6 +210,9 @@ def infer_schema(
       both lists, or a type that cannot take the kind, e.g. a string column as numeric, is an error);
     - string / large_string / bool / dictionary -> categorical;
     - floating point -> numeric;
+    - identifiers -> passthrough (`Schema.identifiers`): string or integer columns with at least
+      MIN_IDENTIFIER_VALUES values, every one distinct (an ID, a name): there is nothing to learn
+      from them, and a missing one has no value to impute; an override models one;
     - integers -> categorical if they have at most `max_int_categories` distinct observed values,
       else numeric;
     - timestamp / date / time / duration -> numeric (encoded as their integer storage: e.g. nanoseconds
@@ -197,7 +220,8 @@ def infer_schema(
     - everything else (list / struct / map, binary, null-typed, decimal, ...) -> passthrough: never
       modelled, copied unchanged.
 
-    Duplicate column names and a table with zero rows are SeqdiffErrors naming `source`.
+    Duplicate column names, a table with zero rows, and a string column of numbers but for a few
+    distinct words (`check_stray_tokens`) are SeqdiffErrors naming `source`.
 
     Example:
         >>> df = pd.DataFrame({"n": [1, 2, 3], "x": [0.5, 1.5, 2.5], "s": ["a", "b", "a"]})
@@ -225,12 +249,57 @@ def infer_schema(
                 raise SeqdiffError(
                     f"{source}: column {field.name!r} has type {field.type} and cannot be {kind}"
                 )
+        elif _is_identifier(table.column(field.name)):
+            specs.append(ColumnSpec(field.name, "passthrough", str(field.type), identifier=True))
+            continue
         elif pa.types.is_integer(field.type):
             distinct = pc.count_distinct(table.column(field.name)).as_py()
             kind = "categorical" if distinct <= max_int_categories else "numeric"
         elif pa.types.is_null(field.type):
             kind = "passthrough"
         else:
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                check_stray_tokens(field.name, table.column(field.name), max_int_categories, source)
             kind = possible[0]
         specs.append(ColumnSpec(field.name, kind, str(field.type)))
     return Schema(specs)
+
+
+def _is_identifier(column: pa.ChunkedArray) -> bool:
+    """A string or integer column with at least MIN_IDENTIFIER_VALUES values, every one distinct."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        if not pa.types.is_integer(column.type):
+            return False
+    values = len(column) - column.null_count
+    return values >= MIN_IDENTIFIER_VALUES and pc.count_distinct(column).as_py() == values
+
+
+def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: int, source: str) -> None:
+    """A one-line SeqdiffError for a string column whose values are numbers (more than
+    `max_int_categories` distinct ones: a numeric column) but for at most MAX_STRAY_TOKENS distinct words,
+    such as a placeholder for missing values; it names the column, the words and the fixes.
+
+    Example:
+        >>> column = pa.chunked_array([[str(x) for x in range(30)] + ["unknown", "unknown", "n.a."]])
+        >>> check_stray_tokens("age", column, 20, "t.csv")
+        Traceback (most recent call last):
+        ...
+        seqdiff.errors.SeqdiffError: t.csv: column 'age' holds numbers but for 3 cells of 'unknown', 'n.a.': read them as missing (CSV: --na-values '?' - NA N/A n/a null NULL NaN nan n.a. unknown) or model the column as categorical (--categorical age)
+    """
+    values = pc.value_counts(column.drop_null())
+    if len(values) == 0:
+        return
+    words, counts = values.field("values"), values.field("counts")
+    numbers = pc.match_substring_regex(words, _NUMBER)
+    stray = pc.invert(numbers)
+    n_words = pc.sum(stray).as_py() or 0
+    if n_words == 0 or n_words > MAX_STRAY_TOKENS or pc.sum(numbers).as_py() <= max_int_categories:
+        return
+    tokens = pc.filter(words, stray).to_pylist()
+    cells = pc.sum(pc.filter(counts, stray)).as_py()
+    quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*NA_VALUES, *sorted(tokens)]))
+    raise SeqdiffError(
+        f"{source}: column {name!r} holds numbers but for {cells:,} cells of "
+        f"{', '.join(map(repr, tokens))}: read them as missing (CSV: --na-values {quoted}) "
+        f"or model the column as categorical (--categorical {shlex.quote(name)})"
+    )

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import iter_record_batches, read_table
+from seqdiff.tabular.files import ReadOptions, iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -73,11 +73,13 @@ def write_imputed(
     out_path: str | Path,
     total: int | None = None,
     progress: bool | None = False,
+    read_options: ReadOptions | None = None,
 ) -> StreamReport:
     """Write imputed batches (from `impute_batch`, in row order) as one Parquet file, atomically.
 
-    A row group per batch; no batches (an empty input) writes the input as it is. `total` sizes the
-    tqdm bar shown when `progress` (None: only when stderr is a terminal).
+    A row group per batch; no batches (an empty input) writes the input as it is (a CSV input read with
+    `read_options`). `total` sizes the tqdm bar shown when `progress` (None: only when stderr is a
+    terminal).
     """
     rows = cells = 0
     disable = None if progress is None else not progress
@@ -92,7 +94,7 @@ def write_imputed(
                 cells += filled
                 bar.update(out.num_rows)
             if writer is None:  # no rows: the output is the (empty) input
-                pq.write_table(read_table(in_path), tmp)
+                pq.write_table(read_table(in_path, options=read_options), tmp)
         finally:
             if writer is not None:
                 writer.close()
@@ -107,8 +109,10 @@ def impute_file(
     n_samples: int = 1,
     progress: bool | None = False,
     in_place: bool = False,
+    read_options: ReadOptions | None = None,
 ) -> StreamReport:
-    """Impute `in_path` (Parquet or CSV) batch by batch into the Parquet file `out_path`.
+    """Impute `in_path` (Parquet, or CSV read with `read_options`) batch by batch into the Parquet file
+    `out_path`.
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
     filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell); it
@@ -120,7 +124,7 @@ def impute_file(
     if n_samples < 1:
         raise SeqdiffError(f"n_samples must be at least 1, got {n_samples}")
     source = str(in_path)
-    batches = iter_record_batches(in_path, batch_rows)
+    batches = iter_record_batches(in_path, batch_rows, options=read_options)
     total = None
     if Path(in_path).suffix.lower() in PARQUET_SUFFIXES:
         total = pq.ParquetFile(in_path).metadata.num_rows
@@ -131,13 +135,18 @@ def impute_file(
             yield impute_batch(imputer, pa.Table.from_batches([batch]), first_row, n_samples, source)
             first_row += batch.num_rows
 
-    return write_imputed(imputed(), in_path, out_path, total, progress)
+    return write_imputed(imputed(), in_path, out_path, total, progress, read_options)
 
 
 def read_sample(
-    path: str | Path, max_rows: int, seed: int = 0, batch_rows: int = 65_536
+    path: str | Path,
+    max_rows: int,
+    seed: int = 0,
+    batch_rows: int = 65_536,
+    read_options: ReadOptions | None = None,
 ) -> tuple[pa.Table, int]:
-    """A uniform random sample of at most `max_rows` rows of a Parquet or CSV file, in file order, and
+    """A uniform random sample of at most `max_rows` rows of a Parquet or CSV file (read with
+    `read_options`), in file order, and
     the file's row count. Read in batches: memory holds `max_rows + batch_rows` rows at most.
 
     Example:
@@ -153,7 +162,7 @@ def read_sample(
     keys = np.empty(0)
     row_numbers = np.empty(0, np.int64)
     total = 0
-    for batch in iter_record_batches(path, batch_rows):
+    for batch in iter_record_batches(path, batch_rows, options=read_options):
         table = pa.Table.from_batches([batch])
         kept = table if kept is None else pa.concat_tables([kept, table])
         keys = np.concatenate([keys, rng.random(table.num_rows)])
@@ -164,6 +173,6 @@ def read_sample(
             best = np.argpartition(keys, max_rows)[:max_rows]
             kept, keys, row_numbers = kept.take(best), keys[best], row_numbers[best]
     if kept is None:
-        return read_table(path), 0
+        return read_table(path, options=read_options), 0
     order = np.argsort(row_numbers, kind="stable")
     return kept.take(order).combine_chunks(), total

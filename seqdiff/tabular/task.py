@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.files import ReadOptions
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.stream import StreamReport, check_output, impute_file, read_sample
 
@@ -36,6 +37,7 @@ class FileEngine(Protocol):
         n_samples: int,
         progress: bool | None,
         in_place: bool,
+        read_options: ReadOptions | None,
     ) -> StreamReport: ...
 
 
@@ -55,18 +57,27 @@ def fit_on_file(
     progress: bool | None = None,
     on_step: Callable[[int, int], None] | None = None,
     say: Callable[[str], None] = _quiet,
+    read_options: ReadOptions | None = None,
 ) -> MaskedDiffusionImputer:
     """An imputer with the `fit` settings (`seqdiff.tabular.settings.FitSettings`), fitted on the file at
-    `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`);
-    `progress`: its tqdm bars (None: when stderr is a terminal); `say` gets one line on the sample and
-    one on early stopping."""
+    `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`,
+    a CSV file with `read_options`); `progress`: its tqdm bars (None: when stderr is a terminal); `say`
+    gets one line on the sample, one on identifier columns and one on early stopping."""
     imputer = MaskedDiffusionImputer(
         categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
     )
-    table, total = read_sample(path, imputer.max_fit_rows, seed=seed, batch_rows=batch_rows)
+    table, total = read_sample(
+        path, imputer.max_fit_rows, seed=seed, batch_rows=batch_rows, read_options=read_options
+    )
     if table.num_rows < total:
         say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
     imputer.fit(table, source=str(path), on_step=on_step)
+    if imputer.schema_.identifiers:
+        names = ", ".join(map(repr, imputer.schema_.identifiers))
+        say(
+            f"column(s) {names}: a distinct value in every row, identifiers: copied unchanged, not imputed "
+            "(to model one: --categorical COL, or --numeric COL)"
+        )
     if "best_step" in imputer.training_:
         record = imputer.training_
         extra = record["steps"] - record["schedule_steps"]
@@ -97,6 +108,7 @@ def impute_table(
     progress: bool | None = None,
     engine: FileEngine = impute_file,
     say: Callable[[str], None] = _quiet,
+    read_options: ReadOptions | None = None,
 ) -> tuple[StreamReport, MaskedDiffusionImputer]:
     """Fill the missing cells of the Parquet / CSV file `in_path` into the Parquet file `out_path`.
 
@@ -106,7 +118,8 @@ def impute_table(
     vote (categorical) of K draws per cell; without, the predictive point estimate; `numeric_point`
     (median or mean) overrides the model's. `engine` imputes the file (`impute_file`: here, batch by
     batch). `progress`: the tqdm bars of fitting and imputing (None: when stderr is a terminal). `say`
-    gets the lines a user should see. Returns (the engine's report, the imputer).
+    gets the lines a user should see. A CSV input is read with `read_options` (default `ReadOptions()`:
+    the delimiter detected, the usual placeholders missing). Returns (the engine's report, the imputer).
     """
     check_output(in_path, out_path, in_place)
     if (samples is not None and samples < 1) or batch_rows < 1:
@@ -125,6 +138,7 @@ def impute_table(
             batch_rows=batch_rows,
             progress=progress,
             say=say,
+            read_options=read_options,
         )
         if save_model:
             imputer.save(save_model)
@@ -140,5 +154,6 @@ def impute_table(
         n_samples=samples or 1,
         progress=progress,
         in_place=in_place,
+        read_options=read_options,
     )
     return report, imputer

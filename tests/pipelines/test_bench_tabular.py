@@ -104,3 +104,17 @@ def test_every_method_gets_the_same_cores(
     assert "threads=2" in out.with_suffix(".md").read_text()
     # Equal up to rounding: with n_jobs=2 sklearn's forest sums its trees' predictions in thread order.
     assert second["imputation"][0]["mae"] == pytest.approx(first["imputation"][0]["mae"], rel=1e-12)
+
+
+def test_resume_renames_the_old_missforest_cells(tmp_path: Path, shared: Path) -> None:
+    # Files written before the reference settings hold the all-features variant as "missforest".
+    out = tmp_path / "old.json"
+    base = ["--out", str(out), "--datasets", "california", "--rows", "300", "--mechanisms", "mcar"]
+    main([*base, "--methods", "mean"])
+    old = json.loads(out.read_text())
+    old.pop("missforest")
+    old["imputation"].append({**old["imputation"][0], "method": "missforest"})
+    out.write_text(json.dumps(old))
+    main([*base, "--methods", "mean", "knn", "--resume"])
+    methods = [r["method"] for r in json.loads(out.read_text())["imputation"]]
+    assert methods == ["mean", "missforest-all-features", "knn"]

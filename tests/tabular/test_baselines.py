@@ -15,10 +15,19 @@ from seqdiff.tabular.schema import infer_schema
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder, not part of the installed package
 from pipelines.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
-from pipelines.tabular_baselines import BASELINES, mean_mode_impute, mice_impute  # noqa: E402
+from pipelines.tabular_baselines import (  # noqa: E402
+    BASELINES,
+    mean_mode_impute,
+    mice_impute,
+    missforest_forest,
+)
 
 DATA = ROOT.parent / "shared" / "data" / "tabular"
-FAST = {"missforest": {"n_estimators": 10, "max_iter": 3}}
+FAST = {
+    "missforest": {"n_estimators": 10, "max_iter": 3},
+    "missforest-all-features": {"n_estimators": 10, "max_iter": 3},
+    "miceforest": {"iterations": 2, "num_iterations": 5},
+}
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +177,35 @@ def test_knn_fill_equals_sklearn_knn_imputer():
     want = KNNImputer(n_neighbors=5, keep_empty_features=True).fit_transform(x)
     got = knn_fill(x, [[0], [1], [2], [3], [4, 5, 6]], n_neighbors=5, chunk=64)
     np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_missforest_reference_settings():
+    regression, classification = missforest_forest("numeric"), missforest_forest("categorical")
+    assert regression.get_params()["max_features"] == "sqrt"
+    assert regression.get_params()["min_samples_leaf"] == 5
+    assert regression.get_params()["n_estimators"] == 100
+    assert classification.get_params()["max_features"] == "sqrt"
+    assert classification.get_params()["min_samples_leaf"] == 1
+    all_features = missforest_forest("numeric", reference=False).get_params()
+    assert all_features["max_features"] == 1.0 and all_features["min_samples_leaf"] == 1
+
+
+@pytest.mark.parametrize("name", ["missforest", "missforest-all-features", "miceforest"])
+def test_new_forest_baselines_fill_every_hole_and_learn(name):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    df = pd.DataFrame(
+        {
+            "x": x,
+            "y": 3 * x + rng.normal(scale=0.1, size=400),
+            "g": np.where(x > 0, "pos", "neg"),
+            "one": ["only"] * 400,  # a single category: nothing to learn, still filled
+        }
+    )
+    mask = make_missing_mask(df, 0.2, "mcar", rng=1)
+    holed = df.mask(mask)
+    out = BASELINES[name](holed, **FAST[name])
+    assert not out.isna().any().any()
+    forest = metrics(df, out, mask)
+    mean = metrics(df, mean_mode_impute(holed), mask)
+    assert forest["mae"] < 0.5 * mean["mae"] and forest["accuracy"] > mean["accuracy"]

@@ -229,7 +229,7 @@ def test_low_cardinality_numeric_round_trips_exactly():
     for name in ["Administrative", "Informational", "SpecialDay"]:
         assert decoded.column(name).equals(table.column(name))
     ints = pd.DataFrame({"n": np.arange(100) % 7 * 1000, "big": np.arange(100) ** 3})
-    enc = TableEncoder.fit(ints, infer_schema(ints, numeric=["n"]))
+    enc = TableEncoder.fit(ints, infer_schema(ints, numeric=["n", "big"]))  # "big" alone: an identifier
     decoded = enc.decode_sample(enc.encode(ints), rng=0).to_pandas()
     assert decoded["n"].equals(ints["n"]) and decoded["big"].dtype == np.int64
 

@@ -149,8 +149,16 @@ def test_missing_file(tmp_path):
 
 def test_a3m_for_another_protein_is_refused(tmp_path):
     path = write(tmp_path / "other.a3m", A3M)
-    with pytest.raises(SeqdiffError, match="not the query sequence: this MSA is for another protein"):
-        read_homologs(path, query="MKTAYIAKQW")
+    with pytest.raises(SeqdiffError, match="not the input protein: this MSA is for another protein"):
+        read_homologs(path, query="GSHPWLNDEC")
+    with pytest.raises(SeqdiffError, match="another protein"):
+        read_homologs(path, query="MKTAWWAKQR")  # 80% identical: a relative, not this protein
+
+
+def test_an_a3m_built_for_a_construct_of_the_input_is_accepted(tmp_path):
+    path = write(tmp_path / "construct.a3m", A3M)
+    for query in ("GSMKTAYIAKQRLEH", "KTAYIAKQ", "MKTAYIAKQW"):  # tagged, trimmed, one mutation in ten
+        assert read_homologs(path, query=query).ids[0] == "query"
 
 
 def test_near_identical_homologs_share_weight_and_an_outlier_weighs_one():

@@ -238,7 +238,7 @@ def run_designs(
     )
     if family is not None:
         bar.progress(1.0, text="Scoring the designs against the family…")
-        designs = list(score_designs(designs, family, checkpoint))
+        designs = list(score_designs(designs, family))
     bar.empty()
     fasta = common.written_bytes(lambda p: write_fasta([d.to_record() for d in designs], p), "designs.fasta")
     table = common.written_bytes(lambda p: write_per_position(designs, p), "per_position.parquet")

@@ -40,6 +40,8 @@ def cmd_design(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise SeqdiffError("-n must be at least 1")
+    if args.rank_by == "family" and not (args.homologs or args.homologs_from):
+        raise SeqdiffError("--rank-by family needs --homologs or --homologs-from")
     outputs = [o for o in (args.output, args.per_position) if o and o != "-"]
     for out in outputs:
         ensure_not_input(out, [args.input])
@@ -70,7 +72,7 @@ def cmd_design(args: argparse.Namespace) -> None:
     if family is not None:
         from seqdiff.protein.family_design import score_designs
 
-        designs = score_designs(designs, family, args.checkpoint)
+        designs = score_designs(designs, family)
     if args.rank_by or args.per_position:
         designs = rank(list(designs), args)
     write_fasta((d.to_record() for d in designs), args.output, inputs=[args.input])
@@ -114,8 +116,6 @@ def rank(designs: list, args: argparse.Namespace) -> list:
     if args.rank_by == "family":
         from seqdiff.protein.family_design import rank_by_family
 
-        if not (args.homologs or args.homologs_from):
-            raise SeqdiffError("--rank-by family needs --homologs or --homologs-from")
         return rank_by_family(designs)
     if args.rank_by:
         from seqdiff.protein.esm import rank_designs

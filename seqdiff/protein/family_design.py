@@ -37,17 +37,18 @@ FAMILY_FIELDS = ("family_bits", "family_evalue", "scaffold_bits", "scaffold_eval
 
 @dataclass(frozen=True)
 class Family:
-    """What designing for a family needs: its homologs, where they came from, the adapted model, the
-    profile that scores designs."""
+    """What designing for a family needs: its homologs, where they came from, the model that was
+    adapted (``base``, as the user named it), the adapted model, the profile that scores designs."""
 
     homologs: Homologs
     source: str
+    base: str
     model: AdaptedModel
     profile: FamilyProfile
 
-    def header(self, checkpoint: str | None) -> dict[str, str]:
+    def header(self) -> dict[str, str]:
         """Header fields naming the base model, the homologs and the adapted model's cache key."""
-        return {"model": checkpoint or "default", "homologs": self.source, "adapted": self.model.key}
+        return {"model": self.base, "homologs": self.source, "adapted": self.model.key}
 
 
 def find_homologs(
@@ -91,16 +92,14 @@ def prepare_family(
     model = adapt(
         found.sequences, base=resolve_checkpoint(checkpoint), recipe=recipe, progress=progress, device=device
     )
-    return Family(found, source, model, FamilyProfile.from_homologs(found))
+    return Family(found, source, checkpoint or "default", model, FamilyProfile.from_homologs(found))
 
 
-def score_designs(
-    designs: Iterable[Design], family: Family, checkpoint: str | None = None, chunk: int = 64
-) -> Iterator[Design]:
+def score_designs(designs: Iterable[Design], family: Family, chunk: int = 64) -> Iterator[Design]:
     """``designs`` with their family scores (`FamilyProfile.score`) in their ``scores`` and the family's
     header fields in their ``params``, yielded as they arrive (scored ``chunk`` at a time: a score does not depend on the
     other designs). ``scaffold_*`` scores the designed positions alone."""
-    header = family.header(checkpoint)
+    header = family.header()
     designs = iter(designs)
     while batch := list(islice(designs, chunk)):
         table = family.profile.score([d.sequence for d in batch], [~d.job.fixed for d in batch])

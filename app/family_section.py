@@ -1,5 +1,6 @@
 """The design page's family section: where the homologs come from (an upload, or a local database to
-search), how long the adaptation trains, and the adaptation itself under a progress bar."""
+search), how long the adaptation trains, how strongly the profile steers, and the adaptation itself
+under a progress bar."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from seqdiff.protein.adapt import AdaptRecipe
 from seqdiff.protein.family import RECOGNISED_EVALUE, SEARCH_SPACE_SEQUENCES
 from seqdiff.protein.family_design import Family, prepare_family
 from seqdiff.protein.io import ProteinRecord
+from seqdiff.protein.profile_guide import DEFAULT_WEIGHT
 
 SOURCES = {"none": "None", "file": "Upload homologs", "database": "Search a local database"}
 HOMOLOG_TYPES = ["a3m", "fasta", "fa", "faa", "fas", "afa", "sto", "sth", "stk", "txt", "gz"]
@@ -21,12 +23,13 @@ HOMOLOG_TYPES = ["a3m", "fasta", "fa", "faa", "fas", "afa", "sto", "sth", "stk",
 
 @dataclass(frozen=True)
 class FamilyChoice:
-    """The homologs (an uploaded file as (name, bytes), or a database path) and the adaptation recipe;
-    ``ready`` once one of them is given."""
+    """The homologs (an uploaded file as (name, bytes), or a database path), the adaptation recipe and
+    the profile's weight; ``ready`` once the homologs are given."""
 
     upload: tuple[str, bytes] | None
     database: str | None
     recipe: AdaptRecipe
+    profile_weight: float = DEFAULT_WEIGHT
 
     @property
     def ready(self) -> bool:
@@ -72,7 +75,18 @@ def family_widgets() -> FamilyChoice | None:
         key="family_minutes",
         help="The adaptation stops here, keeping its best weights.",
     )
-    choice = FamilyChoice(upload, database, AdaptRecipe(steps=int(steps), minutes=float(minutes)))
+    weight = st.number_input(
+        "Profile weight",
+        0.0,
+        20.0,
+        DEFAULT_WEIGHT,
+        step=0.5,
+        key="family_profile_weight",
+        help="How strongly the family's profile HMM steers the designed positions: each residue's "
+        "probability is multiplied by its profile odds to this power. 0: the profile only scores.",
+    )
+    recipe = AdaptRecipe(steps=int(steps), minutes=float(minutes))
+    choice = FamilyChoice(upload, database, recipe, float(weight))
     if not choice.ready:
         st.info("Upload the homologs." if source == "file" else "Type the database's path.")
     return choice
@@ -90,6 +104,7 @@ def adapt_to_family(choice: FamilyChoice, queries: list[ProteinRecord], folder: 
         "checkpoint": None if common.is_default_model(folder) else folder,
         "recipe": choice.recipe,
         "progress": report,
+        "profile_weight": choice.profile_weight,
     }
     try:
         if choice.upload is None:

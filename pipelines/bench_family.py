@@ -198,11 +198,11 @@ def main(argv: list[str] | None = None) -> None:
             if (name, system) in done:
                 continue
             start = time.perf_counter()
-            stats, checkpoint = {}, args.checkpoint
+            stats, checkpoint, guide = {}, args.checkpoint, None
             if system == "family":
                 family, stats = adapted_family(msa, args)
-                checkpoint = str(family.model.path)
-            designs, _ = timed_design(jobs, checkpoint, args)
+                checkpoint, guide = str(family.model.path), family.guide
+            designs, _ = timed_design(jobs, checkpoint, args, prior=guide)
             row = {**evaluate(name, system, [d.sequence for d in designs], profile, args), **stats}
             row["seconds"] = time.perf_counter() - start
             rows.append(row)

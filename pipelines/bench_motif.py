@@ -181,7 +181,7 @@ def run_system(
     # Second run, as a user repeating the command: the adaptation comes from the cache.
     start = time.perf_counter()
     family, again = adapted_family(msa_of(problem), args)
-    designs, first_step = timed_design(jobs, str(family.model.path), args)
+    designs, first_step = timed_design(jobs, str(family.model.path), args, prior=family.guide)
     stats.update(second_run_seconds=first_step - start, second_run_reused=again["adapt_reused"])
     return [d.sequence for d in designs], stats
 

@@ -25,6 +25,7 @@ from seqdiff.protein.adapt import AdaptRecipe
 from seqdiff.protein.design import Design, DesignJob, design
 from seqdiff.protein.family import FamilyProfile
 from seqdiff.protein.family_design import Family, prepare_family
+from seqdiff.protein.profile_guide import DEFAULT_WEIGHT, ProfileGuide
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "protein"
@@ -53,6 +54,12 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
             help=f"{setting.metadata['help']} (default %(default)s)",
         )
     add_adaptation_flags(p)
+    p.add_argument(
+        "--profile-weight",
+        type=float,
+        default=DEFAULT_WEIGHT,
+        help=f"the family system's profile weight, as seqdiff design's (default {DEFAULT_WEIGHT:g})",
+    )
     p.add_argument("--checkpoint", help="base model folder (default: the shipped protein model)")
     p.add_argument("--device", default="cpu", help="cpu (the goals are CPU timings), cuda or auto")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the goals: a 2-core CPU)")
@@ -80,6 +87,7 @@ def adapted_family(msa: Path, args: argparse.Namespace) -> tuple[Family, dict]:
         checkpoint=args.checkpoint,
         recipe=AdaptRecipe(steps=args.adapt_steps, minutes=args.adapt_minutes),
         device=args.device,
+        profile_weight=args.profile_weight,
     )
     seconds = time.perf_counter() - start
     return family, {
@@ -90,9 +98,10 @@ def adapted_family(msa: Path, args: argparse.Namespace) -> tuple[Family, dict]:
 
 
 def timed_design(
-    jobs: list[DesignJob], checkpoint: str | None, args: argparse.Namespace
+    jobs: list[DesignJob], checkpoint: str | None, args: argparse.Namespace, prior: ProfileGuide | None = None
 ) -> tuple[list[Design], float]:
-    """The designs, and the `time.perf_counter` at which the sampler finished its first step."""
+    """The designs (steered by ``prior``, a family's guide), and the `time.perf_counter` at which the
+    sampler finished its first step."""
     first: list[float] = []
 
     def on_step(done: int, total: int) -> None:
@@ -107,6 +116,7 @@ def timed_design(
         batch_size=args.batch_size,
         device=args.device,
         progress=on_step,
+        prior=prior,
     )
     return designs, first[0]
 

@@ -26,7 +26,7 @@ import os
 import pickle
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -391,6 +391,7 @@ def design_ray(
     decoding: str = DEFAULT_SETTINGS.decoding,
     order_noise: float = DEFAULT_SETTINGS.order_noise,
     remask_eta: float = DEFAULT_SETTINGS.remask_eta,
+    prior: Callable[[DesignJob], Any] | None = None,
     *,
     address: str | None = None,
     actors: int = 2,
@@ -404,7 +405,8 @@ def design_ray(
     the local engine's at the same seed. The model (``checkpoint``, default the shipped one) is sent
     to the actors. Settings are checked here, before Ray starts; designs arrive as units finish. Each
     actor computes with ``threads`` threads (None: 1); a run that makes no progress for ``timeout``
-    seconds (0: no limit) raises a SeqdiffError.
+    seconds (0: no limit) raises a SeqdiffError. ``prior`` (e.g. a family's `ProfileGuide`) is sent
+    to the actors with the settings.
 
     For example, with ``jobs = plan_from_records(read_sequences("many.fasta"), fix="1-20", n=4)``,
     ``write_fasta([d.to_record() for d in design_ray(jobs, steps=50, actors=8)], "out.fasta")``
@@ -427,7 +429,7 @@ def design_ray(
             raise SeqdiffError(f"{checkpoint}: not a seqdiff model (no such folder)")
         model = _folder_bytes(folder)
     # The checkpoint names the model in each design's header.
-    settings = {"checkpoint": checkpoint, **asdict(settings), "seed": seed}
+    settings = {"checkpoint": checkpoint, **asdict(settings), "seed": seed, "prior": prior}
     units = [
         {"first_job": s, "jobs": pickle.dumps(jobs[s : s + batch_size])}
         for s in range(0, len(jobs), batch_size)

@@ -223,8 +223,8 @@ def family_queries(
 def run_designs(
     jobs: list[DesignJob], reference: str | None, folder: str, settings: dict, family: Family | None
 ) -> DesignRun:
-    """Sample the designs with a progress bar (from the family's adapted model and scored against the
-    family, when there is one), and prepare the downloads."""
+    """Sample the designs with a progress bar (from the family's adapted model, steered by its profile
+    and scored against it, when there is one), and prepare the downloads."""
     bar = st.progress(0.0, text="Sampling…")
     sampler = str(family.model.path) if family else folder
     model, _ = common.load_model("protein", sampler)
@@ -234,7 +234,12 @@ def run_designs(
 
     checkpoint = None if common.is_default_model(folder) else folder
     designs = design(
-        jobs, model=model, checkpoint=sampler if family else checkpoint, progress=report, **settings
+        jobs,
+        model=model,
+        checkpoint=sampler if family else checkpoint,
+        progress=report,
+        prior=family.guide if family else None,
+        **settings,
     )
     if family is not None:
         bar.progress(1.0, text="Scoring the designs against the family…")

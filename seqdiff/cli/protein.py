@@ -22,6 +22,7 @@ from seqdiff.cli.options import (
 )
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.adapt import AdaptRecipe
+from seqdiff.protein.profile_guide import DEFAULT_WEIGHT
 
 
 def sample_designs(jobs: list, options: dict, desc: str) -> list:
@@ -58,10 +59,11 @@ def cmd_design(args: argparse.Namespace) -> None:
         jobs = api.plan_from_records(read_sequences(args.input), args.fix, args.redesign, n=args.n)
     family = None
     if args.homologs or args.homologs_from:
-        family = adapt_for(_queries(args), args)
+        family = adapt_for(_queries(args), args, profile_weight=args.profile_weight)
     options = sampling_options(args)
     if family is not None:
         options["checkpoint"] = str(family.model.path)
+        options["prior"] = family.guide
     if args.engine == "ray":
         from seqdiff.ray_engine import design_ray
 
@@ -90,7 +92,7 @@ def _queries(args: argparse.Namespace) -> list:
     return read_sequences(args.input)
 
 
-def adapt_for(queries: list, args: argparse.Namespace):
+def adapt_for(queries: list, args: argparse.Namespace, profile_weight: float = DEFAULT_WEIGHT):
     """The family of ``queries`` from ``--homologs``/``--homologs-from``, the model adapted to it."""
     from seqdiff.protein.adapt import AdaptRecipe
     from seqdiff.protein.family_design import prepare_family
@@ -105,6 +107,7 @@ def adapt_for(queries: list, args: argparse.Namespace):
             recipe=AdaptRecipe(steps=args.adapt_steps, minutes=args.adapt_minutes),
             progress=update,
             device=args.device,
+            profile_weight=profile_weight,
         )
     reused = "reused from the cache" if family.model.reused else "adapted"
     say(f"{len(family.homologs):,} homologs from {family.source}; model {reused}: {family.model.path}")
@@ -234,6 +237,14 @@ def add_family_flags(p: argparse.ArgumentParser) -> None:
         "--homologs-from",
         metavar="DB.fasta",
         help="find the homologs in this local protein database (FASTA, gzip allowed) with jackhmmer",
+    )
+    p.add_argument(
+        "--profile-weight",
+        type=float,
+        default=DEFAULT_WEIGHT,
+        metavar="W",
+        help="with homologs: how strongly the family's profile HMM steers the designed positions, as "
+        f"p(residue) x (profile odds)^W; 0 turns it off (default {DEFAULT_WEIGHT:g})",
     )
     add_adaptation_flags(p)
 

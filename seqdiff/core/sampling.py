@@ -170,6 +170,7 @@ def sample(
     decoding: str = DEFAULT_SETTINGS.decoding,
     order_noise: float = DEFAULT_SETTINGS.order_noise,
     remask_eta: float = DEFAULT_SETTINGS.remask_eta,
+    log_prior: Tensor | None = None,
 ) -> SampleResult:
     """Fill every mask in ``z`` [B, N]; all other tokens (and padding) are kept unchanged.
 
@@ -180,6 +181,10 @@ def sample(
     the given tokens' values inside their bins, and a token decided at an ordered position gets a
     uniform ``within``: a quantile bin's values are uniform in rank, so it is the bin's own
     distribution of positions.
+
+    ``log_prior`` [B, N, V] (finite; 0 where there is no opinion) is added to the denoiser's
+    log-probabilities before the temperature: each prediction is multiplied by ``exp(log_prior)``
+    and renormalised, a product of experts with outside knowledge such as a family profile.
 
     Example:
         >>> from seqdiff.core.denoiser import Denoiser, DenoiserConfig
@@ -233,6 +238,8 @@ def sample(
             if probs is None or time_conditioned or not use_cache:
                 t_batch = torch.full((z.shape[0],), float(t), device=device)
                 log_probs = model.log_probs(z, valid, t_batch if time_conditioned else None, within)
+                if log_prior is not None:
+                    log_probs = log_probs + log_prior
                 probs = shape_probs(log_probs, temperature, top_p)
                 calls += 1
             chosen, newly, owed = _unmask(settings, probs, todo, rate, noise, i, owed)

@@ -252,6 +252,7 @@ def design(
     decoding: str = DEFAULT_SETTINGS.decoding,
     order_noise: float = DEFAULT_SETTINGS.order_noise,
     remask_eta: float = DEFAULT_SETTINGS.remask_eta,
+    prior: Callable[[DesignJob], np.ndarray] | None = None,
 ) -> list[Design]:
     """Fill the ``_`` of every job's template; fixed residues are never changed.
 
@@ -261,6 +262,8 @@ def design(
     ``first_job`` (as the Ray engine does) gets the designs of the whole list.
     ``progress(done, total)`` is called after every sampler step (total = batches x steps). The sampler
     settings (``seqdiff.core.decoding.SamplerSettings``) that shape the draws go into every header.
+    ``prior(job)`` [len(template), vocabulary], e.g. a family's `ProfileGuide`, is added to the model's
+    log-probabilities at every step (``log_prior`` of `seqdiff.core.sampling.sample`).
 
     Example:
         >>> jobs = plan_from_records([ProteinRecord("x", "", "MKT___LLV")], n=4)
@@ -288,6 +291,12 @@ def design(
         chunk = jobs[b * batch_size : (b + 1) * batch_size]
         z, valid = pad_batch([torch.tensor(alphabet.encode(j.template)) for j in chunk], alphabet.PAD_ID)
         z, valid = z.to(dev), valid.to(dev)
+        log_prior = None
+        if prior is not None:
+            log_prior = torch.zeros((*z.shape, alphabet.VOCAB_SIZE))
+            for row, job in enumerate(chunk):
+                log_prior[row, : len(job.template)] = torch.from_numpy(prior(job))
+            log_prior = log_prior.to(dev)
 
         def on_step(i: int, total: int, b: int = b) -> None:
             if progress is not None:
@@ -296,7 +305,7 @@ def design(
         result = sample(
             model, z, valid, **asdict(settings),
             noise=KeyedNoise(seed, first_job + torch.arange(b * batch_size, b * batch_size + len(chunk))),
-            on_step=on_step,
+            on_step=on_step, log_prior=log_prior,
         )  # fmt: skip
         for row, job in enumerate(chunk):
             n = len(job.template)

@@ -1,16 +1,18 @@
 """Family-adapted design: the one path from homologs to scored designs, shared by the CLI and the app.
 
 Given homologs of the input (a file, or found in a local sequence database), `prepare_family` adapts
-the model to them (`seqdiff.protein.adapt`, cached) and builds the family's profile HMM
-(`seqdiff.protein.family`); `score_designs` then adds each design's family scores to its header.
-The adapted model is a model folder like any other, so the local engine and the Ray engine design
-with it alike.
+the model to them (`seqdiff.protein.adapt`, cached), builds the family's profile HMM
+(`seqdiff.protein.family`) and the guide that lets the profile steer the designed positions
+(`seqdiff.protein.profile_guide`); `score_designs` then adds each design's family scores to its
+header. The adapted model is a model folder like any other and the guide a small picklable object,
+so the local engine and the Ray engine design with them alike.
 
 In Python, the same path as ``seqdiff design in.fasta --fix 1-20 --homologs family.a3m``::
 
     family = prepare_family(read_sequences("in.fasta"), homologs="family.a3m")
     jobs = plan_from_records(read_sequences("in.fasta"), fix="1-20", n=10)
-    designs = list(score_designs(design(jobs, checkpoint=str(family.model.path)), family))
+    designs = design(jobs, checkpoint=str(family.model.path), prior=family.guide)
+    designs = list(score_designs(designs, family))
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from seqdiff.protein.family import FamilyProfile
 from seqdiff.protein.homologs import Homologs, read_homologs
 from seqdiff.protein.io import ProteinRecord
 from seqdiff.protein.model import resolve_checkpoint
+from seqdiff.protein.profile_guide import DEFAULT_WEIGHT, ProfileGuide
 
 # The family scores each design carries (in its header and its per-position table).
 FAMILY_FIELDS = ("family_bits", "family_evalue", "scaffold_bits", "scaffold_evalue", "nearest_identity")
@@ -38,17 +41,25 @@ FAMILY_FIELDS = ("family_bits", "family_evalue", "scaffold_bits", "scaffold_eval
 @dataclass(frozen=True)
 class Family:
     """What designing for a family needs: its homologs, where they came from, the model that was
-    adapted (``base``, as the user named it), the adapted model, the profile that scores designs."""
+    adapted (``base``, as the user named it), the adapted model, the profile that scores designs and
+    the guide that steers them (``prior`` of `seqdiff.protein.design.design`)."""
 
     homologs: Homologs
     source: str
     base: str
     model: AdaptedModel
     profile: FamilyProfile
+    guide: ProfileGuide
 
     def header(self) -> dict[str, str]:
-        """Header fields naming the base model, the homologs and the adapted model's cache key."""
-        return {"model": self.base, "homologs": self.source, "adapted": self.model.key}
+        """Header fields naming the base model, the homologs, the adapted model's cache key and the
+        profile's weight."""
+        return {
+            "model": self.base,
+            "homologs": self.source,
+            "adapted": self.model.key,
+            "profile_weight": f"{self.guide.weight:g}",
+        }
 
 
 def find_homologs(
@@ -84,15 +95,23 @@ def prepare_family(
     recipe: AdaptRecipe | None = None,
     progress: Callable[[int, int], None] | None = None,
     device: str = "auto",
+    profile_weight: float = DEFAULT_WEIGHT,
 ) -> Family:
     """The family of ``queries``: homologs (`find_homologs`), the model ``checkpoint`` (default: the
-    shipped one) adapted to them, and their profile HMM (see the module's example).
+    shipped one) adapted to them, their profile HMM, and its guide with ``profile_weight`` (0: the
+    profile only scores). The guide places designs on the first query (without queries: on the first
+    homolog, an A3M's query). See the module's example.
     """
+    if not 0 <= profile_weight < float("inf"):
+        raise SeqdiffError(f"--profile-weight must be a number >= 0, got {profile_weight}")
     found, source = find_homologs(queries, homologs, database)
     model = adapt(
         found.sequences, base=resolve_checkpoint(checkpoint), recipe=recipe, progress=progress, device=device
     )
-    return Family(found, source, checkpoint or "default", model, FamilyProfile.from_homologs(found))
+    profile = FamilyProfile.from_homologs(found)
+    reference = queries[0].sequence if queries else found.sequences[0]
+    guide = ProfileGuide.from_hmm(profile.hmm, reference, profile_weight)
+    return Family(found, source, checkpoint or "default", model, profile, guide)
 
 
 def score_designs(designs: Iterable[Design], family: Family, chunk: int = 64) -> Iterator[Design]:

@@ -185,6 +185,27 @@ def test_temperature_and_top_p_through_the_sampler(toys):
     torch.testing.assert_close(conf, expected.float().double(), atol=1e-6, rtol=0)
 
 
+def test_a_log_prior_multiplies_the_prediction(toys):
+    """One position, p = [0.5, 0.3, 0.2] and a prior q = [0.2, 0.2, 0.6]: the sampler draws p q / Z, and
+    at temperature 0.5 (p q)^2 / Z; a zero prior changes nothing, bit for bit."""
+    p = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    q = torch.tensor([0.2, 0.2, 0.6], dtype=torch.float64)
+    model = toys.make_model(toys.ExactDenoiser(p, 1, 3), LinearSchedule(), 3)
+    z = torch.full((SAMPLES, 1), 3)
+    prior = torch.cat([q.log(), torch.zeros(1, dtype=torch.float64)]).float().expand(SAMPLES, 1, 4)
+    tilted = sample(model, z, steps=10, generator=torch.Generator().manual_seed(7), log_prior=prior)
+    assert toys.chi2_pvalue(torch.bincount(tilted.tokens[:, 0], minlength=3), p * q) > LEVEL
+    hot = sample(
+        model, z, steps=10, temperature=0.5, generator=torch.Generator().manual_seed(8), log_prior=prior
+    )
+    assert toys.chi2_pvalue(torch.bincount(hot.tokens[:, 0], minlength=3), (p * q) ** 2) > LEVEL
+    plain = sample(model, z, steps=10, generator=torch.Generator().manual_seed(9))
+    zero = sample(
+        model, z, steps=10, generator=torch.Generator().manual_seed(9), log_prior=torch.zeros(SAMPLES, 1, 4)
+    )
+    assert torch.equal(plain.tokens, zero.tokens)
+
+
 # --- conditioning, padding, bookkeeping ----------------------------------------------------
 
 VOCAB, PAD, MASK = 8, 6, 7  # values 0..5, a padding id, the mask id

@@ -147,6 +147,7 @@ def test_design_with_homologs_adapts_scores_and_ranks(
         assert len(f["adapted"]) == 16 and (private_cache / ADAPTED / f["adapted"]).is_dir()
         assert 0 <= float(f["nearest_identity"]) <= 1
         assert {"family_bits", "family_evalue", "scaffold_bits", "scaffold_evalue"} <= f.keys()
+        assert f["profile_weight"] == "2"
     bits = [float(f["family_bits"]) for f in fields]
     assert [b for b in bits if b == b] == sorted((b for b in bits if b == b), reverse=True)
     positions = pd.read_parquet(table)
@@ -193,6 +194,19 @@ def test_bad_homolog_files_are_one_line_errors_and_write_nothing(
     assert len(err) == 1 and err[0].startswith("seqdiff: error:")
     assert re.search(message, err[0])
     assert not out.exists()
+
+
+@pytest.mark.parametrize("weight", ["-1", "nan", "inf"])
+def test_a_bad_profile_weight_is_refused_before_any_work(
+    tiny_protein_model: Path, family_files, tmp_path: Path, capsys, private_cache: Path, weight: str
+) -> None:
+    out = tmp_path / "designs.fasta"
+    args = [*design_args(family_files, tiny_protein_model, out), "--homologs", str(family_files["a3m"])]
+    cached = sorted(private_cache.rglob("*"))
+    assert main([*args, "--profile-weight", weight]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"seqdiff: error: --profile-weight must be a number >= 0, got {float(weight)}"]
+    assert not out.exists() and sorted(private_cache.rglob("*")) == cached
 
 
 def test_an_a3m_of_another_protein_and_a_missing_database_are_refused(

@@ -116,6 +116,26 @@ def test_ray_design_equals_local(ray_cluster, tiny_protein_model: Path, tmp_path
         assert outs[0] == outs[1]
 
 
+def test_ray_design_with_a_family_guide_equals_local(ray_cluster, tiny_protein_model: Path) -> None:
+    """The guide travels to the actors with the settings: the same guided designs on both engines."""
+    from seqdiff.protein.design import design, plan_from_records
+    from seqdiff.protein.family import FamilyProfile
+    from seqdiff.protein.homologs import Homologs
+    from seqdiff.protein.io import ProteinRecord
+    from seqdiff.protein.profile_guide import ProfileGuide
+    from seqdiff.ray_engine import design_ray
+
+    rows = ("MKTAYIAKQRQISFVKSHFSRQ", "MKSAYIAKQRNISFVKSHFSRQ", "MRTAYIAKQRQVSFVKAHFSKQ")
+    profile = FamilyProfile.from_homologs(Homologs("toy", ("a", "b", "c"), rows, rows, True))
+    guide = ProfileGuide.from_hmm(profile.hmm, rows[0], weight=3.0)
+    jobs = plan_from_records([ProteinRecord("toy", "", rows[0])], fix="1-5", n=4)
+    options = {"checkpoint": str(tiny_protein_model), "steps": 8, "seed": 2, "batch_size": 2, "device": "cpu"}
+    local = [d.sequence for d in design(jobs, **options, prior=guide)]
+    remote = [d.sequence for d in design_ray(jobs, **options, prior=guide)]
+    unguided = [d.sequence for d in design(jobs, **options)]
+    assert remote == local and local != unguided
+
+
 @pytest.mark.parametrize("command", ["impute", "design"])
 def test_engine_ray_without_ray_is_one_line_error(
     command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path

@@ -84,6 +84,14 @@ def test_designs_come_from_the_adapted_model_with_family_scores(
     again = run_design(at)  # the same homologs and recipe: no second adaptation
     assert "reused from the cache" in captions(at)
     assert [d.sequence for d in again] == [d.sequence for d in designs]
+    assert {d.params["profile_weight"] for d in again} == {"3"}
+
+    # The profile weight reaches the sampler: without the profile, other designs from the same model.
+    at.number_input(key="family_profile_weight").set_value(0.0).run()
+    unguided = run_design(at)
+    assert {d.params["profile_weight"] for d in unguided} == {"0"}
+    assert [d.sequence for d in unguided] != [d.sequence for d in designs]
+    assert "reused from the cache" in captions(at)
 
 
 def contig_page(at: AppTest, chain: str, a3m: Path) -> AppTest:

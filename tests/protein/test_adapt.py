@@ -147,7 +147,7 @@ def test_design_with_homologs_adapts_scores_and_ranks(
         assert len(f["adapted"]) == 16 and (private_cache / ADAPTED / f["adapted"]).is_dir()
         assert 0 <= float(f["nearest_identity"]) <= 1
         assert {"family_bits", "family_evalue", "scaffold_bits", "scaffold_evalue"} <= f.keys()
-        assert f["profile_weight"] == "2"
+        assert f["profile_weight"] == "3"
     bits = [float(f["family_bits"]) for f in fields]
     assert [b for b in bits if b == b] == sorted((b for b in bits if b == b), reverse=True)
     positions = pd.read_parquet(table)

@@ -8,11 +8,11 @@ bias does): p(a) ∝ p_model(a) · (e_k(a) / background(a)) ** weight.
 Which column k a designed position matches is found in two steps. The family's reference protein (the
 input, or the chain a contig's motifs come from) is aligned to the HMM (hmmalign), which places each of
 its residues on a match state or an insert. A design template is then placed on the reference
-(`place_template`): a template of the reference's own layout position by position; a contig's layout by
-its motifs, each designed segment taking the reference residues next to the motif it touches, from both
-ends inwards, so a segment longer than the reference's leaves its middle without a prior (an insertion)
-and a shorter one skips the reference's middle (a deletion). Unplaced positions keep the model's
-prediction as it is.
+(`place_template`): a template of the reference's own layout position by position; one with nothing
+fixed spread evenly over the reference; a contig's layout by its motifs, each designed segment taking
+the reference residues next to the motif it touches, from both ends inwards, so a segment longer than
+the reference's leaves its middle without a prior (an insertion) and a shorter one skips the
+reference's middle (a deletion). Unplaced positions keep the model's prediction as it is.
 
 Example:
     >>> place_template("MK__YIA__R", "MKTAYIAKQR").tolist()
@@ -97,6 +97,8 @@ def place_template(template: str, reference: str, motif_starts: tuple[int, ...] 
     )
     if same_layout:
         return np.arange(len(template))
+    if "_" * len(template) == template:  # nothing fixed, another length: spread over the reference
+        return np.rint(np.linspace(0, len(reference) - 1, len(template))).astype(np.int64)
     anchors = []  # (template start, template end, reference start) of each motif found
     for i, (start, end) in enumerate(_motif_runs(template)):
         near = motif_starts[i] - 1 if i < len(motif_starts) else start

@@ -30,6 +30,8 @@ def toy_profile() -> FamilyProfile:
         # the reference's own layout: position by position
         ("MK__YIA__R", (), list(range(10))),
         ("__________", (), list(range(10))),
+        # nothing fixed, another length: spread evenly over the reference
+        ("_____", (), [0, 2, 4, 7, 9]),
         # a segment longer than the reference's gap: its middle is an insertion
         ("MK______AK", (), [0, 1, 2, 3, UNPLACED, UNPLACED, 4, 5, 6, 7]),
         # shorter: the reference's middle is skipped

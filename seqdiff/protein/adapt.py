@@ -20,6 +20,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ from seqdiff.protein.io import ProteinRecord, write_fasta
 from seqdiff.protein.model import ProteinAdapter, default_model_path
 
 ADAPTED = "adapted"  # the cache's folder of adapted models
+
+FINISH_SECONDS = 10.0
+"""Kept from the time cap for what follows training: the last validation and writing the model."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ def adapt(
     from seqdiff.training.config import DataConfig, OptimConfig, TrainConfig, TrainerConfig
     from seqdiff.training.train import quiet_lightning, train
 
+    started = time.perf_counter()
     recipe = recipe or AdaptRecipe()
     recipe.check()
     base_path = Path(base) if base else default_model_path()
@@ -119,6 +124,9 @@ def adapt(
     with tempfile.TemporaryDirectory(prefix="seqdiff-adapt-") as scratch, atomic_folder(target) as entry:
         train_file = Path(scratch) / "homologs.fasta"
         write_fasta([ProteinRecord(f"h{i}", "", s) for i, s in enumerate(sequences)], train_file)
+        # The cap is for the whole adaptation: what came before training and what follows it count.
+        spent = time.perf_counter() - started + FINISH_SECONDS
+        minutes = max(recipe.minutes - spent / 60, recipe.minutes / 2)
         cfg = TrainConfig(
             modality="protein",
             data=DataConfig(
@@ -135,7 +143,7 @@ def adapt(
             ),
             trainer=TrainerConfig(
                 max_steps=recipe.steps,
-                max_minutes=recipe.minutes,
+                max_minutes=minutes,
                 val_every_steps=recipe.check_every,
                 checkpoint_every_steps=recipe.steps + 1,
                 accelerator="cpu" if device == "cpu" else "auto",
@@ -146,7 +154,7 @@ def adapt(
             init=str(base_path),
         )
         with quiet_lightning():
-            budget = TimeBudget(recipe.minutes)  # the learning-rate decay ends when the time does
+            budget = TimeBudget(minutes)  # the learning-rate decay ends when the time does
             folder = train(cfg, ProteinAdapter(), [StepProgress(on_step=progress), budget])
         config = json.loads((folder / "config.json").read_text())
         config["adaptation"] = {

@@ -1,15 +1,16 @@
-"""Choosing the profile weight of ``seqdiff design --homologs``: recognition against diversity.
+"""Choosing the profile weight (and decoding) of ``seqdiff design --homologs``: recognition against diversity.
 
 For each problem (contig layouts as in `bench_motif`), the family's MSA is split in two halves (its
 first row, the target, in both). The adapted model is the one ``seqdiff design --homologs MSA`` makes
 (`prepare_family`, cached); the guide is built from the first half's profile HMM; designs are scored by
 the profile of each half: the *held-out* referee never saw the sequences that steered the designs.
-Every (weight, temperature) pair fills the same layouts with the same seed. Identity to homologs is
+Every (weight, temperature, decoding) fills the same layouts with the same seed. Identity to homologs is
 against all of them.
 
     SEQDIFF_CACHE=runs/bench-cache .venv/bin/python pipelines/bench_profile_weight.py \\
         --out pipelines/results/profile_weight.json --problems 1PRW 7MRX_60 5TRV_short 6E6R_short \\
         --weights 0 2 3 4 --temperatures 1 --designs 20 --threads 1
+    (add e.g. ``--weights 3 --decodings ancestral confidence remask`` to compare decodings)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import sys
 import time
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from pipelines.bench_motif import msa_of, problems  # noqa: E402
 from pipelines.family_bench_tools import adapted_family, add_model_flags, timed_design, write_results  # noqa: E402
 from pipelines.protein_metrics import mean_pairwise_identity  # noqa: E402
+from seqdiff.core.decoding import DECODINGS  # noqa: E402
 from seqdiff.protein.design import plan_from_contig  # noqa: E402
 from seqdiff.protein.family import FamilyProfile  # noqa: E402
 from seqdiff.protein.homologs import Homologs  # noqa: E402
@@ -53,13 +56,15 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
         "",
         f"Settings: {vars(args)}",
         "",
-        "| problem | weight | temperature | scaffold recognised (held-out half) | scaffold recognised (guiding half) "
-        "| scaffold bits, held-out (median) | pairwise identity | identity to homologs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| problem | weight | temperature | decoding | scaffold recognised (held-out half) "
+        "| scaffold recognised (guiding half) | scaffold bits, held-out (median) | pairwise identity "
+        "| identity to homologs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['problem']} | {r['weight']:g} | {r['temperature']:g} | {r['scaffold_recognised_held_out']:.2f} | "
+            f"| {r['problem']} | {r['weight']:g} | {r['temperature']:g} | {r['decoding']} | "
+            f"{r['scaffold_recognised_held_out']:.2f} | "
             f"{r['scaffold_recognised_guiding']:.2f} | {r['scaffold_bits_held_out']:.1f} | "
             f"{r['diversity_identity']:.3f} | {r['nearest_identity_mean']:.3f} |"
         )
@@ -67,16 +72,19 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
         "",
         "Means over the problems:",
         "",
-        "| weight | temperature | scaffold recognised (held-out) | pairwise identity |",
+        "| weight | temperature | decoding | scaffold recognised (held-out) | pairwise identity |",
+        "|---|---|---|---|---|",
     ]
-    lines.append("|---|---|---|---|")
-    for weight in args.weights:
-        for temperature in args.temperatures:
-            mine = [r for r in rows if r["weight"] == weight and r["temperature"] == temperature]
-            if mine:
-                recog = np.mean([r["scaffold_recognised_held_out"] for r in mine])
-                diversity = np.mean([r["diversity_identity"] for r in mine])
-                lines.append(f"| {weight:g} | {temperature:g} | {recog:.2f} | {diversity:.3f} |")
+    for weight, temperature, decoding in product(args.weights, args.temperatures, args.decodings):
+        mine = [
+            r
+            for r in rows
+            if (r["weight"], r["temperature"], r["decoding"]) == (weight, temperature, decoding)
+        ]
+        if mine:
+            recog = np.mean([r["scaffold_recognised_held_out"] for r in mine])
+            diversity = np.mean([r["diversity_identity"] for r in mine])
+            lines.append(f"| {weight:g} | {temperature:g} | {decoding} | {recog:.2f} | {diversity:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -86,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--problems", nargs="+", required=True, help="problem names as in problems.csv")
     p.add_argument("--weights", nargs="+", type=float, default=[0.0, 2.0, 3.0, 4.0])
     p.add_argument("--temperatures", nargs="+", type=float, default=[1.0])
+    p.add_argument("--decodings", nargs="+", default=["ancestral"], choices=DECODINGS)
     p.add_argument("--designs", type=int, default=20)
     add_model_flags(p)
     args = p.parse_args(argv)
@@ -99,28 +108,28 @@ def main(argv: list[str] | None = None) -> None:
             problem.contig, problem.pdb_path, problem.length_range, n=args.designs, seed=args.seed,
             numbering=problem.numbering, source_name=problem.name,
         )  # fmt: skip
-        for weight in args.weights:
+        for weight, temperature, decoding in product(args.weights, args.temperatures, args.decodings):
             guide = ProfileGuide.from_hmm(guiding.hmm, family.guide.reference, weight)
-            for temperature in args.temperatures:
-                start = time.perf_counter()
-                run = replace_args(args, temperature=temperature)
-                designs, _ = timed_design(jobs, str(family.model.path), run, prior=guide)
-                sequences, masks = [d.sequence for d in designs], [~d.job.fixed for d in designs]
-                seen, unseen = guiding.score(sequences, masks), held_out.score(sequences, masks)
-                row = {
-                    "problem": problem.name,
-                    "weight": weight,
-                    "temperature": temperature,
-                    "scaffold_recognised_held_out": float(unseen["scaffold_recognised"].mean()),
-                    "scaffold_recognised_guiding": float(seen["scaffold_recognised"].mean()),
-                    "scaffold_bits_held_out": float(np.nanmedian(unseen["scaffold_bits"])),
-                    "diversity_identity": mean_pairwise_identity(sequences),
-                    "nearest_identity_mean": float(family.profile.nearest(sequences)[0].mean()),
-                    "seconds": time.perf_counter() - start,
-                }
-                rows.append(row)
-                logging.info("%s", row)
-                write_results(Path(args.out), {"settings": vars(args), "rows": rows}, markdown(rows, args))
+            start = time.perf_counter()
+            run = replace_args(args, temperature=temperature, decoding=decoding)
+            designs, _ = timed_design(jobs, str(family.model.path), run, prior=guide)
+            sequences, masks = [d.sequence for d in designs], [~d.job.fixed for d in designs]
+            seen, unseen = guiding.score(sequences, masks), held_out.score(sequences, masks)
+            row = {
+                "problem": problem.name,
+                "weight": weight,
+                "temperature": temperature,
+                "decoding": decoding,
+                "scaffold_recognised_held_out": float(unseen["scaffold_recognised"].mean()),
+                "scaffold_recognised_guiding": float(seen["scaffold_recognised"].mean()),
+                "scaffold_bits_held_out": float(np.nanmedian(unseen["scaffold_bits"])),
+                "diversity_identity": mean_pairwise_identity(sequences),
+                "nearest_identity_mean": float(family.profile.nearest(sequences)[0].mean()),
+                "seconds": time.perf_counter() - start,
+            }
+            rows.append(row)
+            logging.info("%s", row)
+            write_results(Path(args.out), {"settings": vars(args), "rows": rows}, markdown(rows, args))
 
 
 def replace_args(args: argparse.Namespace, **changes: object) -> argparse.Namespace:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,6 +86,9 @@ def ray_cluster(address: str | None = None) -> Iterator[ModuleType]:
     """
     ray = require_ray()
     started = not ray.is_initialized()
+    handlers = {}  # ray.init replaces SIGTERM's handler for good: the process gets its own back
+    if threading.current_thread() is threading.main_thread():  # where handlers can be set
+        handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
     if started:
         try:
             if address is None and not os.environ.get("RAY_ADDRESS"):
@@ -97,6 +102,8 @@ def ray_cluster(address: str | None = None) -> Iterator[ModuleType]:
     finally:
         if started:
             ray.shutdown()
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
 
 
 def start_local_cluster(**options: Any) -> None:

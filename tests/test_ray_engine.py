@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,9 +29,28 @@ def ray_cluster():
     it as it is (and leaves it running)."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.data")
+    handler = signal.getsignal(signal.SIGTERM)
     start_local_cluster(num_cpus=2, num_gpus=0, log_to_driver=False)
     yield ray
     ray.shutdown()
+    signal.signal(signal.SIGTERM, handler)  # Ray's would turn a SIGTERM to pytest into a failed test
+
+
+def test_a_cluster_the_engine_started_gives_the_process_its_signal_handlers_back(tmp_path: Path) -> None:
+    """In a process of its own (this module's cluster is running): after ``ray_cluster``, SIGTERM ends
+    the process as it did before, instead of raising SystemExit wherever it lands."""
+    pytest.importorskip("ray.data")
+    script = (
+        "import signal\n"
+        "from seqdiff.ray_engine import ray_cluster\n"
+        "before = signal.getsignal(signal.SIGTERM)\n"
+        "with ray_cluster() as ray:\n"
+        "    assert signal.getsignal(signal.SIGTERM) is not before  # Ray's own, while it runs\n"
+        "assert signal.getsignal(signal.SIGTERM) is before\n"
+        "print('restored')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "restored", done.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")

@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> None:
             problem.contig, problem.pdb_path, problem.length_range, n=args.designs, seed=args.seed,
             numbering=problem.numbering, source_name=problem.name,
         )  # fmt: skip
+        # One guide per weight: the reference's alignment to the HMM is the same for every setting.
+        guides = {w: ProfileGuide.from_hmm(guiding.hmm, family.guide.reference, w) for w in args.weights}
         for weight, temperature, decoding in product(args.weights, args.temperatures, args.decodings):
-            guide = ProfileGuide.from_hmm(guiding.hmm, family.guide.reference, weight)
+            guide = guides[weight]
             start = time.perf_counter()
             run = replace_args(args, temperature=temperature, decoding=decoding)
             designs, _ = timed_design(jobs, str(family.model.path), run, prior=guide)

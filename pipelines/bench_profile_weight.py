@@ -19,7 +19,6 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import replace
 from itertools import product
 from pathlib import Path
 
@@ -34,20 +33,7 @@ from pipelines.protein_metrics import mean_pairwise_identity  # noqa: E402
 from seqdiff.core.decoding import DECODINGS  # noqa: E402
 from seqdiff.protein.design import plan_from_contig  # noqa: E402
 from seqdiff.protein.family import FamilyProfile  # noqa: E402
-from seqdiff.protein.homologs import Homologs  # noqa: E402
 from seqdiff.protein.profile_guide import ProfileGuide  # noqa: E402
-
-
-def half(homologs: Homologs, parity: int) -> Homologs:
-    """The first row and every other row after it (``parity`` 0 or 1)."""
-    keep = [0] + [i for i in range(1, len(homologs)) if i % 2 == parity]
-
-    def pick(rows: tuple) -> tuple:
-        return tuple(rows[i] for i in keep)
-
-    return replace(
-        homologs, ids=pick(homologs.ids), sequences=pick(homologs.sequences), aligned=pick(homologs.aligned)
-    )
 
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
@@ -103,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for problem in [q for q in problems() if q.name in args.problems]:
         family, _ = adapted_family(msa_of(problem), args)
-        guiding, held_out = (FamilyProfile.from_homologs(half(family.homologs, k)) for k in (0, 1))
+        guiding, held_out = (FamilyProfile.from_homologs(h) for h in family.homologs.halves())
         jobs = plan_from_contig(
             problem.contig, problem.pdb_path, problem.length_range, n=args.designs, seed=args.seed,
             numbering=problem.numbering, source_name=problem.name,

@@ -75,6 +75,24 @@ class Homologs:
         """The homologs as records, e.g. for ``seqdiff.protein.io.write_fasta`` (training data)."""
         return [ProteinRecord(i, "", s) for i, s in zip(self.ids, self.sequences, strict=True)]
 
+    def halves(self) -> tuple[Homologs, Homologs]:
+        """The first row (the query of an A3M) with the rows after it at even places, and with those at
+        odd places: two disjoint sets of members, e.g. one to steer designs and one to referee them.
+
+        Example:
+            >>> [h.ids for h in Homologs("x", ("q", "a", "b", "c"), ("MK", "MR", "ML", "MV")).halves()]
+            [('q', 'b'), ('q', 'a', 'c')]
+        """
+
+        def rows(parity: int) -> Homologs:
+            keep = [0] + [i for i in range(1, len(self)) if i % 2 == parity]
+            pick = lambda column: None if column is None else tuple(column[i] for i in keep)  # noqa: E731
+            return replace(
+                self, ids=pick(self.ids), sequences=pick(self.sequences), aligned=pick(self.aligned)
+            )
+
+        return rows(0), rows(1)
+
 
 def check_protein(sequences: list[str], source: str) -> None:
     """Raise SeqdiffError when ``sequences`` (already validated letters) look like DNA or RNA.

@@ -3,7 +3,6 @@ family's profile (built from other members) recognises more often with it than w
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,19 +81,7 @@ def test_the_prior_is_the_profile_log_odds_at_designed_placed_positions(toy_prof
 @pytest.fixture(scope="module")
 def family_split(shared: Path) -> tuple[Homologs, Homologs]:
     """The 1PRW family in two halves (the query in both): one guides, the other referees."""
-    homologs = read_homologs(shared / "protein" / "family" / "evodiff_scaffold_msas" / "1prw.a3m.gz")
-
-    def half(parity: int) -> Homologs:
-        keep = [0] + [i for i in range(1, len(homologs)) if i % 2 == parity]
-        pick = lambda rows: tuple(rows[i] for i in keep)  # noqa: E731
-        return replace(
-            homologs,
-            ids=pick(homologs.ids),
-            sequences=pick(homologs.sequences),
-            aligned=pick(homologs.aligned),
-        )
-
-    return half(0), half(1)
+    return read_homologs(shared / "protein" / "family" / "evodiff_scaffold_msas" / "1prw.a3m.gz").halves()
 
 
 def test_guided_designs_are_recognised_by_a_referee_built_from_other_members(family_split) -> None:

@@ -87,7 +87,6 @@ def impute(
             point=args.point,
             numeric_point=args.numeric_point,
             dim=args.dim,
-            n_layers=args.n_layers,
             n_samples=args.samples,
             categorical=schema.categorical,
             numeric=schema.numeric,
@@ -299,7 +298,6 @@ def main(argv: list[str] | None = None) -> None:
         "--numeric-point", default="median", choices=NUMERIC_POINTS, help="seqdiff numeric estimate"
     )
     p.add_argument("--dim", type=int, default=FitSettings.dim, help="seqdiff model width")
-    p.add_argument("--n-layers", type=int, default=FitSettings.n_layers, help="seqdiff transformer layers")
     p.add_argument("--samples", type=int, default=10, help="seqdiff draws per cell with --point draws")
     p.add_argument("--fidelity-rows", type=int, default=5000, help="synthetic rows for the fidelity scores")
     p.add_argument("--device", default="auto")

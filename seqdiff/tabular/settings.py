@@ -141,8 +141,18 @@ class FitSettings:
         ),
     )
 
+    n_layers: int = field(
+        default=1,
+        metadata=_flag(
+            "--n-layers",
+            "transformer layers of the table model (default {default}; 2 fits about twice as long for a "
+            "somewhat lower error)",
+            type=int,
+            metavar="L",
+        ),
+    )
+
     dim: int = 64
-    n_layers: int = 2
     n_heads: int = 4
     schedule: str = "linear"
     tie_rates: str = "value"

@@ -13,7 +13,7 @@ from seqdiff.protein.homologs import read_homologs
 def test_halves_share_the_target_and_split_the_rest(shared):
     problem = next(q for q in bench_motif.problems() if q.name == "6E6R_short")
     homologs = read_homologs(bench_motif.msa_of(problem))
-    even, odd = (bench_profile_weight.half(homologs, k) for k in (0, 1))
+    even, odd = homologs.halves()  # the guiding and the refereeing half of the sweep
     assert even.ids[0] == odd.ids[0] == homologs.ids[0]
     assert len(even) + len(odd) == len(homologs) + 1
     assert not set(even.ids[1:]) & set(odd.ids[1:])

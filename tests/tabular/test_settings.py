@@ -50,10 +50,12 @@ def test_the_cli_flags_map_to_the_settings():
         "--early-stopping",
         "--loss-weighting",
         "--precision",
+        "--n-layers",
     }
     args = parser.parse_args(["--fit-batch-rows", "64", "--max-minutes", "1.5", "--no-early-stopping"])
     assert given_fit_settings(args) == {"batch_rows": 64, "max_minutes": 1.5, "early_stopping": False}
     assert fit_flags_given(args) == ["--max-minutes", "--fit-batch-rows", "--early-stopping"]
+    assert given_fit_settings(parser.parse_args(["--n-layers", "2"])) == {"n_layers": 2}
     with_defaults = argparse.ArgumentParser()
     add_fit_flags(with_defaults, defaults=True)
     assert given_fit_settings(with_defaults.parse_args([]))["max_steps"] == FitSettings.max_steps

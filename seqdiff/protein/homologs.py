@@ -84,14 +84,14 @@ class Homologs:
             [('q', 'b'), ('q', 'a', 'c')]
         """
 
-        def rows(parity: int) -> Homologs:
-            keep = [0] + [i for i in range(1, len(self)) if i % 2 == parity]
+        def rows(first: int) -> Homologs:
+            keep = [0, *range(first, len(self), 2)]
             pick = lambda column: None if column is None else tuple(column[i] for i in keep)  # noqa: E731
             return replace(
                 self, ids=pick(self.ids), sequences=pick(self.sequences), aligned=pick(self.aligned)
             )
 
-        return rows(0), rows(1)
+        return rows(2), rows(1)
 
 
 def check_protein(sequences: list[str], source: str) -> None:

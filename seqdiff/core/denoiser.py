@@ -110,7 +110,10 @@ def explicit_attention(
         # The most negative float, not -inf: a query with no key left gets finite weights (and
         # finite gradients), then zeros, as from the fused kernels.
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    weights = scores.softmax(dim=-1)
+    # exp / sum written out: PyTorch's CPU softmax is slow over a handful of keys (a table row). The
+    # shift by the row's maximum keeps exp finite and changes neither the weights nor their gradient.
+    weights = (scores - scores.detach().amax(dim=-1, keepdim=True)).exp()
+    weights = weights / weights.sum(dim=-1, keepdim=True)
     if mask is not None:
         weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     if dropout:
@@ -244,13 +247,17 @@ class ValueEmbedding(nn.Module):
 
     def __init__(self, frequencies: int, positions: int, dim: int):
         super().__init__()
-        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(frequencies), persistent=False)
+        # sin at phase 0 and pi/2 (cos) of each frequency, as one sin: no concatenation per call.
+        freqs = math.pi * 2.0 ** torch.arange(frequencies)
+        self.register_buffer("freqs", torch.cat([freqs, freqs]), persistent=False)
+        phases = torch.cat([torch.zeros(frequencies), torch.full((frequencies,), math.pi / 2)])
+        self.register_buffer("phases", phases, persistent=False)
         self.proj = nn.Parameter(torch.zeros(positions, 2 * frequencies, dim))
 
     def forward(self, values: Tensor) -> Tensor:
         known = ~torch.isnan(values)
-        angles = torch.where(known, values, 0.0)[..., None].float() * self.freqs
-        features = torch.cat([angles.sin(), angles.cos()], dim=-1) * known[..., None]
+        angles = torch.where(known, values, 0.0)[..., None].float() * self.freqs + self.phases
+        features = angles.sin() * known[..., None]
         return torch.einsum("bnf,nfd->bnd", features, self.proj[: values.shape[1]])
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from seqdiff.core.denoiser import Denoiser
 from seqdiff.core.schedules import EPS, MaskingSchedule
@@ -165,7 +166,8 @@ class MaskedDiffusion(nn.Module):
             h = self.denoiser(
                 z, valid, t, logits=False, values=self.scale_positions(z, within), needed=needed
             )
-            weight = self.denoiser.head.weight[ids]  # [1 or N, K, dim]
+            # [1 or N, K, dim], as an embedding lookup: its backward is cheaper than indexing's
+            weight = F.embedding(ids, self.denoiser.head.weight)
             logits = h @ weight[0].T if ids.shape[0] == 1 else torch.einsum("bnd,nkd->bnk", h, weight)
         else:  # a denoiser whose output layer is not separable (ESM-2): pick from the full logits
             logits = self.denoiser(z, valid, t).gather(-1, ids.expand(*z.shape, -1))

@@ -54,9 +54,10 @@ class StepProgress(L.Callback):
         self.bar.update(1)
         if self.on_step is not None:
             self.on_step(trainer.global_step, total)
-        nelbo = trainer.callback_metrics.get("train/nelbo")
-        if nelbo is not None and trainer.global_step % 10 == 0:
-            self.bar.set_postfix(nelbo=f"{float(nelbo):.3f}")
+        if trainer.global_step % 10 == 0:  # reading callback_metrics recomputes them: not every step
+            nelbo = trainer.callback_metrics.get("train/nelbo")
+            if nelbo is not None:
+                self.bar.set_postfix(nelbo=f"{float(nelbo):.3f}")
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.bar.close()

@@ -113,9 +113,17 @@ class DiffusionModule(L.LightningModule):
         )
         tokens = out.tokens.sum().clamp(min=1)
         self.tokens_seen += tokens.long()
-        self.log("train/nelbo", out.nelbo.sum() / tokens, prog_bar=True, batch_size=x.shape[0])
-        self.log("train/tokens", tokens, reduce_fx="sum", batch_size=x.shape[0])
+        if self.logs_this_step():
+            self.log("train/nelbo", out.nelbo.sum() / tokens, prog_bar=True, batch_size=x.shape[0])
+            self.log("train/tokens", tokens, reduce_fx="sum", batch_size=x.shape[0])
         return out.objective / tokens
+
+    def logs_this_step(self) -> bool:
+        """Whether this training step logs its metrics: the steps the loggers write (every
+        ``log_every_n_steps``) and the last (its loss is read back from ``callback_metrics``).
+        ``self.log`` costs a good part of a small table model's step, so the other steps skip it."""
+        step, trainer = self.global_step + 1, self.trainer
+        return step % trainer.log_every_n_steps == 0 or step == trainer.max_steps
 
     def optimizer_step(self, *args, **kwargs) -> None:
         # The EMA follows each optimizer step here, before any callback (a checkpoint) runs.

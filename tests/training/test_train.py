@@ -13,6 +13,7 @@ from seqdiff.core.bundle import build_model, load_bundle
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.model import ProteinAdapter, evaluate_file
 from seqdiff.training.config import TrainConfig
+from seqdiff.training.module import DiffusionModule
 from seqdiff.training.train import train, training_history
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -98,6 +99,20 @@ def test_resume_gives_the_same_next_steps(tmp_path: Path) -> None:
     assert sorted(a) == sorted(b) == list(range(6))
     for step in range(6):
         assert b[step] == pytest.approx(a[step], rel=1e-5), (step, a, b)
+
+
+def test_training_logs_the_same_rows_when_it_skips_the_steps_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Steps between two written logs skip self.log (costly next to a small model's step): the CSV keeps
+    # every row it had when each step logged, with the same losses.
+    config = {"max_steps": 23, "log_every_steps": 5, "val_every_steps": 100, "checkpoint_every_steps": 100}
+    train(tiny_config(tmp_path / "shipped", **config), ProteinAdapter())
+    monkeypatch.setattr(DiffusionModule, "logs_this_step", lambda self: True)
+    train(tiny_config(tmp_path / "every", **config), ProteinAdapter())
+    shipped, every = train_losses(tmp_path / "shipped"), train_losses(tmp_path / "every")
+    assert sorted(shipped) == sorted(every) == [4, 9, 14, 19]
+    assert shipped == pytest.approx(every, rel=1e-6)
 
 
 def test_bad_config_is_one_line_error(tmp_path: Path) -> None:

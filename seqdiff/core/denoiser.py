@@ -88,6 +88,10 @@ def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
 # token per column): on short rows PyTorch's CPU flash kernel is the slower, on long ones the faster
 # (BENCHMARKS.md, "Attention on CPU").
 SHORT_ATTENTION = 64
+# PyTorch's CPU softmax vectorises along the keys (16 floats with AVX-512): over fewer keys (a narrow
+# table's row) it took 1.3-1.4x as long as exp / sum written out, forward plus backward; from 16 keys on,
+# 3-4x less (the 2-core Xeon, 2026-12-06).
+FEW_KEYS = 16
 
 
 def explicit_attention(
@@ -110,10 +114,13 @@ def explicit_attention(
         # The most negative float, not -inf: a query with no key left gets finite weights (and
         # finite gradients), then zeros, as from the fused kernels.
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    # exp / sum written out: PyTorch's CPU softmax is slow over a handful of keys (a table row). The
-    # shift by the row's maximum keeps exp finite and changes neither the weights nor their gradient.
-    weights = (scores - scores.detach().amax(dim=-1, keepdim=True)).exp()
-    weights = weights / weights.sum(dim=-1, keepdim=True)
+    if scores.shape[-1] < FEW_KEYS:
+        # exp / sum written out. The shift by the row's maximum keeps exp finite and changes neither
+        # the weights nor their gradient.
+        weights = (scores - scores.detach().amax(dim=-1, keepdim=True)).exp()
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    else:
+        weights = scores.softmax(dim=-1)
     if mask is not None:
         weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     if dropout:

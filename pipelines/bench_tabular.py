@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> None:
         fidelities = [f for f in fidelities if not redone(args, f["dataset"], FIDELITY_FIT, "seqdiff-md4")]
     finished = {(r["dataset"], r["mechanism"], r["method"]) for r in results}
     # BLAS stays single-threaded: on these small matrices two threads made MICE over twice as slow.
-    with threadpool_limits(1):
+    # OpenMP is left alone: torch's threads are OpenMP's (limiting every pool gave seqdiff one thread).
+    with threadpool_limits(1, user_api="blas"):
         for dataset in args.datasets:
             df = load_complete(dataset, args.rows, args.seed)
             schema = infer_schema(df)
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
                     row["per_column"] = column_metrics(df, imputed, mask, schema)
                     if imputer is not None:
                         row["training"] = imputer.training_
+                        row["torch_threads"] = torch.get_num_threads()
                     results.append(row)
                     logging.info("%s", json.dumps({k: v for k, v in row.items() if k != "training"}))
                     if (mechanism, method) == (FIDELITY_FIT, "seqdiff-md4"):

@@ -72,6 +72,22 @@ def test_grid_resume_and_redo(tmp_path: Path, shared: Path) -> None:
     assert len(third["imputation"]) == 4 and len(third["fidelity"]) == 2
 
 
+def test_seqdiff_trains_on_the_threads_given(tmp_path: Path, shared: Path) -> None:
+    """Only BLAS is held to one thread: torch's pool (OpenMP) keeps --threads."""
+    import torch
+
+    out = tmp_path / "grid.json"
+    threads = torch.get_num_threads()
+    try:
+        main(
+            ["--out", str(out), "--datasets", "magic", "--rows", "200", "--mechanisms", "mcar"]
+            + ["--methods", "seqdiff-md4", "--threads", "2", "--max-steps", "3", "--fidelity-rows", "10"]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads(out.read_text())["imputation"][0]["torch_threads"] == 2
+
+
 @pytest.mark.slow
 def test_every_method_gets_the_same_cores(
     tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch

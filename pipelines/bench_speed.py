@@ -31,7 +31,7 @@ from torch.profiler import ProfilerActivity
 from pipelines.protein_metrics import best_diagonal_identity_numpy, pairwise_identity
 from seqdiff.atomic import atomic_path
 from seqdiff.core.bundle import build_model
-from seqdiff.core.denoiser import SHORT_ATTENTION, explicit_attention
+from seqdiff.core.denoiser import FEW_KEYS, SHORT_ATTENTION, explicit_attention, written_out_softmax
 from seqdiff.core.device import resolve_device
 from seqdiff.core.evaluation import evaluate_nelbo
 from seqdiff.core.noise import KeyedNoise
@@ -314,6 +314,30 @@ def attention_speed(lengths: tuple[int, ...], tokens: int = 4096) -> dict:
     return result
 
 
+def softmax_speed(lengths: tuple[int, ...], tokens: int = 5120, heads: int = 4) -> dict:
+    """Forward plus backward of the softmax over [tokens / N, heads, N, N] attention scores, float32:
+    milliseconds per call of ``written_out_softmax`` (which ``explicit_attention`` uses below
+    ``FEW_KEYS`` keys) and of PyTorch's, the median of seven runs of 20 at each length N."""
+    kernels = {"written_out": written_out_softmax, "pytorch": lambda s: s.softmax(dim=-1)}
+    result: dict = {
+        "setting": f"{tokens} tokens, {heads} heads; ms per forward+backward",
+        "few_keys": FEW_KEYS,
+    }
+    for name, kernel in kernels.items():
+        result[name] = {}
+        for n in lengths:
+            scores = torch.randn(tokens // n, heads, n, n, requires_grad=True)
+            grad = torch.randn_like(scores)
+            runs = []
+            for _ in range(7):
+                start = time.perf_counter()
+                for _ in range(20):
+                    kernel(scores).backward(grad)
+                runs.append((time.perf_counter() - start) / 20 * 1e3)
+            result[name][str(n)] = float(np.median(runs))
+    return result
+
+
 def _sdpa_with(backend: SDPBackend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     with sdpa_kernel(backend):
         return F.scaled_dot_product_attention(q, k, v)
@@ -527,6 +551,7 @@ def run() -> None:
         record("table_steps", table_step_speed(20 if args.quick else 200))
     if "attention" in args.sections:
         record("attention", attention_speed((10, 16, 18, 32, 64, 128, 256, 512)))
+        record("softmax", softmax_speed((6, 8, 10, 12, 16, 24, 32)))
 
 
 if __name__ == "__main__":

@@ -89,9 +89,22 @@ def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
 # (BENCHMARKS.md, "Attention on CPU").
 SHORT_ATTENTION = 64
 # PyTorch's CPU softmax vectorises along the keys (16 floats with AVX-512): over fewer keys (a narrow
-# table's row) it took 1.3-1.4x as long as exp / sum written out, forward plus backward; from 16 keys on,
-# 3-4x less (the 2-core Xeon, 2026-12-06).
+# table's row) exp / sum written out is the faster, from 16 keys on PyTorch's (BENCHMARKS.md, "Attention
+# on CPU").
 FEW_KEYS = 16
+
+
+def written_out_softmax(scores: Tensor) -> Tensor:
+    """Softmax over the last dimension as exp / sum: what CPU attention uses below ``FEW_KEYS`` keys.
+    The shift by each row's maximum keeps exp finite and changes neither the result nor its gradient.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 2.0, 1000.0]])
+        >>> torch.allclose(written_out_softmax(x), x.softmax(-1))
+        True
+    """
+    weights = (scores - scores.detach().amax(dim=-1, keepdim=True)).exp()
+    return weights / weights.sum(dim=-1, keepdim=True)
 
 
 def explicit_attention(
@@ -114,13 +127,7 @@ def explicit_attention(
         # The most negative float, not -inf: a query with no key left gets finite weights (and
         # finite gradients), then zeros, as from the fused kernels.
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    if scores.shape[-1] < FEW_KEYS:
-        # exp / sum written out. The shift by the row's maximum keeps exp finite and changes neither
-        # the weights nor their gradient.
-        weights = (scores - scores.detach().amax(dim=-1, keepdim=True)).exp()
-        weights = weights / weights.sum(dim=-1, keepdim=True)
-    else:
-        weights = scores.softmax(dim=-1)
+    weights = written_out_softmax(scores) if scores.shape[-1] < FEW_KEYS else scores.softmax(dim=-1)
     if mask is not None:
         weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     if dropout:

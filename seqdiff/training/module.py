@@ -120,7 +120,8 @@ class DiffusionModule(L.LightningModule):
 
     def logs_this_step(self) -> bool:
         """Whether this training step logs its metrics: the steps the loggers write (every
-        ``log_every_n_steps``) and the last (its loss is read back from ``callback_metrics``).
+        ``log_every_n_steps``) and the run's last possible step (its loss is read back from
+        ``callback_metrics``).
         ``self.log`` costs a good part of a small table model's step, so the other steps skip it."""
         step, trainer = self.global_step + 1, self.trainer
         return step % trainer.log_every_n_steps == 0 or step == trainer.max_steps

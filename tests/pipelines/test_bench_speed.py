@@ -13,11 +13,12 @@ from pipelines.bench_speed import (  # noqa: E402
     identity_speed,
     loader_throughput,
     sampling_speed,
+    softmax_speed,
     table_step_speed,
     table_training_speed,
     training_throughput,
 )
-from seqdiff.core.denoiser import SHORT_ATTENTION  # noqa: E402
+from seqdiff.core.denoiser import FEW_KEYS, SHORT_ATTENTION  # noqa: E402
 from seqdiff.protein.model import ProteinAdapter  # noqa: E402
 from seqdiff.training.shards import TokenShard  # noqa: E402
 
@@ -92,3 +93,10 @@ def test_attention_section() -> None:
     assert [k for k in result if k not in ("setting", "short_attention")] == kernels
     assert result["short_attention"] == SHORT_ATTENTION
     assert all(set(result[k]) == {"8", "32"} and min(result[k].values()) > 0 for k in kernels)
+
+
+def test_softmax_section() -> None:
+    result = softmax_speed((6, 16), tokens=96)
+    assert result["few_keys"] == FEW_KEYS
+    for kernel in ("written_out", "pytorch"):
+        assert set(result[kernel]) == {"6", "16"} and min(result[kernel].values()) > 0

@@ -1,0 +1,124 @@
+"""Imputation on a shared machine: ``seqdiff impute`` and MissForest (reference settings) on one table,
+first on a quiet machine, then with ``--busy`` processes spinning beside them, each tool at the thread
+count a user gets without asking: seqdiff's CLI takes the cores the load average leaves free
+(`seqdiff.threads.default_threads`), MissForest's forests ``n_jobs`` = every core.
+
+The table is one of the tabular benchmark's: its complete rows, 30% of cells hidden (MCAR), written to
+a Parquet file that ``seqdiff impute`` reads as a user would; MissForest runs in this process. The
+busy processes start ``--settle`` seconds before the first timed run, so that the 1-minute load average
+sees them, and are stopped whatever happens. Results (seconds, MAE, accuracy, each tool's slowdown)
+go to ``--out``.
+
+Example:
+    .venv/bin/python pipelines/bench_busy.py --out pipelines/results/tabular_busy.json \\
+        --dataset california --busy 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.bench_tabular import DATASETS, load_complete  # noqa: E402
+from pipelines.masks import make_missing_mask, metrics  # noqa: E402
+from pipelines.tabular_baselines import missforest_impute  # noqa: E402
+from seqdiff.atomic import atomic_path  # noqa: E402
+from seqdiff.tabular.schema import Schema, infer_schema  # noqa: E402
+
+SPIN = "while True: pass"
+
+
+@contextmanager
+def busy_processes(n: int, settle: float) -> Iterator[list[subprocess.Popen]]:
+    """`n` processes that each keep a core busy, started `settle` seconds before the block runs and
+    killed when it ends."""
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(n)]
+    try:
+        time.sleep(settle if n else 0)
+        yield spinners
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+def seqdiff_cli(holed: Path, out: Path, max_steps: int | None) -> float:
+    """Seconds ``seqdiff impute holed -o out`` took (its own defaults: threads, steps)."""
+    cmd = [sys.executable, "-m", "seqdiff.cli", "impute", str(holed), "-o", str(out)]
+    if max_steps is not None:
+        cmd += ["--max-steps", str(max_steps)]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def run_both(
+    holed: pd.DataFrame, path: Path, schema: Schema, max_steps: int | None, max_iter: int
+) -> dict[str, tuple[pd.DataFrame, float]]:
+    """Each tool's imputed table and seconds."""
+    out = path.with_name("imputed.parquet")
+    seconds = seqdiff_cli(path, out, max_steps)
+    result = {"seqdiff": (pd.read_parquet(out), seconds)}
+    start = time.perf_counter()
+    forest = missforest_impute(holed, schema, n_jobs=os.cpu_count() or 1, max_iter=max_iter)
+    result["missforest"] = (forest, time.perf_counter() - start)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="results JSON")
+    parser.add_argument("--dataset", choices=DATASETS, default="california")
+    parser.add_argument("--rows", type=int, default=20_000, help="subsample to this many rows")
+    parser.add_argument("--busy", type=int, default=2, help="spinning processes beside the tools")
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds the spinners run first")
+    parser.add_argument("--max-steps", type=int, help="seqdiff's --max-steps (default: its own)")
+    parser.add_argument("--max-iter", type=int, default=10, help="MissForest's iterations at most")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    df = load_complete(args.dataset, args.rows, args.seed)
+    schema = infer_schema(df)
+    mask = make_missing_mask(df, 0.3, "mcar", rng=args.seed, schema=schema)
+    holed = df.mask(mask)
+    runs: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{args.dataset}.holed.parquet"
+        holed.to_parquet(path)
+        for condition, n in [("quiet", 0), ("busy", args.busy)]:
+            with busy_processes(n, args.settle):
+                outputs = run_both(holed, path, schema, args.max_steps, args.max_iter)
+            runs[condition] = {
+                tool: {"seconds": seconds, **metrics(df, imputed, mask, schema)}
+                for tool, (imputed, seconds) in outputs.items()
+            }
+    result = {
+        "dataset": args.dataset,
+        "rows": len(df),
+        "busy_processes": args.busy,
+        "cores": os.cpu_count(),
+        "runs": runs,
+        "slowdown": {
+            tool: runs["busy"][tool]["seconds"] / runs["quiet"][tool]["seconds"] for tool in runs["quiet"]
+        },
+    }
+    with atomic_path(args.out) as tmp_out:
+        Path(tmp_out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["slowdown"]))
+    return result
+
+
+if __name__ == "__main__":
+    main()

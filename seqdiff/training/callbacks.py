@@ -54,7 +54,9 @@ class StepProgress(L.Callback):
         self.bar.update(1)
         if self.on_step is not None:
             self.on_step(trainer.global_step, total)
-        if trainer.global_step % 10 == 0:  # reading callback_metrics recomputes them: not every step
+        # The loss is new only on the steps the module logs (`logs_this_step`), and each read of
+        # callback_metrics recomputes them: read it then alone.
+        if trainer.global_step % trainer.log_every_n_steps == 0:
             nelbo = trainer.callback_metrics.get("train/nelbo")
             if nelbo is not None:
                 self.bar.set_postfix(nelbo=f"{float(nelbo):.3f}")

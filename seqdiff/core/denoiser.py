@@ -205,7 +205,10 @@ class Block(nn.Module):
         x = self.attn_norm(h)
         if cond is not None:
             x = x * (1 + scale1) + shift1
-        q, k, v = self.qkv(x).view(b, n, 3, self.cfg.n_heads, self.cfg.head_dim).permute(2, 0, 3, 1, 4)
+        # unbind, then transpose each: the backward stacks the three gradients straight into qkv's
+        # layout, where a permute of all three would copy them back.
+        qkv = self.qkv(x).view(b, n, 3, self.cfg.n_heads, self.cfg.head_dim)
+        q, k, v = (y.transpose(1, 2) for y in qkv.unbind(2))
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         if cache is not None:  # incremental decoding: attend to every earlier position
@@ -217,7 +220,8 @@ class Block(nn.Module):
         a = attention(q, k, v, attn_mask, dropout=p, causal=causal)
         a = a.transpose(1, 2).reshape(b, n, self.cfg.dim)
         if rows is not None:
-            a, h = a.reshape(b * n, -1)[rows], h.reshape(b * n, -1)[rows]
+            # index_select: its backward (index_add) is cheaper than indexing's (index_put, accumulating)
+            a, h = a.reshape(b * n, -1).index_select(0, rows), h.reshape(b * n, -1).index_select(0, rows)
             if cond is not None:  # [B, 1, dim] -> the packed rows' sequences
                 gate1, shift2, scale2, gate2 = (c[rows // n, 0] for c in (gate1, shift2, scale2, gate2))
         a = self.dropout(self.attn_out(a))

@@ -153,15 +153,20 @@ def independent_marginals(real: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.DataFrame({c: real[c].to_numpy()[rng.permutation(len(real))] for c in real.columns})
 
 
+def _auto(value: object) -> object:
+    """A setting as the report prints it: None (worked out for each table) as "auto"."""
+    return "auto" if value is None else value
+
+
 def markdown(results: list[dict], fidelities: list[dict], args: argparse.Namespace) -> str:
     lines = [
         "# Tabular imputation benchmark (DiffPuter protocol)",
         "",
         f"Complete rows, random subsample of at most {args.rows:,} rows; {int(args.rate * 100)}% of cells hidden; "
-        f"in-sample imputation. seqdiff: max_steps={args.max_steps}, max_extra_steps={args.max_extra_steps}, "
+        f"in-sample imputation. seqdiff: max_steps={_auto(args.max_steps)}, max_extra_steps={_auto(args.max_extra_steps)}, "
         f"extend_tol={args.extend_tol}, max_minutes={args.max_minutes}, "
         f"early_stopping={args.early_stopping}, loss_weighting={args.loss_weighting}, precision={args.precision}, "
-        f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, max_bin_width={args.max_bin_width}, value_frequencies={args.value_frequencies}, batch_rows={args.fit_batch_rows}, "
+        f"point={args.point}, numeric_point={args.numeric_point}, n_bins={args.bins}, max_bin_width={args.max_bin_width}, value_frequencies={args.value_frequencies}, batch_rows={_auto(args.fit_batch_rows)}, "
         f"dim={args.dim}, n_layers={args.n_layers}, n_samples={args.samples}, device={args.device}, "
         f"threads={args.threads}. MAE / RMSE on z-scored numeric cells (lower is "
         "better), accuracy on categorical cells (higher is better), time = fit + impute seconds.",

@@ -127,8 +127,9 @@ def fit_table(
     source: str = "table",
 ) -> FittedTable:
     """Infer the schema (with the `categorical` / `numeric` overrides), fit the encoder and train the
-    model on the observed cells of `table`. `progress`: the tqdm bar (None: when stderr is a terminal); `on_step(done, total)`:
-    called after every training step."""
+    model on the observed cells of `table`; batch size and step counts left to None are worked out for
+    its columns (`FitSettings.for_table`). `progress`: the tqdm bar (None: when stderr is a terminal);
+    `on_step(done, total)`: called after every training step."""
     schema = infer_schema(table, categorical, numeric, source=source)
     encoder = TableEncoder.fit(
         table, schema, n_bins=settings.n_bins, max_bin_width=settings.max_bin_width, source=source
@@ -139,6 +140,7 @@ def fit_table(
             source,
             ", ".join(map(repr, encoder.skipped)),
         )
+    settings = settings.for_table(len(encoder.columns), table.num_rows)
     tokens = encoder.encode(table, source=source)
     within = encoder.within(table, source=source)
     held = None
@@ -180,6 +182,7 @@ def fit_table(
     training = {
         "steps": trainer.global_step,
         "schedule_steps": module.optim.total_steps,
+        "batch_rows": settings.batch_rows,
         "rows": table.num_rows,
         "minutes": (time.perf_counter() - start) / 60,
         "train_nelbo_per_cell": None if nelbo is None else float(nelbo),
@@ -226,7 +229,7 @@ def _train(
         progress_bar=False,
         seed=seed,
     )
-    data = TableRows(tokens, within, min(settings.batch_rows, len(tokens)), seed=seed)
+    data = TableRows(tokens, within, settings.batch_rows, seed=seed)
     # Leave the caller's global RNG as it was; the seed alone fixes initialisation and training.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)

@@ -75,16 +75,19 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         tie_rates: for genmd4, one rate per column value ("value") or per column ("column").
         loss_weighting: the training objective: "uniform" (mean cross-entropy over masked cells),
             "elbo" (MD4's NELBO) or "auto" (uniform for the MD4 schedules, elbo for genmd4).
-        max_steps: the learning-rate schedule's length in training steps (warmup, then cosine decay).
+        max_steps: the learning-rate schedule's length in training steps (warmup, then cosine decay;
+            None: as many as show the model 512,000 rows, 2,000 batches of 256).
         max_extra_steps: with early stopping, at most this many steps past max_steps, in rounds of
-            max_steps / 2, while the held-out cells still improve (0: never).
+            max_steps / 2, while the held-out cells still improve (0: never; None: max_steps).
         extend_tol: the held-out NLL's relative fall over the last quarter of max_steps above which
             training goes past max_steps, or on to another round.
         max_minutes: a training time limit (the schedule then ends with it; whichever ends first).
         early_stopping: hold out validation_fraction of the observed cells (at most 20,000), score them
             every 100 steps, stop after n_iter_no_change checks without improvement, keep the best.
         validation_fraction, n_iter_no_change: the held-out share and the patience of early stopping.
-        batch_rows: rows per training batch; lr: peak AdamW learning rate.
+        batch_rows: rows per training batch (None: 256, or 4,096 cells' worth for tables of fewer than
+            16 columns: a step has a fixed cost, so a narrow table's step carries more rows).
+        lr: peak AdamW learning rate.
         sampling_steps: sampler steps per row (None: as many as the row has cells to fill).
         point: how `transform` makes one value per missing cell: "predictive" (from the predictive
             distribution given the row's observed cells, one network pass) or "draws" (from n_samples
@@ -101,9 +104,9 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         progress: tqdm bars on stderr for fitting and imputing (None: only when stderr is a terminal).
 
     Fitted attributes: ``schema_``, ``encoder_`` (`TableEncoder`), ``spec_`` (`ModelSpec`), ``model_``
-    (the EMA `MaskedDiffusion`), ``feature_names_in_``, ``n_features_in_``, ``training_`` (steps, rows,
-    minutes, final training NELBO per cell, the objective's weighting, the training precision, and the
-    early-stopping record).
+    (the EMA `MaskedDiffusion`), ``feature_names_in_``, ``n_features_in_``, ``training_`` (steps,
+    schedule steps, batch rows, rows, minutes, final training NELBO per cell, the objective's weighting,
+    the training precision, and the early-stopping record).
     """
 
     def __init__(
@@ -117,14 +120,14 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         schedule: str = _FIT.schedule,
         tie_rates: str = _FIT.tie_rates,
         loss_weighting: str = _FIT.loss_weighting,
-        max_steps: int = _FIT.max_steps,
-        max_extra_steps: int = _FIT.max_extra_steps,
+        max_steps: int | None = _FIT.max_steps,
+        max_extra_steps: int | None = _FIT.max_extra_steps,
         extend_tol: float = _FIT.extend_tol,
         max_minutes: float | None = _FIT.max_minutes,
         early_stopping: bool = _FIT.early_stopping,
         validation_fraction: float = _FIT.validation_fraction,
         n_iter_no_change: int = _FIT.n_iter_no_change,
-        batch_rows: int = _FIT.batch_rows,
+        batch_rows: int | None = _FIT.batch_rows,
         lr: float = _FIT.lr,
         sampling_steps: int | None = None,
         point: str = "predictive",

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,12 @@ import numpy as np
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import MAX_BIN_WIDTH, N_BINS
 
+# The default training budget. Each batch holds at least BATCH_ROWS rows and BATCH_CELLS cells: a step
+# has a fixed cost besides its per-row one, so a narrow table's step carries more rows (BENCHMARKS.md,
+# "Batch size"). The schedule then lasts as many steps as show the model SCHEDULE_ROWS rows.
+BATCH_ROWS = 256
+BATCH_CELLS = 4096
+SCHEDULE_ROWS = 2000 * BATCH_ROWS
 SCHEDULES = ("linear", "cosine", "polynomial", "geometric", "genmd4")  # seqdiff.core.schedules, and genmd4
 TIE_RATES = ("value", "column")
 LOSS_WEIGHTINGS = ("auto", "elbo", "uniform")  # "auto", and seqdiff.core.diffusion.WEIGHTINGS
@@ -46,20 +52,21 @@ class FitSettings:
         'elbo'
     """
 
-    max_steps: int = field(
-        default=2000,
+    max_steps: int | None = field(
+        default=None,
         metadata=_flag(
             "--max-steps",
-            "training steps when fitting: the learning-rate schedule's length (default {default})",
+            "training steps when fitting: the learning-rate schedule's length (default: as many as show "
+            "the model 512,000 rows, 2,000 batches of 256)",
             type=int,
         ),
     )
-    max_extra_steps: int = field(
-        default=2000,
+    max_extra_steps: int | None = field(
+        default=None,
         metadata=_flag(
             "--max-extra-steps",
             "with early stopping, train past --max-steps, in rounds of half of it, by at most this many "
-            "steps while the held-out cells still improve (default {default}; 0: never)",
+            "steps while the held-out cells still improve (default: --max-steps; 0: never)",
             type=int,
         ),
     )
@@ -107,10 +114,13 @@ class FitSettings:
             type=int,
         ),
     )
-    batch_rows: int = field(
-        default=256,
+    batch_rows: int | None = field(
+        default=None,
         metadata=_flag(
-            "--fit-batch-rows", "rows per training batch when fitting (default {default})", type=int
+            "--fit-batch-rows",
+            "rows per training batch when fitting (default: 256, or 4,096 cells' worth for tables of "
+            "fewer than 16 columns)",
+            type=int,
         ),
     )
     early_stopping: bool = field(
@@ -166,6 +176,29 @@ class FitSettings:
         """The fit settings among an imputer's parameters (`get_params`)."""
         return cls(**{f.name: params[f.name] for f in fields(cls)})
 
+    def for_table(self, n_columns: int, n_rows: int) -> FitSettings:
+        """These settings for a table of `n_columns` modelled columns and `n_rows` training rows: a batch
+        no larger than the table, and the batch size and step counts left to their defaults (None)
+        worked out (at most 2,000 steps in the schedule).
+
+        Example:
+            >>> narrow, wide = FitSettings().for_table(10, 20_000), FitSettings().for_table(24, 20_000)
+            >>> (narrow.batch_rows, narrow.max_steps, narrow.max_extra_steps), (wide.batch_rows, wide.max_steps)
+            ((410, 1249, 1249), (256, 2000))
+            >>> small = FitSettings(max_extra_steps=0).for_table(10, 100)
+            >>> small.batch_rows, small.max_steps, small.max_extra_steps
+            (100, 2000, 0)
+        """
+        batch = self.batch_rows
+        if batch is None:
+            batch = max(BATCH_ROWS, -(-BATCH_CELLS // max(n_columns, 1)))
+        batch = max(1, min(batch, n_rows))
+        steps = self.max_steps
+        if steps is None:
+            steps = round(SCHEDULE_ROWS / max(batch, BATCH_ROWS))
+        extra = steps if self.max_extra_steps is None else self.max_extra_steps
+        return replace(self, batch_rows=batch, max_steps=steps, max_extra_steps=extra)
+
     def weighting(self) -> str:
         """The training objective: ``loss_weighting``, with "auto" uniform for the MD4 schedules and elbo
         for genmd4 (its rates learn through the ELBO)."""
@@ -175,19 +208,14 @@ class FitSettings:
 
     def check(self) -> None:
         """A one-line SeqdiffError naming the first setting out of its range."""
-        for name in [
-            "n_bins",
-            "dim",
-            "n_layers",
-            "n_heads",
-            "max_steps",
-            "batch_rows",
-            "n_iter_no_change",
-            "max_fit_rows",
-        ]:
+        for name in ["n_bins", "dim", "n_layers", "n_heads", "n_iter_no_change", "max_fit_rows"]:
             _check_integer(name, getattr(self, name), 1, "a positive")
-        for name in ["value_frequencies", "max_extra_steps"]:
-            _check_integer(name, getattr(self, name), 0, "a non-negative")
+        for name in ["max_steps", "batch_rows"]:  # None: worked out for the table (`for_table`)
+            if getattr(self, name) is not None:
+                _check_integer(name, getattr(self, name), 1, "a positive")
+        _check_integer("value_frequencies", self.value_frequencies, 0, "a non-negative")
+        if self.max_extra_steps is not None:
+            _check_integer("max_extra_steps", self.max_extra_steps, 0, "a non-negative")
         for name in ["extend_tol", "max_bin_width"]:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value >= 0:  # `not >=` also refuses NaN

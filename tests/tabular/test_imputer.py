@@ -304,7 +304,7 @@ def test_bundles_from_before_value_features_still_load(holed, tmp_path):
     loaded = MaskedDiffusionImputer.load(tmp_path / "old")
     assert loaded.value_frequencies == 0 and loaded.model_.ordered is None
     assert loaded.max_bin_width == 0 and imputer.max_bin_width == 0.25
-    assert loaded.max_extra_steps == 0 and imputer.max_extra_steps == 2000
+    assert loaded.max_extra_steps == 0 and imputer.max_extra_steps is None  # None: as many as max_steps
     pd.testing.assert_frame_equal(loaded.transform(holed), imputer.transform(holed))
 
 
@@ -538,6 +538,16 @@ def test_early_stopping_stops_on_a_plateau_and_keeps_the_best_weights(holed):
         rescored = score(imputer.model_)  # checks run in the training precision
     assert rescored == pytest.approx(fit["validation_nll_per_cell"], rel=1e-5)
     assert_observed_unchanged(imputer.transform(holed), holed)
+
+
+def test_a_narrow_table_trains_on_4096_cells_per_step():
+    rng = np.random.default_rng(0)
+    narrow = pd.DataFrame(rng.normal(size=(2000, 4)), columns=list("abcd"))
+    narrow[narrow > 1.5] = np.nan
+    imputer = MaskedDiffusionImputer(dim=16, n_layers=1, n_heads=2, max_steps=2, early_stopping=False)
+    training = imputer.set_params(device="cpu").fit(narrow).training_
+    assert (training["batch_rows"], training["schedule_steps"], training["steps"]) == (1024, 2, 2)
+    assert imputer.batch_rows is None  # the parameter stays as given (scikit-learn's rule)
 
 
 def test_training_goes_past_max_steps_only_while_the_held_out_cells_improve(holed):

@@ -6,10 +6,12 @@ import argparse
 import inspect
 from dataclasses import fields
 
+import pytest
 from sklearn.base import clone
 
 from seqdiff.core.diffusion import WEIGHTINGS
 from seqdiff.core.schedules import SCHEDULES as MD4_SCHEDULES
+from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.settings import (
     LOSS_WEIGHTINGS,
@@ -58,4 +60,23 @@ def test_the_cli_flags_map_to_the_settings():
     assert given_fit_settings(parser.parse_args(["--n-layers", "2"])) == {"n_layers": 2}
     with_defaults = argparse.ArgumentParser()
     add_fit_flags(with_defaults, defaults=True)
-    assert given_fit_settings(with_defaults.parse_args([]))["max_steps"] == FitSettings.max_steps
+    assert given_fit_settings(with_defaults.parse_args([]))["n_bins"] == FitSettings.n_bins
+    assert "max_steps" not in given_fit_settings(with_defaults.parse_args([]))  # None: worked out per table
+
+
+def test_narrow_tables_take_more_rows_per_step_and_fewer_steps():
+    # At least 4,096 cells and 256 rows per batch; the schedule shows the model 512,000 rows.
+    for n_columns, batch, steps in [(4, 1024, 500), (10, 410, 1249), (16, 256, 2000), (40, 256, 2000)]:
+        settings = FitSettings().for_table(n_columns, 50_000)
+        assert (settings.batch_rows, settings.max_steps, settings.max_extra_steps) == (batch, steps, steps)
+        assert settings.batch_rows * settings.max_steps == pytest.approx(512_000, rel=1e-3)
+    # What the user sets stays; a batch is never larger than the table, the schedule never over 2,000 steps.
+    given = FitSettings(batch_rows=64, max_steps=30, max_extra_steps=0).for_table(4, 50_000)
+    assert (given.batch_rows, given.max_steps, given.max_extra_steps) == (64, 30, 0)
+    assert FitSettings(batch_rows=512).for_table(4, 50_000).max_steps == 1000
+    assert (FitSettings().for_table(4, 300).batch_rows, FitSettings().for_table(4, 300).max_steps) == (300, 1707)
+    assert FitSettings().for_table(4, 50).max_steps == 2000
+    for bad in ({"max_steps": 0}, {"batch_rows": 0}, {"max_extra_steps": -1}):
+        with pytest.raises(SeqdiffError, match=next(iter(bad))):
+            FitSettings(**bad).check()
+    FitSettings().check()  # None: worked out per table

@@ -74,7 +74,8 @@ def test_narrow_tables_take_more_rows_per_step_and_fewer_steps():
     given = FitSettings(batch_rows=64, max_steps=30, max_extra_steps=0).for_table(4, 50_000)
     assert (given.batch_rows, given.max_steps, given.max_extra_steps) == (64, 30, 0)
     assert FitSettings(batch_rows=512).for_table(4, 50_000).max_steps == 1000
-    assert (FitSettings().for_table(4, 300).batch_rows, FitSettings().for_table(4, 300).max_steps) == (300, 1707)
+    small = FitSettings().for_table(4, 300)
+    assert (small.batch_rows, small.max_steps) == (300, 1707)
     assert FitSettings().for_table(4, 50).max_steps == 2000
     for bad in ({"max_steps": 0}, {"batch_rows": 0}, {"max_extra_steps": -1}):
         with pytest.raises(SeqdiffError, match=next(iter(bad))):

@@ -65,10 +65,15 @@ def test_table_section(shared: Path) -> None:
 def test_table_steps_section(shared: Path) -> None:
     result = table_step_speed(steps=2, repeats=2, tables=["california", "shoppers"])
     assert [k for k in result if k not in ("steps", "repeats")] == ["california", "shoppers"]
-    for name, columns in (("california", 10), ("shoppers", 18)):
+    # The default batch: at least 4,096 cells (410 rows of california's 10 columns), at least 256 rows.
+    for name, columns, default_batch in (("california", 10, 410), ("shoppers", 18, 256)):
         assert result[name]["columns"] == columns
-        assert len(result[name]["all_steps_per_s"]) == 2 and min(result[name]["all_steps_per_s"]) > 0
-        assert result[name]["steps_per_s"] == pytest.approx(sum(result[name]["all_steps_per_s"]) / 2)
+        for label, batch in (("256 rows", 256), ("default", default_batch)):
+            run = result[name][label]
+            assert run["batch_rows"] == batch
+            assert len(run["all_steps_per_s"]) == 2 and min(run["all_steps_per_s"]) > 0
+            assert run["steps_per_s"] == pytest.approx(sum(run["all_steps_per_s"]) / 2)
+            assert run["rows_per_s"] == pytest.approx(batch * run["steps_per_s"])
 
 
 def test_loader_section_from_fasta_and_from_a_shard(shared: Path, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ and wall time per file, hence imputed rows per second at transform time.
 column of ``--categories`` categories, each in three rows, beside two numeric and one small categorical
 column; 30,000 rows by default), 20% of cells hidden (5% of the large column's), time one
 ``seqdiff impute`` that fits (``--fit-steps`` steps, early stopping on) and imputes, in a fresh
-process: the memory of training, of scoring the held-out cells, and of imputing.
+process: the memory of training, of scoring the held-out cells, and of imputing (``--samples K``: by
+K joint draws per row instead of the one-pass estimate).
 
 Example:
     .venv/bin/python pipelines/bench_memory.py --out pipelines/results/memory.json --rows 20000 200000
@@ -89,11 +90,20 @@ def fit_and_impute(args: argparse.Namespace, seqdiff: str, env: dict[str, str]) 
             path, out = Path(tmp) / f"{args.case}_{rows}.parquet", Path(tmp) / "out.parquet"
             df.to_parquet(path, index=False)
             command = [seqdiff, "impute", str(path), "-o", str(out), "--max-steps", str(args.fit_steps)]
+            if args.samples:
+                command += ["--samples", str(args.samples)]
             rss, seconds = timed([*command, "--seed", str(args.seed)], env)
             assert int(pd.read_parquet(out).isna().sum().sum()) == 0
             cells = int(df.isna().sum().sum())
             results.append(
-                {"rows": rows, **shape, "missing_cells": cells, "max_rss_mib": rss, "seconds": seconds}
+                {
+                    "rows": rows,
+                    **shape,
+                    "samples": args.samples,
+                    "missing_cells": cells,
+                    "max_rss_mib": rss,
+                    "seconds": seconds,
+                }
             )
             print(json.dumps(results[-1]), flush=True)
     return results
@@ -137,6 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--categories", type=int, default=10_000, help="--case vocab: the large column's")
     p.add_argument("--batch-rows", type=int, default=20_000)
     p.add_argument("--fit-steps", type=int, default=300)
+    p.add_argument(
+        "--samples",
+        type=int,
+        help="--case wide / vocab: impute with --samples K (joint draws; default: one pass)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -151,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         ]
         for r in results:
             shape = f"{r['columns']} columns" if args.case == "wide" else f"{r['categories']:,} categories"
+            if r["samples"]:
+                shape += f", --samples {r['samples']}"
             lines.append(
                 f"| {args.case} | {r['rows']:,} | {shape} | {r['missing_cells']:,} | {r['max_rss_mib']:.0f} | "
                 f"{r['seconds']:.1f} |"

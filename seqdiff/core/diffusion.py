@@ -145,7 +145,7 @@ class MaskedDiffusion(nn.Module):
         """log mu_theta(z_t, t): float32 [B, N, V], -inf outside each position's allowed set."""
         slots = self.slot_log_probs(z, valid, t, within)
         full = slots.new_full((*z.shape, self.vocab_size), float("-inf"))
-        return full.scatter_(-1, self._slot_ids(z.shape[1]).expand_as(slots), slots)
+        return full.scatter_(-1, self.position_ids(z.shape[1]).expand_as(slots), slots)
 
     def slot_log_probs(
         self,
@@ -161,7 +161,7 @@ class MaskedDiffusion(nn.Module):
         With ``needed`` (bool [B, N]) only those positions' values are meaningful (the denoiser
         skips work elsewhere; see ``Denoiser.forward``). The class example calls it.
         """
-        ids = self._slot_ids(z.shape[1])
+        ids = self.position_ids(z.shape[1])
         if isinstance(self.denoiser, Denoiser):
             h = self.denoiser(
                 z, valid, t, logits=False, values=self.scale_positions(z, within), needed=needed
@@ -195,7 +195,9 @@ class MaskedDiffusion(nn.Module):
         hidden = (z == self.mask_id) | ~self.ordered[:n]
         return position.masked_fill(hidden, float("nan"))
 
-    def _slot_ids(self, n: int) -> Tensor:
+    def position_ids(self, n: int) -> Tensor:
+        """The token ids of the slots of ``slot_log_probs`` for ``n`` positions: [1, K] when every
+        position shares one set, else [n, K] (unused slots: the mask id)."""
         return self.slot_ids if self.slot_ids.shape[0] == 1 else self.slot_ids[:n]
 
     def log_prob_of(self, slot_logp: Tensor, x: Tensor) -> Tensor:
@@ -331,7 +333,7 @@ class MaskedDiffusion(nn.Module):
         # Unscored tokens (padding, missing) may hold ids outside the allowed set, where log mu is
         # -inf: zero them before they meet w, or the backward pass gives the rates 0 * inf = NaN.
         logp_x = torch.where(masked, logp_x, torch.zeros_like(logp_x))
-        expected_w = (logp.exp() * w[self._slot_ids(x.shape[1])]).sum(-1)
+        expected_w = (logp.exp() * w[self.position_ids(x.shape[1])]).sum(-1)
         per_token = (-w[xc] * (1 + logp_x) + expected_w) / t[:, None]
         per_token = torch.where(masked, per_token, torch.zeros_like(per_token))
         return (1 - GENMD4_T1) * per_token.sum(-1)

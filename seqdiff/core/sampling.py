@@ -129,10 +129,10 @@ def _unmask(
     i: int,
     owed: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One step's decisions among the masked positions ``todo``: (token [B, N], decided [B, N], owed).
+    """One step's decisions among the masked positions ``todo``: (slot [B, N], decided [B, N], owed).
 
-    ``rate`` [V] is each value's move probability (None at the last step, which decides everything);
-    ``owed`` is confidence decoding's running fraction of a position per row (``unmask_counts``).
+    ``probs`` [B, N, K] are over each position's slots; ``rate`` [1 or N, K] is each slot's move
+    probability (None at the last step, which decides everything); ``owed`` is confidence decoding's running fraction of a position per row (``unmask_counts``).
     """
     shape, vocab = tuple(todo.shape), probs.shape[-1]
     u = noise(TOKEN_STREAM * settings.steps + i, shape, todo.device)
@@ -186,6 +186,10 @@ def sample(
     log-probabilities before the temperature: each prediction is multiplied by ``exp(log_prior)``
     and renormalised, a product of experts with outside knowledge such as a family profile.
 
+    Each position's distribution is over the ids it may take (``MaskedDiffusion.slot_log_probs``), not
+    the whole vocabulary: a table column's few values, where a wide table's vocabulary is every
+    column's. The slots list their ids in increasing order, so the draws are the same.
+
     Example:
         >>> from seqdiff.core.denoiser import Denoiser, DenoiserConfig
         >>> from seqdiff.core.schedules import LinearSchedule
@@ -201,6 +205,8 @@ def sample(
     device = z.device
     mask_id = model.mask_id
     vocab = model.vocab_size
+    ids = model.position_ids(z.shape[1])  # [1 or N, K]: the token id of each position's slot
+    slot_ids = ids.expand(*z.shape, -1)
     z = z.clone()
     todo = z == mask_id
     if valid is not None:
@@ -228,7 +234,7 @@ def sample(
             a_t = model.schedule.alpha_all(t.float().reshape(1), vocab).double()[0]
             a_s = model.schedule.alpha_all(s.float().reshape(1), vocab).double()[0]
             sigma = remask_probability(a_t, a_s, remask_eta) if remasking else None
-            rate = unmask_rate(a_t, a_s, 0.0 if sigma is None else sigma)
+            rate = unmask_rate(a_t, a_s, 0.0 if sigma is None else sigma)[ids]
         # Positions decided before this step: ReMDM masks them again from z_t, alongside the unmasking.
         again = torch.zeros_like(todo)
         if sigma is not None:
@@ -237,16 +243,16 @@ def sample(
         if bool(todo.any()):
             if probs is None or time_conditioned or not use_cache:
                 t_batch = torch.full((z.shape[0],), float(t), device=device)
-                log_probs = model.log_probs(z, valid, t_batch if time_conditioned else None, within)
+                log_probs = model.slot_log_probs(z, valid, t_batch if time_conditioned else None, within)
                 if log_prior is not None:
-                    log_probs = log_probs + log_prior
+                    log_probs = log_probs + log_prior.gather(-1, slot_ids)
                 probs = shape_probs(log_probs, temperature, top_p)
                 calls += 1
-            chosen, newly, owed = _unmask(settings, probs, todo, rate, noise, i, owed)
+            slot, newly, owed = _unmask(settings, probs, todo, rate, noise, i, owed)
             if bool(newly.any()):
-                p_chosen = probs.gather(-1, chosen[..., None])[..., 0]
+                p_chosen = probs.gather(-1, slot[..., None])[..., 0]
                 h = -(probs * torch.log(probs.clamp(min=1e-300))).sum(-1)
-                z = torch.where(newly, chosen, z)
+                z = torch.where(newly, slot_ids.gather(-1, slot[..., None])[..., 0], z)
                 if within is not None:
                     u = noise(WITHIN_STREAM * steps + i, tuple(z.shape), device).to(within.dtype)
                     within = torch.where(newly & model.ordered[: z.shape[1]], u, within)

@@ -37,7 +37,7 @@ from seqdiff.tabular.model import rows_per_pass
 POINT_ESTIMATES = ("predictive", "draws")
 PREDICT_BLOCK = 1024  # rows per network call of the predictive estimate at most (see rows_per_pass)
 DECODE_BLOCK = 1024  # global rows per in-bin-draw generator: values do not depend on the batching
-SAMPLER_CELLS = 8_000_000  # rows x columns x vocab per sampler call: it holds float64 tensors of that size
+SAMPLER_CELLS = 8_000_000  # rows x columns x slots per sampler call: it holds float64 tensors of that size
 SAMPLING_GRID = "cosine"
 
 
@@ -150,7 +150,7 @@ def sample_draws(
     masked = (tokens[rows] == encoder.mask_id).sum(axis=1)
     groups = [np.flatnonzero(masked == m) for m in np.unique(masked)]
     disable = None if progress is None else not progress
-    per_call = max(1, SAMPLER_CELLS // (n_columns * model.vocab_size))
+    per_call = max(1, SAMPLER_CELLS // (n_columns * model.position_ids(n_columns).shape[-1]))
     bar = tqdm(total=n_draws * len(rows), desc="sampling", unit="row", disable=disable, leave=False)
     with bar:
         for k in range(n_draws):

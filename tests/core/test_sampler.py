@@ -326,6 +326,21 @@ def test_per_position_allowed_sets_are_respected():
     out = sample(model, torch.full((500, 4), MASK), steps=8, generator=torch.Generator().manual_seed(0))
     assert bool(allowed[torch.arange(4)[None].expand(500, 4), out.tokens].all())
     assert set(out.tokens[:, 3].tolist()) == {0, 5}, "both values of a two-value column appear"
+    # A log prior reaches each position's own ids: a strong one on an allowed id decides it, one on an
+    # id the position may not take changes nothing, under every decoding.
+    prior = torch.zeros(500, 4, VOCAB)
+    prior[:, 0, 1], prior[:, 1, 4], prior[:, 2, 0], prior[:, 3, 2] = 50.0, 50.0, 50.0, 50.0
+    for decoding in ("ancestral", "confidence", "remask"):
+        tilted = sample(
+            model,
+            torch.full((500, 4), MASK),
+            steps=8,
+            generator=torch.Generator().manual_seed(0),
+            decoding=decoding,
+            log_prior=prior,
+        )
+        assert (tilted.tokens[:, 0] == 1).all() and (tilted.tokens[:, 1] == 4).all()
+        assert (tilted.tokens[:, 2] == 5).all() and set(tilted.tokens[:, 3].tolist()) == {0, 5}
 
 
 def test_keyed_noise_makes_rows_independent_of_their_batch(toys):

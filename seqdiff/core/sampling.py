@@ -132,9 +132,10 @@ def _unmask(
     """One step's decisions among the masked positions ``todo``: (slot [B, N], decided [B, N], owed).
 
     ``probs`` [B, N, K] are over each position's slots; ``rate`` [1 or N, K] is each slot's move
-    probability (None at the last step, which decides everything); ``owed`` is confidence decoding's running fraction of a position per row (``unmask_counts``).
+    probability (None at the last step, which decides everything); ``owed`` is confidence decoding's
+    running fraction of a position per row (``unmask_counts``).
     """
-    shape, vocab = tuple(todo.shape), probs.shape[-1]
+    shape, slots = tuple(todo.shape), probs.shape[-1]
     u = noise(TOKEN_STREAM * settings.steps + i, shape, todo.device)
     if settings.decoding == "confidence":
         chosen = draw_categorical(probs, u)
@@ -149,7 +150,7 @@ def _unmask(
     move = probs if rate is None else probs * rate
     stay = (1 - move.sum(-1, keepdim=True)).clamp(min=0)
     choice = draw_categorical(torch.cat([move, stay], dim=-1), u)
-    return choice.clamp(max=vocab - 1), todo & (choice < vocab), owed
+    return choice.clamp(max=slots - 1), todo & (choice < slots), owed
 
 
 @torch.no_grad()

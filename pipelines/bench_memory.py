@@ -12,7 +12,7 @@ column of ``--categories`` categories, each in three rows, beside two numeric an
 column; 30,000 rows by default), 20% of cells hidden (5% of the large column's), time one
 ``seqdiff impute`` that fits (``--fit-steps`` steps, early stopping on) and imputes, in a fresh
 process: the memory of training, of scoring the held-out cells, and of imputing (``--samples K``: by
-K joint draws per row instead of the one-pass estimate).
+K joint draws per row instead of the one-pass estimate, ``--sampling-steps S`` steps each).
 
 Example:
     .venv/bin/python pipelines/bench_memory.py --out pipelines/results/memory.json --rows 20000 200000
@@ -92,6 +92,8 @@ def fit_and_impute(args: argparse.Namespace, seqdiff: str, env: dict[str, str]) 
             command = [seqdiff, "impute", str(path), "-o", str(out), "--max-steps", str(args.fit_steps)]
             if args.samples:
                 command += ["--samples", str(args.samples)]
+            if args.sampling_steps:
+                command += ["--sampling-steps", str(args.sampling_steps)]
             rss, seconds = timed([*command, "--seed", str(args.seed)], env)
             assert int(pd.read_parquet(out).isna().sum().sum()) == 0
             cells = int(df.isna().sum().sum())
@@ -100,6 +102,7 @@ def fit_and_impute(args: argparse.Namespace, seqdiff: str, env: dict[str, str]) 
                     "rows": rows,
                     **shape,
                     "samples": args.samples,
+                    "sampling_steps": args.sampling_steps,
                     "missing_cells": cells,
                     "max_rss_mib": rss,
                     "seconds": seconds,
@@ -152,6 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         help="--case wide / vocab: impute with --samples K (joint draws; default: one pass)",
     )
+    p.add_argument(
+        "--sampling-steps",
+        type=int,
+        metavar="S",
+        help="with --samples: --sampling-steps S (default: one step per cell to fill)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -168,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             shape = f"{r['columns']} columns" if args.case == "wide" else f"{r['categories']:,} categories"
             if r["samples"]:
                 shape += f", --samples {r['samples']}"
+            if r.get("sampling_steps"):
+                shape += f", --sampling-steps {r['sampling_steps']}"
             lines.append(
                 f"| {args.case} | {r['rows']:,} | {shape} | {r['missing_cells']:,} | {r['max_rss_mib']:.0f} | "
                 f"{r['seconds']:.1f} |"

@@ -174,6 +174,33 @@ def test_model_trained_on_another_schema(tmp_path: Path) -> None:
     assert not (tmp_path / "o2.parquet").exists()
 
 
+def test_sampling_steps_only_with_draws_and_positive(tmp_path: Path) -> None:
+    src = tmp_path / "t.parquet"
+    small_table().to_parquet(src)
+    model, out = tmp_path / "model", tmp_path / "o.parquet"
+    fitted = seqdiff("impute", str(src), "-o", str(out), "--save-model", str(model), "--max-steps", "5")
+    assert fitted.returncode == 0, fitted.stderr
+    out.unlink()
+    given = ["impute", str(src), "-o", str(out), "--checkpoint", str(model)]
+    assert_one_line_error(seqdiff(*given, "--sampling-steps", "4"), "--sampling-steps", "--samples")
+    assert_one_line_error(seqdiff(*given, "--samples", "2", "--sampling-steps", "0"), "--sampling-steps")
+    synth = tmp_path / "s.parquet"
+    drawn = seqdiff(
+        "sample",
+        "table",
+        "--checkpoint",
+        str(model),
+        "--rows",
+        "3",
+        "-o",
+        str(synth),
+        "--sampling-steps",
+        "0",
+    )
+    assert_one_line_error(drawn, "sampling_steps")
+    assert not out.exists() and not synth.exists()
+
+
 def test_nested_and_binary_columns_pass_through(tmp_path: Path) -> None:
     df = small_table()
     table = pa.Table.from_pandas(df, preserve_index=False)

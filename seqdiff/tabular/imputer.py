@@ -239,6 +239,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         self, table: pa.Table, first_row: int, n_draws: int, seed: int, source: str, on_unseen: str = "mask"
     ) -> Draws:
         check_is_fitted(self, "model_")
+        self._check_params()  # sampling_steps may have been set since the fit
         return sample_draws(
             self.model_,
             self.encoder_,

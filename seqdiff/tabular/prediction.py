@@ -145,10 +145,13 @@ def sample_draws(
     sampled = np.empty((n_draws, len(rows), n_columns), np.int64)
     sampled_within = np.full(sampled.shape, np.nan)
     device = next(model.parameters()).device
-    # Rows are sampled in groups of equal masked-cell count m, with m steps by default (one cell decided
-    # per step on average): a row's steps depend on the row alone, so batching does not change it.
-    masked = (tokens[rows] == encoder.mask_id).sum(axis=1)
-    groups = [np.flatnonzero(masked == m) for m in np.unique(masked)]
+    # A row takes as many steps as it has masked cells (one cell decided per step on average), or
+    # `sampling_steps`: a row's steps depend on the row alone, so batching does not change it. Rows
+    # with the same steps are sampled together.
+    steps_of = (tokens[rows] == encoder.mask_id).sum(axis=1)
+    if sampling_steps is not None:
+        steps_of = np.full(len(rows), sampling_steps)
+    groups = [np.flatnonzero(steps_of == m) for m in np.unique(steps_of)]
     disable = None if progress is None else not progress
     per_call = max(1, SAMPLER_CELLS // (n_columns * model.position_ids(n_columns).shape[-1]))
     bar = tqdm(total=n_draws * len(rows), desc="sampling", unit="row", disable=disable, leave=False)
@@ -156,7 +159,7 @@ def sample_draws(
         for k in range(n_draws):
             noise_seed = draw_seed(seed, k)
             for group in groups:
-                steps = sampling_steps or int(masked[group[0]])
+                steps = int(steps_of[group[0]])
                 for start in range(0, len(group), per_call):
                     part = group[start : start + per_call]
                     z = torch.as_tensor(tokens[rows[part]], device=device)

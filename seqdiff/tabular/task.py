@@ -100,6 +100,7 @@ def impute_table(
     numeric: Sequence[str] = (),
     save_model: str | Path | None = None,
     samples: int | None = None,
+    sampling_steps: int | None = None,
     numeric_point: str | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -115,7 +116,8 @@ def impute_table(
     The model: `imputer` (already fitted), or the one saved in `checkpoint`, or else one fitted on the
     file with the `fit` settings and the `categorical` / `numeric` overrides (`fit_on_file`), then saved
     to `save_model` when given. The point estimate: with `samples` K, the median or mean (numeric) or
-    vote (categorical) of K draws per cell; without, the predictive point estimate; `numeric_point`
+    vote (categorical) of K draws per cell, each with `sampling_steps` sampler steps per row (None: one
+    per cell to fill); without, the predictive point estimate; `numeric_point`
     (median or mean) overrides the model's. `engine` imputes the file (`impute_file`: here, batch by
     batch). `progress`: the tqdm bars of fitting and imputing (None: when stderr is a terminal). `say`
     gets the lines a user should see. A CSV input is read with `read_options` (default `ReadOptions()`:
@@ -124,6 +126,10 @@ def impute_table(
     check_output(in_path, out_path, in_place)
     if (samples is not None and samples < 1) or batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
+    if sampling_steps is not None and samples is None:
+        raise SeqdiffError("--sampling-steps: only with --samples (without, one network pass per row)")
+    if sampling_steps is not None and sampling_steps < 1:
+        raise SeqdiffError(f"--sampling-steps must be at least 1, got {sampling_steps}")
     if imputer is None and checkpoint is not None:
         imputer = MaskedDiffusionImputer.load(checkpoint, device=device)
         imputer.set_params(progress=progress)
@@ -144,6 +150,8 @@ def impute_table(
             imputer.save(save_model)
             say(f"model saved to {save_model}")
     imputer.set_params(point="predictive" if samples is None else "draws")
+    if sampling_steps is not None:
+        imputer.set_params(sampling_steps=sampling_steps)
     if numeric_point:
         imputer.set_params(numeric_point=numeric_point)
     report = engine(

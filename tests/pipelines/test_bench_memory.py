@@ -18,7 +18,11 @@ pytestmark = pytest.mark.skipif(not Path("/usr/bin/time").exists(), reason="need
 @pytest.mark.parametrize(
     ("case", "shape", "label"),
     [
-        (["--case", "wide", "--columns", "6", "--samples", "2"], {"columns": 6}, "6 columns, --samples 2"),
+        (
+            ["--case", "wide", "--columns", "6", "--samples", "2", "--sampling-steps", "3"],
+            {"columns": 6, "sampling_steps": 3},
+            "6 columns, --samples 2, --sampling-steps 3",
+        ),
         (["--case", "vocab", "--categories", "40"], {"categories": 40}, "40 categories"),
     ],
 )

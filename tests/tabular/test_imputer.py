@@ -192,6 +192,27 @@ def test_point_estimate_of_several_draws(fitted, holed):
         assert (row == winner).sum() == row.value_counts().max()
 
 
+def test_sampling_steps_bound_a_draws_network_passes(fitted, holed, monkeypatch):
+    """By default a row takes one sampler step per missing cell, and rows are batched by that count;
+    with sampling_steps S every row takes S steps, all in one batch: at most S passes per draw."""
+    model, passes = fitted.model_, []
+    network = model.slot_log_probs
+    monkeypatch.setattr(model, "slot_log_probs", lambda *a, **k: passes.append(1) or network(*a, **k))
+    exact = fitted.transform_samples(holed, 1)[0]
+    by_missing_count = len(passes)
+    passes.clear()
+    defaults = fitted.get_params()
+    try:
+        fast = fitted.set_params(sampling_steps=2).transform_samples(holed, 1)[0]
+    finally:
+        fitted.set_params(**defaults)
+    assert len(passes) <= 2 < by_missing_count
+    for out in (exact, fast):
+        assert_observed_unchanged(out, holed)
+        assert not out[fitted.feature_names_in_].isna().any().any()
+    assert not fast.equals(exact)
+
+
 def test_unseen_category_kept_and_used_as_missing(fitted, holed):
     new = holed.head(20).copy()
     new["a"] = "zzz"

@@ -1,6 +1,7 @@
 """Point estimates of the table imputer compared on one fitted model: the predictive distribution
-(one network pass per row, the default) against K joint draws (the sampler), each with the numeric
-cells' mean and median (the categorical cells' mode / most frequent draw either way).
+(one network pass per row, the default) against K joint draws (the sampler; one step per cell to
+fill, and with each ``--sampling-steps`` S), each with the numeric cells' mean and median (the
+categorical cells' mode / most frequent draw either way).
 
 Same protocol as `bench_tabular.py` (complete rows, a random subsample, 30% MCAR, in-sample), one fit
 per dataset, then `transform` with each point estimate; MAE / RMSE on z-scored numeric cells,
@@ -39,6 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=5000)
     p.add_argument("--max-steps", type=int, default=800)
     p.add_argument("--draws", type=int, nargs="*", default=[1, 10], help="K for the draws estimate")
+    p.add_argument(
+        "--sampling-steps",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="S",
+        help="also the draws estimates with S sampler steps per row (default: one per cell to fill only)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -52,9 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         imputer = MaskedDiffusionImputer(
             max_steps=args.max_steps, categorical=schema.categorical, numeric=schema.numeric, seed=args.seed
         ).fit(holed)
-        estimates = [("predictive", 1)] + [("draws", k) for k in args.draws]
-        for (point, k), numeric in product(estimates, NUMERIC_POINTS):
-            imputer.set_params(point=point, n_samples=k, numeric_point=numeric)
+        steps = [None, *args.sampling_steps]
+        estimates = [("predictive", 1, None)] + list(product(["draws"], args.draws, steps))
+        for (point, k, s), numeric in product(estimates, NUMERIC_POINTS):
+            imputer.set_params(point=point, n_samples=k, sampling_steps=s, numeric_point=numeric)
             start = time.perf_counter()
             imputed = imputer.transform(holed)
             seconds = time.perf_counter() - start
@@ -65,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                     "rows": len(df),
                     "point": point,
                     "draws": k,
+                    "sampling_steps": s,
                     "numeric_point": numeric,
                     **scores,
                     "seconds": seconds,
@@ -81,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     for r in rows:
         source = "predictive (one pass)" if r["point"] == "predictive" else f"{r['draws']} draws"
+        if r.get("sampling_steps"):
+            source += f", --sampling-steps {r['sampling_steps']}"
         label = f"{source}, {r['numeric_point']}"
         lines.append(
             f"| {r['dataset']} | {label} | {r['mae']:.3f} | {r['rmse']:.3f} | {r['accuracy']:.3f} | {r['seconds']:.1f} |"

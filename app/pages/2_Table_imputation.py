@@ -60,7 +60,8 @@ class TableRun:
 
 
 def settings_sidebar() -> dict:
-    """The sidebar: training steps and schedule (when fitting), draws per cell and seed."""
+    """The sidebar: training steps and schedule (when fitting), draws per cell, their sampler steps
+    and seed."""
     side = st.sidebar
     side.header("Fitting")
     steps = side.number_input(
@@ -85,6 +86,16 @@ def settings_sidebar() -> dict:
         "network pass per row). K >= 1: the median or mean (numeric columns) or vote (categorical "
         "ones) of K draws.",
     )
+    sampling_steps = side.number_input(
+        "Sampler steps per row",
+        0,
+        1000,
+        0,
+        key="table_sampling_steps",
+        disabled=draws == 0,
+        help="With draws: 0 takes one step per cell to fill; fewer steps are faster on wide tables, and "
+        "decide several cells of a row at once.",
+    )
     numeric_point = side.radio(
         "Numeric estimate",
         NUMERIC_POINTS,
@@ -96,6 +107,7 @@ def settings_sidebar() -> dict:
     return {
         "fit": {"max_steps": int(steps), "schedule": schedule},  # seqdiff.tabular.settings.FitSettings
         "draws": int(draws),
+        "sampling_steps": int(sampling_steps) or None,
         "numeric_point": numeric_point,
         "seed": int(seed),
     }
@@ -251,6 +263,7 @@ def impute(
                 imputer=imputer,
                 checkpoint=folder,
                 samples=settings["draws"] or None,
+                sampling_steps=settings["sampling_steps"] if settings["draws"] else None,
                 numeric_point=settings["numeric_point"],
                 progress=False,
             )

@@ -189,9 +189,7 @@ def cmd_sample_table(args: argparse.Namespace) -> None:
     if rows is None or rows < 1:
         raise SeqdiffError("--rows must be at least 1 (or give --fix-file)")
     imputer = MaskedDiffusionImputer.load(args.checkpoint, device=args.device)
-    imputer.set_params(progress=None)
-    if args.sampling_steps is not None:
-        imputer.set_params(sampling_steps=args.sampling_steps)
+    imputer.set_params(progress=None, sampling_steps=args.sampling_steps)
     table = pa.Table.from_pandas(imputer.sample(rows, fixed, seed=args.seed), preserve_index=False)
     with atomic_path(out) as tmp:
         if suffix == ".csv":

@@ -149,9 +149,7 @@ def impute_table(
         if save_model:
             imputer.save(save_model)
             say(f"model saved to {save_model}")
-    imputer.set_params(point="predictive" if samples is None else "draws")
-    if sampling_steps is not None:
-        imputer.set_params(sampling_steps=sampling_steps)
+    imputer.set_params(point="predictive" if samples is None else "draws", sampling_steps=sampling_steps)
     if numeric_point:
         imputer.set_params(numeric_point=numeric_point)
     report = engine(

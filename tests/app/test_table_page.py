@@ -187,6 +187,24 @@ def test_impute_with_a_saved_model(
     assert not by_mean["a"].equals(frame["a"]) and by_mean["colour"].equals(frame["colour"])
 
 
+def test_draws_and_their_sampler_steps(
+    holed_table: pd.DataFrame, table_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = upload(page(monkeypatch, table_model), holed_table)
+    at.radio(key="table_source").set_value("folder").run()
+    assert at.number_input(key="table_sampling_steps").disabled  # no draws: one pass per row
+    at.number_input(key="table_draws").set_value(2).run()
+    at.number_input(key="table_sampling_steps").set_value(1).run()
+    click(at, "table_impute_run")
+    one_step = at.session_state["table_run"].frame
+    assert_filled(one_step, holed_table)
+    at.number_input(key="table_sampling_steps").set_value(0).run()  # one step per cell to fill
+    click(at, "table_impute_run")
+    exact = at.session_state["table_run"].frame
+    assert_filled(exact, holed_table)
+    assert not exact.equals(one_step)
+
+
 def test_protein_model_is_not_a_table_model(
     holed_table: pd.DataFrame, md4_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,9 @@ is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags
   when several do, a one-line error names them (give ``--delimiter``); when none does, the file's
   extension decides (comma for .csv, tab for .tsv);
 - empty fields, and fields that are one of ``na_values`` (default `NA_VALUES`; with or without a
-  leading space, as in ``a, ?, b``), are missing cells.
+  leading space, as in ``a, ?, b``), are missing cells;
+- the decimal mark is detected from the same lines (`detect_decimal`): a comma when a column's numbers
+  are written like ``3,14``, and a one-line error when another column's are written like ``3.14``.
 
 Example:
     >>> read_table("no/such.parquet")
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +45,10 @@ from seqdiff.errors import SeqdiffError
 # spellings pandas and Arrow read as missing by default.
 NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan")
 DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+DECIMAL_MARKS = (".", ",")
 SNIFF_BYTES = 65_536
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,8 @@ class ReadOptions:
     """How a CSV file is read (Parquet files have types and nulls of their own and ignore these).
 
     `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
-    detect it (`detect_delimiter`).
+    detect it (`detect_delimiter`); `decimal`: the decimal mark, "." or ",", or None to detect it
+    (`detect_decimal`).
 
     Example:
         >>> ReadOptions(na_values=("?",)).null_values()
@@ -59,6 +66,7 @@ class ReadOptions:
 
     na_values: tuple[str, ...] = NA_VALUES
     delimiter: str | None = None
+    decimal: str | None = None
 
     def null_values(self) -> list[str]:
         """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
@@ -81,6 +89,12 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
         help="CSV input: the field delimiter, one character or 'tab' (default: detected among "
         "comma, semicolon, tab and pipe)",
     )
+    parser.add_argument(
+        "--decimal",
+        choices=DECIMAL_MARKS,
+        help="CSV input: the decimal mark of numbers (default: detected; a comma when a column's "
+        "numbers are written like 3,14)",
+    )
 
 
 def read_options(args: argparse.Namespace) -> ReadOptions:
@@ -90,13 +104,13 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
         >>> parser = argparse.ArgumentParser()
         >>> add_read_flags(parser)
         >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
-        ReadOptions(na_values=('?',), delimiter='\\t')
+        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None)
     """
     delimiter = "\t" if args.delimiter == "tab" else args.delimiter
     if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
         raise SeqdiffError(f"--delimiter must be one character (or 'tab'), not {args.delimiter!r}")
     na_values = NA_VALUES if args.na_values is None else tuple(args.na_values)
-    return ReadOptions(na_values=na_values, delimiter=delimiter)
+    return ReadOptions(na_values=na_values, delimiter=delimiter, decimal=args.decimal)
 
 
 def _file_format(path: Path) -> str:
@@ -121,12 +135,17 @@ def _sample_lines(path: Path) -> tuple[str, bool]:
     return data[:SNIFF_BYTES].decode("utf-8", errors="replace"), len(data) <= SNIFF_BYTES
 
 
-def _field_counts(text: str, whole: bool, delimiter: str) -> set[int]:
-    """The numbers of fields of the sampled records (blank lines skipped; a cut last one dropped)."""
+def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
+    """The sampled records (blank lines skipped; a cut last one dropped)."""
     records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
     if not whole and len(records) > 1:
         records = records[:-1]
-    return {len(r) for r in records}
+    return records
+
+
+def _field_counts(text: str, whole: bool, delimiter: str) -> set[int]:
+    """The numbers of fields of the sampled records."""
+    return {len(r) for r in _records(text, whole, delimiter)}
 
 
 def detect_delimiter(path: str | Path, fmt: str = "csv") -> str:
@@ -164,15 +183,68 @@ def detect_delimiter(path: str | Path, fmt: str = "csv") -> str:
     return "\t" if fmt == "tsv" else ","
 
 
+def _decimal_mark(values: list[str]) -> str | None:
+    """The decimal mark a column's sampled values are written with: "." or ",", None when they are not
+    all numbers of one mark, are whole numbers, or could be thousands groups (``1,250``)."""
+    for mark, pattern in _DECIMAL.items():
+        matches = [pattern.fullmatch(v) for v in values]
+        if not all(m or _INTEGER.fullmatch(v) for m, v in zip(matches, values, strict=True)):
+            continue
+        decimals = [m for m in matches if m]
+        if decimals and (mark == "." or any(len(m[1]) != 3 for m in decimals)):
+            return mark
+    return None
+
+
+def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None = None) -> str:
+    """The decimal mark of a CSV file split by `delimiter`: a comma when, in its first 64 KiB, a column's
+    values (besides missing ones) are all numbers and some are written like ``3,14`` (not only like
+    ``1,250``, which could be a thousands group); else a point. When another column's are written like
+    ``3.14``, a one-line SeqdiffError names both (give --decimal).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("kg;n\\n70,5;1\\n-3,25;2\\n")
+        >>> detect_decimal(path, ";")
+        ','
+        >>> _ = path.write_text("kg;m\\n70,5;1.5\\n")
+        >>> detect_decimal(path, ";")
+        Traceback (most recent call last):
+        ...
+        seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
+    """
+    missing = set((options or ReadOptions()).null_values())
+    text, whole = _sample_lines(Path(path))
+    header, *rows = _records(text, whole, delimiter) or [[]]
+    columns: dict[str, tuple[str, str]] = {}  # mark -> (column, an example value)
+    for j, name in enumerate(header):
+        values = [r[j].strip() for r in rows if j < len(r) and r[j] not in missing]
+        mark = _decimal_mark(values)
+        if mark is not None and mark not in columns:
+            columns[mark] = (name, next(v for v in values if mark in v))
+    if len(columns) == 2:
+        (comma, comma_value), (point, point_value) = columns[","], columns["."]
+        raise SeqdiffError(
+            f"{path}: cannot tell the decimal mark: column {comma!r} writes {comma_value} and column "
+            f"{point!r} {point_value}; give --decimal"
+        )
+    return "," if "," in columns else "."
+
+
 def _csv_options(
     path: Path, fmt: str, column_types: dict[str, pa.DataType] | None, options: ReadOptions | None
 ) -> dict[str, Any]:
     options = options or ReadOptions()
     delimiter = options.delimiter or detect_delimiter(path, fmt)
+    decimal = options.decimal or detect_decimal(path, delimiter, options)
     return {
         "parse_options": pacsv.ParseOptions(delimiter=delimiter),
         "convert_options": pacsv.ConvertOptions(
-            column_types=column_types, null_values=options.null_values(), strings_can_be_null=True
+            column_types=column_types,
+            null_values=options.null_values(),
+            strings_can_be_null=True,
+            decimal_point=decimal,
         ),
     }
 

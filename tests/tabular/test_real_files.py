@@ -4,6 +4,7 @@ missing cells, identifier columns, and numeric columns with a few stray words. E
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import NA_VALUES, ReadOptions, detect_delimiter, read_table
+from seqdiff.tabular.files import (
+    NA_VALUES,
+    ReadOptions,
+    detect_decimal,
+    detect_delimiter,
+    iter_record_batches,
+    read_table,
+)
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.schema import infer_schema
 from tests.test_bad_input import assert_one_line_error, seqdiff
@@ -65,6 +73,54 @@ def test_an_ambiguous_delimiter_is_one_line_error_and_delimiter_settles_it(tmp_p
     assert result.returncode == 0, result.stderr
     assert pq.read_table(out).column_names == ["a", "b;c"]
     assert_one_line_error(seqdiff("impute", str(src), "-o", str(out), "--delimiter", "ab"), "--delimiter")
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_decimal_comma_is_detected_and_read_as_numbers(sep: str, tmp_path: Path) -> None:
+    df = frame()
+    df["hours"] = df["hours"] - 40  # negative numbers too
+    df.loc[::4, "hours"] = np.nan
+    src = tmp_path / "in.csv"
+    df.to_csv(src, sep=sep, index=False, decimal=",")
+    assert re.search(r"-\d+,\d", src.read_text())  # written like -1,8
+    assert detect_decimal(src, sep) == ","
+    table = read_table(src)
+    assert str(table.column("hours").type) == "double"
+    np.testing.assert_allclose(table.column("hours").to_numpy(zero_copy_only=False), df["hours"])
+    streamed = [b.column("hours").type for b in iter_record_batches(src, 16)]
+    assert set(map(str, streamed)) == {"double"}
+    out = tmp_path / "out.parquet"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert result.returncode == 0, result.stderr
+    hours = pq.read_table(out).column("hours")
+    assert str(hours.type) == "double" and hours.null_count == 0
+    observed = df["hours"].notna().to_numpy()
+    np.testing.assert_allclose(hours.to_numpy()[observed], df["hours"][observed])
+
+
+def test_two_decimal_marks_are_one_line_error_and_decimal_settles_it(tmp_path: Path) -> None:
+    df = frame()
+    src = tmp_path / "mixed.csv"
+    body = "".join(
+        f"{h:.1f}".replace(".", ",") + f";{a / 7:.3f};{j}\n" for h, a, j in df[["hours", "age", "job"]].values
+    )
+    src.write_text("hours;ratio;job\n" + body)
+    out = tmp_path / "o.parquet"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert_one_line_error(result, "mixed.csv", "decimal mark", "'hours'", "'ratio'", "--decimal")
+    assert not out.exists()
+    result = seqdiff("impute", str(src), "-o", str(out), "--decimal", ",", *TINY)
+    assert result.returncode == 0, result.stderr
+    back = pq.read_table(out)
+    assert str(back.column("hours").type) == "double" and str(back.column("ratio").type) == "string"
+    assert read_table(src, options=ReadOptions(decimal=".")).column("ratio").type == "double"
+
+
+def test_numbers_like_thousands_groups_are_not_read_as_decimals(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("amount;n\n" + "".join(f"{i},{(i * 37) % 1000:03d};{i}\n" for i in range(1, 40)))
+    assert detect_decimal(src, ";") == "."
+    assert str(read_table(src).column("amount").type) == "string"
 
 
 def test_a_one_column_file_and_a_tsv_are_read_by_their_extension(tmp_path: Path) -> None:

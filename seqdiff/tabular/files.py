@@ -10,7 +10,9 @@ is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags
 - empty fields, and fields that are one of ``na_values`` (default `NA_VALUES`; with or without a
   leading space, as in ``a, ?, b``), are missing cells;
 - the decimal mark is detected from the same lines (`detect_decimal`): a comma when a column's numbers
-  are written like ``3,14``, and a one-line error when another column's are written like ``3.14``.
+  are written like ``3,14``, and a one-line error when another column's are written like ``3.14``;
+- the text is UTF-8 (a byte-order mark is skipped) unless ``encoding`` says otherwise; a file that
+  is not is a one-line error that asks for ``--encoding``.
 
 Example:
     >>> read_table("no/such.parquet")
@@ -27,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import io
 import re
@@ -57,7 +60,7 @@ class ReadOptions:
 
     `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
     detect it (`detect_delimiter`); `decimal`: the decimal mark, "." or ",", or None to detect it
-    (`detect_decimal`).
+    (`detect_decimal`); `encoding`: the text encoding (a Python codec name).
 
     Example:
         >>> ReadOptions(na_values=("?",)).null_values()
@@ -67,6 +70,7 @@ class ReadOptions:
     na_values: tuple[str, ...] = NA_VALUES
     delimiter: str | None = None
     decimal: str | None = None
+    encoding: str = "utf-8"
 
     def null_values(self) -> list[str]:
         """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
@@ -95,6 +99,11 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
         help="CSV input: the decimal mark of numbers (default: detected; a comma when a column's "
         "numbers are written like 3,14)",
     )
+    parser.add_argument(
+        "--encoding",
+        help="CSV input: the text encoding (default utf-8; e.g. cp1252 for Windows files from Western "
+        "Europe, latin-1)",
+    )
 
 
 def read_options(args: argparse.Namespace) -> ReadOptions:
@@ -104,13 +113,20 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
         >>> parser = argparse.ArgumentParser()
         >>> add_read_flags(parser)
         >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
-        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None)
+        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding='utf-8')
     """
     delimiter = "\t" if args.delimiter == "tab" else args.delimiter
     if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
         raise SeqdiffError(f"--delimiter must be one character (or 'tab'), not {args.delimiter!r}")
     na_values = NA_VALUES if args.na_values is None else tuple(args.na_values)
-    return ReadOptions(na_values=na_values, delimiter=delimiter, decimal=args.decimal)
+    encoding = args.encoding or ReadOptions.encoding
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise SeqdiffError(
+            f"--encoding: unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1)"
+        ) from None
+    return ReadOptions(na_values=na_values, delimiter=delimiter, decimal=args.decimal, encoding=encoding)
 
 
 def _file_format(path: Path) -> str:
@@ -128,11 +144,22 @@ def _file_format(path: Path) -> str:
     raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv or .tsv)")
 
 
-def _sample_lines(path: Path) -> tuple[str, bool]:
-    """The first `SNIFF_BYTES` of the (decompressed) file as text, and whether that is the whole file."""
+def _sample_lines(path: Path, encoding: str = ReadOptions.encoding) -> tuple[str, bool]:
+    """The first `SNIFF_BYTES` of the (decompressed) file as text, and whether that is the whole file;
+    a one-line SeqdiffError when they are not text in `encoding`."""
     with pa.input_stream(str(path), compression="detect") as stream:
         data = stream.read(SNIFF_BYTES + 1)
-    return data[:SNIFF_BYTES].decode("utf-8", errors="replace"), len(data) <= SNIFF_BYTES
+    whole, data = len(data) <= SNIFF_BYTES, data[:SNIFF_BYTES]
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if whole or exc.start < len(data) - 4:  # not just a character cut at the sample's end
+            raise SeqdiffError(
+                f"{path}: not {encoding} text (byte 0x{data[exc.start]:02x} at offset {exc.start:,}); "
+                "give its encoding, e.g. --encoding cp1252 (Windows, Western Europe)"
+            ) from None
+        text = data[: exc.start].decode(encoding)
+    return text.removeprefix("\ufeff"), whole
 
 
 def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
@@ -148,7 +175,7 @@ def _field_counts(text: str, whole: bool, delimiter: str) -> set[int]:
     return {len(r) for r in _records(text, whole, delimiter)}
 
 
-def detect_delimiter(path: str | Path, fmt: str = "csv") -> str:
+def detect_delimiter(path: str | Path, fmt: str = "csv", encoding: str = ReadOptions.encoding) -> str:
     """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits every line of
     its first 64 KiB into the same number, two or more, of fields. When several do, a one-line
     SeqdiffError names them; when none does (one column, or ragged rows), the extension's: tab for
@@ -166,7 +193,7 @@ def detect_delimiter(path: str | Path, fmt: str = "csv") -> str:
         ...
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
     """
-    text, whole = _sample_lines(Path(path))
+    text, whole = _sample_lines(Path(path), encoding)
     fits = {}
     for delimiter in DELIMITERS:
         counts = _field_counts(text, whole, delimiter)
@@ -214,8 +241,9 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
         ...
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
     """
-    missing = set((options or ReadOptions()).null_values())
-    text, whole = _sample_lines(Path(path))
+    options = options or ReadOptions()
+    missing = set(options.null_values())
+    text, whole = _sample_lines(Path(path), options.encoding)
     header, *rows = _records(text, whole, delimiter) or [[]]
     columns: dict[str, tuple[str, str]] = {}  # mark -> (column, an example value)
     for j, name in enumerate(header):
@@ -236,9 +264,11 @@ def _csv_options(
     path: Path, fmt: str, column_types: dict[str, pa.DataType] | None, options: ReadOptions | None
 ) -> dict[str, Any]:
     options = options or ReadOptions()
-    delimiter = options.delimiter or detect_delimiter(path, fmt)
+    _sample_lines(path, options.encoding)  # a one-line error for a file that is not in the encoding
+    delimiter = options.delimiter or detect_delimiter(path, fmt, options.encoding)
     decimal = options.decimal or detect_decimal(path, delimiter, options)
     return {
+        "read_options": pacsv.ReadOptions(encoding=options.encoding),
         "parse_options": pacsv.ParseOptions(delimiter=delimiter),
         "convert_options": pacsv.ConvertOptions(
             column_types=column_types,
@@ -249,9 +279,20 @@ def _csv_options(
     }
 
 
+def _check_text(path: Path, schema: pa.Schema, encoding: str) -> None:
+    """A one-line SeqdiffError for a CSV column read as binary: its bytes are not text in `encoding`."""
+    binary = [f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if binary:
+        raise SeqdiffError(
+            f"{path}: column {binary[0]!r} is not {encoding} text; give the file's encoding, e.g. "
+            "--encoding cp1252 (Windows, Western Europe)"
+        )
+
+
 def _error(path: Path, fmt: str, exc: Exception) -> SeqdiffError:
     what = "not a readable Parquet file" if fmt == "parquet" else "cannot parse the file as CSV"
-    return SeqdiffError(f"{path}: {what} ({str(exc).splitlines()[0]})")
+    hint = "; give its encoding with --encoding" if "UTF8" in str(exc) else ""
+    return SeqdiffError(f"{path}: {what} ({str(exc).splitlines()[0]}){hint}")
 
 
 def read_table(
@@ -276,9 +317,11 @@ def read_table(
     try:
         if fmt == "parquet":
             return pq.read_table(path)
-        return pacsv.read_csv(path, **_csv_options(path, fmt, column_types, options))
+        table = pacsv.read_csv(path, **_csv_options(path, fmt, column_types, options))
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc) from exc
+    _check_text(path, table.schema, (options or ReadOptions()).encoding)
+    return table
 
 
 def iter_record_batches(
@@ -308,6 +351,7 @@ def iter_record_batches(
             batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
         else:
             batches = pacsv.open_csv(path, **_csv_options(path, fmt, column_types, options))
+            _check_text(path, batches.schema, (options or ReadOptions()).encoding)
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc) from exc
 

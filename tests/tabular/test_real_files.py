@@ -123,6 +123,55 @@ def test_numbers_like_thousands_groups_are_not_read_as_decimals(tmp_path: Path) 
     assert str(read_table(src).column("amount").type) == "string"
 
 
+def excel_text(rows: int = 120) -> str:
+    """A table as a European spreadsheet exports it: semicolons, decimal commas, accents, CRLF."""
+    rng = np.random.default_rng(0)
+    lines = ["âge;poids;ville"]
+    for i in range(rows):
+        weight = "" if i % 5 == 0 else f"{rng.normal(70, 10):.1f}".replace(".", ",")
+        town = "" if i % 7 == 0 else ["Zürich", "Genève", "Bâle"][i % 3]
+        lines.append(f"{20 + i % 50};{weight};{town}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def test_a_utf8_spreadsheet_export_with_a_byte_order_mark(tmp_path: Path) -> None:
+    src = tmp_path / "export.csv"
+    src.write_bytes(b"\xef\xbb\xbf" + excel_text().encode())
+    table = read_table(src)
+    assert table.column_names == ["âge", "poids", "ville"]
+    assert str(table.column("poids").type) == "double" and table.column("poids").null_count == 24
+    out = tmp_path / "out.parquet"
+    assert seqdiff("impute", str(src), "-o", str(out), *TINY).returncode == 0
+    back = pq.read_table(out)
+    assert back.column("poids").null_count == 0 and set(back.column("ville").to_pylist()) <= {
+        "Zürich",
+        "Genève",
+        "Bâle",
+    }
+
+
+def test_a_file_in_another_encoding_is_one_line_error_and_encoding_reads_it(tmp_path: Path) -> None:
+    src = tmp_path / "windows.csv"
+    src.write_bytes(excel_text().encode("cp1252"))
+    out = tmp_path / "o.parquet"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert_one_line_error(result, "windows.csv", "not utf-8 text", "--encoding cp1252")
+    assert not out.exists()
+    result = seqdiff("impute", str(src), "-o", str(out), "--encoding", "cp1252", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(out).column_names == ["âge", "poids", "ville"]
+    assert_one_line_error(seqdiff("impute", str(src), "-o", str(out), "--encoding", "klingon"), "'klingon'")
+    # Bytes that are not UTF-8 only after the first 64 KiB that are sniffed: the column is named.
+    late = tmp_path / "late.csv"
+    rows = "".join(f"{i};{i % 7},5;x\n" for i in range(12_000))
+    late.write_bytes(f"a;b;c\n{rows}".encode() + "1;2,5;Zürich\n".encode("cp1252"))
+    assert_one_line_error(
+        seqdiff("impute", str(late), "-o", str(out)), "late.csv", "column 'c'", "--encoding"
+    )
+    with pytest.raises(SeqdiffError, match="column 'c' is not utf-8 text"):
+        next(iter_record_batches(late))
+
+
 def test_a_one_column_file_and_a_tsv_are_read_by_their_extension(tmp_path: Path) -> None:
     one = tmp_path / "one.csv"
     one.write_text("x\n1.5\n\n2.5\n")

@@ -247,7 +247,7 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
     header, *rows = _records(text, whole, delimiter) or [[]]
     columns: dict[str, tuple[str, str]] = {}  # mark -> (column, an example value)
     for j, name in enumerate(header):
-        values = [r[j].strip() for r in rows if j < len(r) and r[j] not in missing]
+        values = [v for v in (r[j].strip() for r in rows if j < len(r)) if v not in missing]
         mark = _decimal_mark(values)
         if mark is not None and mark not in columns:
             columns[mark] = (name, next(v for v in values if mark in v))

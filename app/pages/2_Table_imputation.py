@@ -18,7 +18,7 @@ from table_plots import distribution_figure, missingness_figure
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import read_table
+from seqdiff.tabular.files import DECIMAL_MARKS, DELIMITERS, ReadOptions, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import SCHEDULES
@@ -31,6 +31,7 @@ CHOOSABLE_KINDS = ["numeric", "categorical"]  # the overrides infer_schema accep
 HIGHLIGHT = "background-color: #ffd58a; color: #000"
 MAX_SHOWN_CELLS = 50_000  # styled cells sent to the browser: beyond this the table gets slow
 MAX_PLOTS = 8
+ENCODINGS = ["utf-8", "cp1252", "latin-1", "utf-16"]  # offered in the CSV options; the CLI takes any
 
 
 @dataclass
@@ -113,11 +114,37 @@ def settings_sidebar() -> dict:
     }
 
 
+def csv_options() -> ReadOptions:
+    """How a CSV upload is read: detected, or as the user sets it (the CLI's --delimiter, --decimal and
+    --encoding)."""
+    with st.expander("CSV options"):
+        left, middle, right = st.columns(3)
+        delimiter = left.selectbox(
+            "Delimiter (--delimiter)",
+            [None, *DELIMITERS],
+            format_func=lambda d: "detect" if d is None else DELIMITERS[d],
+            key="table_delimiter",
+        )
+        decimal = middle.selectbox(
+            "Decimal mark (--decimal)",
+            [None, *DECIMAL_MARKS],
+            format_func=lambda d: "detect" if d is None else repr(d),
+            key="table_decimal",
+        )
+        encoding = right.selectbox("Encoding (--encoding)", ENCODINGS, key="table_encoding")
+    return ReadOptions(delimiter=delimiter, decimal=decimal, encoding=encoding)
+
+
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)
-def read_upload(name: str, data: bytes) -> pa.Table:
+def read_upload(name: str, data: bytes, options: ReadOptions) -> pa.Table:
     """The uploaded Parquet / CSV file as an Arrow table (cached: Arrow tables are immutable)."""
     with common.as_file(name, data) as path:
-        return read_table(path)
+        return read_table(path, options=options)
+
+
+def upload_key(upload: UploadedFile, options: ReadOptions) -> str:
+    """What a fit or an imputation was made from: the upload, read with these options."""
+    return f"{upload.file_id} {options}"
 
 
 def null_mask(table: pa.Table) -> np.ndarray:
@@ -128,10 +155,11 @@ def null_mask(table: pa.Table) -> np.ndarray:
 
 
 def review_schema(
-    table: pa.Table, inferred: Schema, upload: UploadedFile, missing: np.ndarray
+    table: pa.Table, inferred: Schema, upload: UploadedFile, key: str, missing: np.ndarray
 ) -> Schema | None:
-    """The inferred column kinds in an editable table; returns the schema with the user's overrides,
-    or None (with the error shown) when an override does not fit a column's type."""
+    """The inferred column kinds in an editable table (one per `key`: an upload as read); returns the
+    schema with the user's overrides, or None (with the error shown) when an override does not fit a
+    column's type."""
     frame = pd.DataFrame(
         {
             "column": inferred.names,
@@ -153,8 +181,8 @@ def review_schema(
             ),
             "missing": st.column_config.NumberColumn("missing cells"),
         },
-        # A new upload gets a fresh editor instead of the edits made to the previous one.
-        key=f"table_kinds_{upload.file_id}",
+        # A new upload, or one read anew, gets a fresh editor instead of the edits made to the last.
+        key=f"table_kinds_{key}",
     )
     kind = edited["kind"]
     changed = kind != frame["kind"]
@@ -242,13 +270,15 @@ def show_fit(imputer: MaskedDiffusionImputer, schema: Schema | None) -> None:
 
 def impute(
     upload: UploadedFile,
+    options: ReadOptions,
     missing: np.ndarray,
     imputer: MaskedDiffusionImputer | None,
     folder: str,
     settings: dict,
 ) -> TableRun:
-    """Fill the upload's missing cells (``missing``: its null mask) as ``seqdiff impute`` does, with
-    `imputer` (fitted here) or else the model saved in `folder`, and keep what the results show."""
+    """Fill the upload's missing cells (``missing``: its null mask; a CSV file read with `options`) as
+    ``seqdiff impute`` does, with `imputer` (fitted here) or else the model saved in `folder`, and keep
+    what the results show."""
     stem = upload.name.split(".")[0]
     with (
         st.spinner("Imputing…", show_time=True),
@@ -266,13 +296,14 @@ def impute(
                 sampling_steps=settings["sampling_steps"] if settings["draws"] else None,
                 numeric_point=settings["numeric_point"],
                 progress=False,
+                read_options=options,
             )
 
         parquet = common.written_bytes(write, f"{stem}_imputed.parquet")
     table = pq.read_table(pa.BufferReader(parquet))
     encoder = imputer.encoder_
     return TableRun(
-        upload_id=upload.file_id,
+        upload_id=upload_key(upload, options),
         run_id=uuid.uuid4().hex[:8],
         file_name=f"{stem}_imputed.parquet",
         # Pandas metadata could turn a column into the index; the columns must match the masks'.
@@ -347,11 +378,12 @@ folder = common.model_folder()
 settings = settings_sidebar()
 
 upload = st.file_uploader("Upload a table (Parquet or CSV)", type=UPLOAD_TYPES, key="table_upload")
+options = csv_options()
 if upload is None:
     st.info("Upload a Parquet or CSV table with some missing cells.")
     st.stop()
 with common.user_errors():
-    table = read_upload(upload.name, upload.getvalue())
+    table = read_upload(upload.name, upload.getvalue(), options)
     inferred = infer_schema(table, source=upload.name)
 missing = null_mask(table)
 st.caption(
@@ -360,7 +392,7 @@ st.caption(
 )
 
 st.subheader("Columns")
-schema = review_schema(table, inferred, upload, missing)
+schema = review_schema(table, inferred, upload, upload_key(upload, options), missing)
 if schema is not None:
     st.caption(schema_summary(schema))
 st.plotly_chart(missingness_figure(table.column_names, missing), key="plot_missing")
@@ -375,13 +407,13 @@ source = st.radio(
     label_visibility="collapsed",
 )
 fitted = st.session_state.get("table_fit")
-if fitted is not None and fitted.upload_id != upload.file_id:
+if fitted is not None and fitted.upload_id != upload_key(upload, options):
     fitted = None
 if source == "fit":
     if st.button("Fit", type="primary", key="table_fit_run", disabled=schema is None):
         with common.user_errors(stop=False):
             st.session_state.table_fit = TableFit(
-                upload.file_id, fit_model(table, upload.name, schema, settings)
+                upload_key(upload, options), fit_model(table, upload.name, schema, settings)
             )
             fitted = st.session_state.table_fit
     if fitted is not None:
@@ -391,7 +423,7 @@ else:
 if st.button("Impute", type="primary", key="table_impute_run", disabled=source == "fit" and fitted is None):
     with common.user_errors(stop=False):
         imputer = fitted.imputer if source == "fit" else None
-        st.session_state.table_run = impute(upload, missing, imputer, folder, settings)
+        st.session_state.table_run = impute(upload, options, missing, imputer, folder, settings)
 run = st.session_state.get("table_run")
-if run is not None and run.upload_id == upload.file_id:
+if run is not None and run.upload_id == upload_key(upload, options):
     show_results(run)

@@ -118,6 +118,33 @@ def test_fit_and_impute(
     assert MaskedDiffusionImputer.load(tmp_path / "saved").schema_ == imputer.schema_
 
 
+def test_csv_options_read_a_windows_spreadsheet_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Semicolons and decimal commas are detected; a file that is not UTF-8 is an error until the
+    encoding is chosen in the CSV options."""
+    lines = ["âge;poids;ville"] + [
+        f"{20 + i % 50};{'' if i % 5 == 0 else f'{60 + i % 30},{i % 10}'};{['Zürich', 'Genève'][i % 2]}"
+        for i in range(80)
+    ]
+    data = "\r\n".join(lines).encode("cp1252")
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload("export.csv", data).run()
+    assert len(at.error) == 1 and "--encoding cp1252" in at.error[0].value
+    at.selectbox(key="table_encoding").set_value("cp1252").run()
+    assert not at.exception and not errors(at)
+    assert "80 rows × 3 columns" in captions(at)
+    assert "Numeric: âge, poids; categorical: ville." in captions(at)
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    click(at, "table_impute_run")
+    frame = at.session_state["table_run"].frame
+    assert frame["poids"].dtype == float and not frame["poids"].isna().any()
+    assert frame["poids"][1] == 61.1 and set(frame["ville"]) == {"Zürich", "Genève"}
+    # Read another way (a point as the decimal mark), the table is another one: fit again.
+    at.selectbox(key="table_decimal").set_value(".").run()
+    assert "Numeric: âge; categorical: poids, ville." in captions(at)
+    assert at.button(key="table_impute_run").disabled
+
+
 def test_overriding_a_kind_changes_the_schema(
     holed_table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -96,8 +96,9 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decimal",
         choices=DECIMAL_MARKS,
-        help="CSV input: the decimal mark of numbers (default: detected; a comma when a column's "
-        "numbers are written like 3,14)",
+        metavar="MARK",
+        help="CSV input: the decimal mark of numbers, . or , (default: detected; a comma when a "
+        "column's numbers are written like 3,14)",
     )
     parser.add_argument(
         "--encoding",

@@ -36,9 +36,10 @@ ENCODINGS = ["utf-8", "cp1252", "latin-1", "utf-16"]  # offered in the CSV optio
 
 @dataclass
 class TableFit:
-    """A model fitted on one upload, kept in the session so that Impute does not refit."""
+    """A model fitted on one upload as read (`upload_key`), kept in the session so that Impute does not
+    refit."""
 
-    upload_id: str
+    upload_key: str
     imputer: MaskedDiffusionImputer
 
 
@@ -50,7 +51,7 @@ class TableRun:
     value (cells of columns the model does not cover stay missing).
     """
 
-    upload_id: str
+    upload_key: str
     run_id: str
     file_name: str
     frame: pd.DataFrame
@@ -303,7 +304,7 @@ def impute(
     table = pq.read_table(pa.BufferReader(parquet))
     encoder = imputer.encoder_
     return TableRun(
-        upload_id=upload_key(upload, options),
+        upload_key=upload_key(upload, options),
         run_id=uuid.uuid4().hex[:8],
         file_name=f"{stem}_imputed.parquet",
         # Pandas metadata could turn a column into the index; the columns must match the masks'.
@@ -407,7 +408,7 @@ source = st.radio(
     label_visibility="collapsed",
 )
 fitted = st.session_state.get("table_fit")
-if fitted is not None and fitted.upload_id != upload_key(upload, options):
+if fitted is not None and fitted.upload_key != upload_key(upload, options):
     fitted = None
 if source == "fit":
     if st.button("Fit", type="primary", key="table_fit_run", disabled=schema is None):
@@ -425,5 +426,5 @@ if st.button("Impute", type="primary", key="table_impute_run", disabled=source =
         imputer = fitted.imputer if source == "fit" else None
         st.session_state.table_run = impute(upload, options, missing, imputer, folder, settings)
 run = st.session_state.get("table_run")
-if run is not None and run.upload_id == upload_key(upload, options):
+if run is not None and run.upload_key == upload_key(upload, options):
     show_results(run)

@@ -171,11 +171,6 @@ def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
     return records
 
 
-def _field_counts(text: str, whole: bool, delimiter: str) -> set[int]:
-    """The numbers of fields of the sampled records."""
-    return {len(r) for r in _records(text, whole, delimiter)}
-
-
 def detect_delimiter(path: str | Path, fmt: str = "csv", encoding: str = ReadOptions.encoding) -> str:
     """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits every line of
     its first 64 KiB into the same number, two or more, of fields. When several do, a one-line
@@ -194,10 +189,14 @@ def detect_delimiter(path: str | Path, fmt: str = "csv", encoding: str = ReadOpt
         ...
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
     """
-    text, whole = _sample_lines(Path(path), encoding)
+    return _delimiter_in(*_sample_lines(Path(path), encoding), fmt, path)
+
+
+def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
+    """`detect_delimiter` on the sampled text of the file at `path`."""
     fits = {}
     for delimiter in DELIMITERS:
-        counts = _field_counts(text, whole, delimiter)
+        counts = {len(r) for r in _records(text, whole, delimiter)}
         if len(counts) == 1 and min(counts) >= 2:
             fits[delimiter] = min(counts)
     if len(fits) == 1:
@@ -243,8 +242,12 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
     """
     options = options or ReadOptions()
+    return _decimal_in(*_sample_lines(Path(path), options.encoding), delimiter, options, path)
+
+
+def _decimal_in(text: str, whole: bool, delimiter: str, options: ReadOptions, path: str | Path) -> str:
+    """`detect_decimal` on the sampled text of the file at `path`."""
     missing = set(options.null_values())
-    text, whole = _sample_lines(Path(path), options.encoding)
     header, *rows = _records(text, whole, delimiter) or [[]]
     columns: dict[str, tuple[str, str]] = {}  # mark -> (column, an example value)
     for j, name in enumerate(header):
@@ -265,9 +268,10 @@ def _csv_options(
     path: Path, fmt: str, column_types: dict[str, pa.DataType] | None, options: ReadOptions | None
 ) -> dict[str, Any]:
     options = options or ReadOptions()
-    _sample_lines(path, options.encoding)  # a one-line error for a file that is not in the encoding
-    delimiter = options.delimiter or detect_delimiter(path, fmt, options.encoding)
-    decimal = options.decimal or detect_decimal(path, delimiter, options)
+    # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
+    text, whole = _sample_lines(path, options.encoding)
+    delimiter = options.delimiter or _delimiter_in(text, whole, fmt, path)
+    decimal = options.decimal or _decimal_in(text, whole, delimiter, options, path)
     return {
         "read_options": pacsv.ReadOptions(encoding=options.encoding),
         "parse_options": pacsv.ParseOptions(delimiter=delimiter),

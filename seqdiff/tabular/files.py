@@ -11,6 +11,8 @@ is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags
   leading space, as in ``a, ?, b``), are missing cells;
 - the decimal mark is detected from the same lines (`detect_decimal`): a comma when a column's numbers
   are written like ``3,14``, and a one-line error when another column's are written like ``3.14``;
+  numbers written with digit groups (``1,234.5``, ``1.234,5``) are read as numbers
+  (`seqdiff.tabular.csv_numbers`);
 - the text is UTF-8 (a byte-order mark is skipped) unless ``encoding`` says otherwise; a file that
   is not is a one-line error that asks for ``--encoding``.
 
@@ -32,7 +34,6 @@ import argparse
 import codecs
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.csv_numbers import decimal_mark, grouped_columns, ungroup
 
 # Cells a CSV file spells missing besides empty ones: the issue's list (UCI adult writes "?") and the
 # spellings pandas and Arrow read as missing by default.
@@ -50,8 +52,6 @@ NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN
 DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 DECIMAL_MARKS = (".", ",")
 SNIFF_BYTES = 65_536
-_INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,12 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
     return ReadOptions(na_values=na_values, delimiter=delimiter, decimal=args.decimal, encoding=encoding)
 
 
-def _file_format(path: Path) -> str:
-    if not path.exists():
+def file_format(path: Path, exists: bool = True) -> str:
+    """ "parquet", "csv" or "tsv", from the name of the file at `path`; a one-line SeqdiffError for
+    another name, or (when `exists`) a missing file or a folder."""
+    if exists and not path.exists():
         raise SeqdiffError(f"{path}: no such file")
-    if not path.is_file():
+    if exists and not path.is_file():
         raise SeqdiffError(f"{path}: not a file")
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] in ([".parquet"], [".pq"]):
@@ -210,19 +212,6 @@ def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
     return "\t" if fmt == "tsv" else ","
 
 
-def _decimal_mark(values: list[str]) -> str | None:
-    """The decimal mark a column's sampled values are written with: "." or ",", None when they are not
-    all numbers of one mark, are whole numbers, or could be thousands groups (``1,250``)."""
-    for mark, pattern in _DECIMAL.items():
-        matches = [pattern.fullmatch(v) for v in values]
-        if not all(m or _INTEGER.fullmatch(v) for m, v in zip(matches, values, strict=True)):
-            continue
-        decimals = [m for m in matches if m]
-        if decimals and (mark == "." or any(len(m[1]) != 3 for m in decimals)):
-            return mark
-    return None
-
-
 def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None = None) -> str:
     """The decimal mark of a CSV file split by `delimiter`: a comma when, in its first 64 KiB, a column's
     values (besides missing ones) are all numbers and some are written like ``3,14`` (not only like
@@ -247,41 +236,77 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
 
 def _decimal_in(text: str, whole: bool, delimiter: str, options: ReadOptions, path: str | Path) -> str:
     """`detect_decimal` on the sampled text of the file at `path`."""
-    missing = set(options.null_values())
     header, *rows = _records(text, whole, delimiter) or [[]]
-    columns: dict[str, tuple[str, str]] = {}  # mark -> (column, an example value)
-    for j, name in enumerate(header):
-        values = [v for v in (r[j].strip() for r in rows if j < len(r)) if v not in missing]
-        mark = _decimal_mark(values)
-        if mark is not None and mark not in columns:
-            columns[mark] = (name, next(v for v in values if mark in v))
-    if len(columns) == 2:
-        (comma, comma_value), (point, point_value) = columns[","], columns["."]
-        raise SeqdiffError(
-            f"{path}: cannot tell the decimal mark: column {comma!r} writes {comma_value} and column "
-            f"{point!r} {point_value}; give --decimal"
-        )
-    return "," if "," in columns else "."
+    return decimal_mark(header, rows, set(options.null_values()), str(path))
 
 
-def _csv_options(
-    path: Path, fmt: str, column_types: dict[str, pa.DataType] | None, options: ReadOptions | None
-) -> dict[str, Any]:
-    options = options or ReadOptions()
-    # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
-    text, whole = _sample_lines(path, options.encoding)
-    delimiter = options.delimiter or _delimiter_in(text, whole, fmt, path)
-    decimal = options.decimal or _decimal_in(text, whole, delimiter, options, path)
-    return {
-        "read_options": pacsv.ReadOptions(encoding=options.encoding),
-        "parse_options": pacsv.ParseOptions(delimiter=delimiter),
-        "convert_options": pacsv.ConvertOptions(
-            column_types=column_types,
-            null_values=options.null_values(),
-            strings_can_be_null=True,
-            decimal_point=decimal,
-        ),
-    }
+def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str]:
+    """The delimiter and decimal mark a CSV file is read with: `options`' or else detected.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("kg;n\\n70,5;1\\n")
+        >>> csv_dialect(path)
+        (';', ',')
+    """
+    path = Path(path)
+    return _CsvRead.of(path, file_format(path), options or ReadOptions()).dialect
+
+
+@dataclass(frozen=True)
+class _CsvRead:
+    """How one CSV file is read: its dialect, and its columns of grouped numbers (name -> group
+    separator and the type their sampled values fit, `grouped_columns`), read as text and then
+    converted (`ungroup`)."""
+
+    path: Path
+    options: ReadOptions
+    dialect: tuple[str, str]
+    grouped: dict[str, tuple[str, str]]
+
+    @classmethod
+    def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
+        # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
+        text, whole = _sample_lines(path, options.encoding)
+        delimiter = options.delimiter or _delimiter_in(text, whole, fmt, path)
+        decimal = options.decimal or _decimal_in(text, whole, delimiter, options, path)
+        header, *rows = _records(text, whole, delimiter) or [[]]
+        grouped = grouped_columns(header, rows, decimal, set(options.null_values()))
+        return cls(path, options, (delimiter, decimal), grouped)
+
+    def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
+        delimiter, decimal = self.dialect
+        as_text = {name: pa.string() for name in self.grouped}
+        return {
+            "read_options": pacsv.ReadOptions(encoding=self.options.encoding),
+            "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+            "convert_options": pacsv.ConvertOptions(
+                column_types=as_text | (column_types or {}),
+                null_values=self.options.null_values(),
+                strings_can_be_null=True,
+                decimal_point=decimal,
+            ),
+        }
+
+    def numbers(self, table: pa.Table | pa.RecordBatch, stream: bool) -> pa.Table | pa.RecordBatch:
+        """`table` with its grouped columns as numbers: of the type their sampled values fit when read
+        in a `stream` (its batches share a schema), else of the type all their values fit."""
+        for name, (group, type_) in self.grouped.items():
+            i = table.schema.get_field_index(name)
+            if i < 0 or not pa.types.is_string(table.schema.field(i).type):
+                continue
+            numbers = ungroup(
+                table.column(i),
+                name,
+                group,
+                self.dialect[1],
+                type_ if stream else None,
+                str(self.path),
+                self.options.na_values,
+            )
+            table = table.set_column(i, name, numbers)
+        return table
 
 
 def _check_text(path: Path, schema: pa.Schema, encoding: str) -> None:
@@ -318,11 +343,12 @@ def read_table(
         {'a': [1.5, None], 'c': ['x', 'y']}
     """
     path = Path(path)
-    fmt = _file_format(path)
+    fmt = file_format(path)
     try:
         if fmt == "parquet":
             return pq.read_table(path)
-        table = pacsv.read_csv(path, **_csv_options(path, fmt, column_types, options))
+        csv_read = _CsvRead.of(path, fmt, options or ReadOptions())
+        table = csv_read.numbers(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc) from exc
     _check_text(path, table.schema, (options or ReadOptions()).encoding)
@@ -350,12 +376,14 @@ def iter_record_batches(
     if batch_size < 1:
         raise SeqdiffError(f"batch_size must be at least 1, got {batch_size}")
     path = Path(path)
-    fmt = _file_format(path)
+    fmt = file_format(path)
+    csv_read = None
     try:
         if fmt == "parquet":
             batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
         else:
-            batches = pacsv.open_csv(path, **_csv_options(path, fmt, column_types, options))
+            csv_read = _CsvRead.of(path, fmt, options or ReadOptions())
+            batches = pacsv.open_csv(path, **csv_read.arrow_options(column_types))
             _check_text(path, batches.schema, (options or ReadOptions()).encoding)
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc) from exc
@@ -363,6 +391,8 @@ def iter_record_batches(
     def generate() -> Iterator[pa.RecordBatch]:
         try:
             for batch in batches:
+                if csv_read is not None:
+                    batch = csv_read.numbers(batch, stream=True)
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
         except (pa.ArrowException, OSError) as exc:

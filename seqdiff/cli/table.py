@@ -32,7 +32,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
 
     output = args.output or (args.input if args.in_place else None)
     if output is None:
-        raise SeqdiffError("impute: give an output with -o OUT.parquet (or --in-place)")
+        raise SeqdiffError("impute: give an output with -o OUT.parquet or -o OUT.csv (or --in-place)")
     # With --engine ray, --device is where the actors run; this process only loads or fits the model,
     # and a cluster's head node often has no GPU.
     here, engine = args.device, impute_file
@@ -110,10 +110,15 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="fill the missing cells of a table (Parquet or CSV)",
         description="Fill the missing cells of a Parquet or CSV table with a masked-diffusion model: a saved "
         "one (--checkpoint) or one fitted on the observed cells of IN. Observed cells are kept unchanged; "
-        "the output is Parquet with the input's columns and types.",
+        "the output (Parquet or CSV, as -o names it) has the input's columns and types.",
     )
     p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv)")
-    p.add_argument("-o", "--output", help="output Parquet file")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output file: .parquet or .pq, or .csv or .tsv (optionally .gz), written in a CSV input's "
+        "delimiter and decimal mark",
+    )
     add_read_flags(p)
     p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")
     p.add_argument("--save-model", metavar="PATH", help="save the model fitted on IN to this folder")
@@ -166,17 +171,13 @@ def _parse_fix(items: list[str]) -> dict[str, str]:
 def cmd_sample_table(args: argparse.Namespace) -> None:
     """Sample synthetic rows from a table model, optionally with some cells fixed."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
-    from seqdiff.atomic import atomic_path
     from seqdiff.tabular.files import read_table
     from seqdiff.tabular.imputer import MaskedDiffusionImputer
+    from seqdiff.tabular.writing import output_dialect, output_format, write_table
 
     out = Path(args.output)
-    suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".pq", ".csv"):
-        raise SeqdiffError(f"{out}: name the output .parquet, .pq or .csv")
+    output_format(out)
     fixed = None
     rows = args.rows
     if args.fix_file:
@@ -191,11 +192,7 @@ def cmd_sample_table(args: argparse.Namespace) -> None:
     imputer = MaskedDiffusionImputer.load(args.checkpoint, device=args.device)
     imputer.set_params(progress=None, sampling_steps=args.sampling_steps)
     table = pa.Table.from_pandas(imputer.sample(rows, fixed, seed=args.seed), preserve_index=False)
-    with atomic_path(out) as tmp:
-        if suffix == ".csv":
-            pacsv.write_csv(table, tmp)
-        else:
-            pq.write_table(table, tmp)
+    write_table(table, out, output_dialect(out, args.fix_file, read_options(args)))
     say(f"{rows:,} rows written to {out}")
 
 
@@ -216,7 +213,9 @@ def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> ar
     )
     p.add_argument("--checkpoint", required=True, help="table model folder (seqdiff impute --save-model)")
     p.add_argument("--rows", type=int, help="rows to sample (default with --fix-file: its row count)")
-    p.add_argument("-o", "--output", required=True, help="output file (.parquet, .pq or .csv)")
+    p.add_argument(
+        "-o", "--output", required=True, help="output file: .parquet or .pq, or .csv or .tsv (optionally .gz)"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fix", action="append", default=[], metavar="COL=VALUE", help="fix a column's value")
     group.add_argument("--fix-file", metavar="PARTIAL", help="Parquet/CSV of partial rows to complete")

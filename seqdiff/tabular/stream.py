@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.files import ReadOptions, iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.writing import TableWriter, output_dialect, output_format
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -36,7 +36,8 @@ class StreamReport:
 
 
 def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = False) -> None:
-    """Refuse an output that would overwrite the input (unless `in_place`) or is not a Parquet file name.
+    """Refuse an output that would overwrite the input (unless `in_place`) or whose name is not a format
+    `seqdiff.tabular.writing.output_format` writes.
 
     Example:
         >>> check_output("a.parquet", "a.parquet")
@@ -44,11 +45,9 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
         ...
         seqdiff.errors.SeqdiffError: a.parquet: the output would overwrite the input (use in_place / --in-place)
     """
-    out = Path(out_path)
-    if out.suffix.lower() not in PARQUET_SUFFIXES:
-        raise SeqdiffError(f"{out}: the output is written as Parquet; name it .parquet or .pq")
-    if not in_place and Path(in_path).resolve() == out.resolve():
-        raise SeqdiffError(f"{out}: the output would overwrite the input (use in_place / --in-place)")
+    output_format(out_path)
+    if not in_place and Path(in_path).resolve() == Path(out_path).resolve():
+        raise SeqdiffError(f"{out_path}: the output would overwrite the input (use in_place / --in-place)")
 
 
 def _null_cells(batch: pa.Table, columns: list[str]) -> int:
@@ -75,29 +74,26 @@ def write_imputed(
     progress: bool | None = False,
     read_options: ReadOptions | None = None,
 ) -> StreamReport:
-    """Write imputed batches (from `impute_batch`, in row order) as one Parquet file, atomically.
+    """Write imputed batches (from `impute_batch`, in row order) into one Parquet or CSV file (as
+    `out_path` is named; a CSV file in the CSV input's delimiter and decimal mark), atomically.
 
     A row group per batch; no batches (an empty input) writes the input as it is (a CSV input read with
     `read_options`). `total` sizes the tqdm bar shown when `progress` (None: only when stderr is a
     terminal).
     """
-    rows = cells = 0
+    rows = cells = parts = 0
     disable = None if progress is None else not progress
-    with atomic_path(out_path) as tmp, tqdm(total=total, desc="imputing", unit="row", disable=disable) as bar:
-        writer: pq.ParquetWriter | None = None
-        try:
-            for out, filled in batches:
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, out.schema)
-                writer.write_table(out)
-                rows += out.num_rows
-                cells += filled
-                bar.update(out.num_rows)
-            if writer is None:  # no rows: the output is the (empty) input
-                pq.write_table(read_table(in_path, options=read_options), tmp)
-        finally:
-            if writer is not None:
-                writer.close()
+    dialect = output_dialect(out_path, in_path, read_options)
+    with (
+        TableWriter(out_path, dialect) as writer,
+        tqdm(total=total, desc="imputing", unit="row", disable=disable) as bar,
+    ):
+        for out, filled in batches:
+            writer.write(out)
+            rows, cells, parts = rows + out.num_rows, cells + filled, parts + 1
+            bar.update(out.num_rows)
+        if parts == 0:  # no rows: the output is the (empty) input
+            writer.write(read_table(in_path, options=read_options))
     return StreamReport(rows, cells, str(out_path))
 
 
@@ -111,8 +107,8 @@ def impute_file(
     in_place: bool = False,
     read_options: ReadOptions | None = None,
 ) -> StreamReport:
-    """Impute `in_path` (Parquet, or CSV read with `read_options`) batch by batch into the Parquet file
-    `out_path`.
+    """Impute `in_path` (Parquet, or CSV read with `read_options`) batch by batch into the Parquet or CSV
+    file `out_path` (`write_imputed`).
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
     filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell); it

@@ -23,6 +23,7 @@ from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import SCHEDULES
 from seqdiff.tabular.task import impute_table
+from seqdiff.tabular.writing import output_dialect, write_table
 
 UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "gz"]
 SOURCES = {"fit": "Fit a model on this table", "folder": "Use the model folder in the sidebar"}
@@ -53,12 +54,13 @@ class TableRun:
 
     upload_key: str
     run_id: str
-    file_name: str
+    file_stem: str  # the downloads are this .parquet and .csv
     frame: pd.DataFrame
     missing: np.ndarray
     imputed: np.ndarray
     kinds: dict[str, str]
     parquet: bytes
+    csv: bytes  # in the upload's delimiter, decimal mark and encoding (a Parquet upload's: comma, point)
 
 
 def settings_sidebar() -> dict:
@@ -301,18 +303,21 @@ def impute(
             )
 
         parquet = common.written_bytes(write, f"{stem}_imputed.parquet")
-    table = pq.read_table(pa.BufferReader(parquet))
+        table = pq.read_table(pa.BufferReader(parquet))
+        dialect = output_dialect(f"{stem}_imputed.csv", path, options)
+        csv = common.written_bytes(lambda out: write_table(table, out, dialect), f"{stem}_imputed.csv")
     encoder = imputer.encoder_
     return TableRun(
         upload_key=upload_key(upload, options),
         run_id=uuid.uuid4().hex[:8],
-        file_name=f"{stem}_imputed.parquet",
+        file_stem=f"{stem}_imputed",
         # Pandas metadata could turn a column into the index; the columns must match the masks'.
         frame=table.to_pandas(ignore_metadata=True),
         missing=missing,
         imputed=missing & ~null_mask(table),
         kinds=dict(zip(encoder.columns, encoder.kinds, strict=True)),
         parquet=parquet,
+        csv=csv,
     )
 
 
@@ -345,13 +350,23 @@ def show_results(run: TableRun) -> None:
         help="Cells of columns the model does not cover: passthrough, or all missing when it was fitted.",
     )
     result_table(run)
-    st.download_button(
+    parquet, csv = st.columns(2)
+    parquet.download_button(
         "Download Parquet",
         run.parquet,
-        file_name=run.file_name,
+        file_name=f"{run.file_stem}.parquet",
         mime="application/vnd.apache.parquet",
         on_click="ignore",
         key="table_download",
+    )
+    csv.download_button(
+        "Download CSV",
+        run.csv,
+        file_name=f"{run.file_stem}.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="table_download_csv",
+        help="In the upload's delimiter, decimal mark and encoding.",
     )
     columns = [c for j, c in enumerate(run.frame.columns) if c in run.kinds and run.imputed[:, j].any()]
     if not columns:

@@ -64,6 +64,10 @@ def test_table_page_end_to_end(
     observed = holed_table.notna()
     for column in holed_table.columns:
         assert result[column][observed[column]].tolist() == holed_table[column][observed[column]].tolist()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    assert download.value.suggested_filename == "holes_imputed.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(download.value.path()), result, check_dtype=False)
 
     page.get_by_text("Save the fitted model").click()
     folder = page.get_by_label("Folder", exact=True)

@@ -108,7 +108,9 @@ def test_fit_and_impute(
     shown = at.dataframe[-1].value  # only the rows with an imputed cell, by default
     assert shown.index.tolist() == np.flatnonzero(holed_table.isna().any(axis=1)).tolist()
     assert not shown.isna().any().any()
-    assert at.get("download_button")[0].proto.label == "Download Parquet"
+    assert [b.proto.label for b in at.get("download_button")] == ["Download Parquet", "Download CSV"]
+    csv = pd.read_csv(io.BytesIO(run.csv))
+    pd.testing.assert_frame_equal(csv, pd.read_parquet(io.BytesIO(run.parquet)), check_dtype=False)
     assert at.metric[1].value == str(int(holed_table.isna().sum().sum()))
     assert chart_titles(at) == ["Missing cells (red)", "a", "b", "c", "colour"]
 
@@ -139,6 +141,9 @@ def test_csv_options_read_a_windows_spreadsheet_export(monkeypatch: pytest.Monke
     frame = at.session_state["table_run"].frame
     assert frame["poids"].dtype == float and not frame["poids"].isna().any()
     assert frame["poids"][1] == 61.1 and set(frame["ville"]) == {"Zürich", "Genève"}
+    # The CSV download is written as the upload was: semicolons, decimal commas, cp1252.
+    lines = at.session_state["table_run"].csv.decode("cp1252").splitlines()
+    assert lines[0] == '"âge";"poids";"ville"' and lines[2] == '21;"61,1";"Genève"'
     # Read another way (a point as the decimal mark), the table is another one: fit again.
     at.selectbox(key="table_decimal").set_value(".").run()
     assert "Numeric: âge; categorical: poids, ville." in captions(at)

@@ -15,6 +15,7 @@ import pytest
 
 from seqdiff.cli import main
 from seqdiff.ray_engine import read_rows, start_local_cluster
+from seqdiff.tabular.files import read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.stream import impute_file
 
@@ -112,6 +113,11 @@ def test_ray_imputation_equals_local(
     assert main([*args, "--engine", "ray", "--actors", "3", "--device", "cpu"]) == 0
     assert cli.read_bytes() == local.read_bytes() and holed_adult.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+    # A CSV output: the same text from both engines.
+    impute_file(holed_adult, tmp_path / "local.csv", imputer, batch_rows=512)
+    impute_file_ray(holed_adult, tmp_path / "ray.csv", imputer, batch_rows=512, actors=2)
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert read_table(tmp_path / "ray.csv").num_rows == 2000
 
 
 @pytest.mark.slow

@@ -100,11 +100,13 @@ def grouped_columns(
     """The columns whose sampled numbers are written with digit groups (``1,234.5`` when `decimal` is a
     point): name -> (the group separator, "int64" or "float64"). A column qualifies when some of its
     values are grouped and the others are plain numbers, but for at most `MAX_STRAY_WORDS` distinct
-    words (which `ungroup` then reports).
+    words in fewer than half its cells (which `ungroup` then reports).
 
     Example:
         >>> grouped_columns(["n", "id"], [["1,250", "7"], ["980", "8"], ["12,000", "9"]], ".")
         {'n': (',', 'int64')}
+        >>> grouped_columns(["size"], [["small"], ["large"], ["1,000"]], ".")  # mostly words: text
+        {}
     """
     plain = re.compile(rf"{_INTEGER.pattern}|{_DECIMAL[decimal].pattern}")
     found = {}
@@ -112,8 +114,9 @@ def grouped_columns(
         for group in ("," if decimal == "." else ".", *SPACE_GROUPS):
             grouped = _grouped(decimal, group)
             n_grouped = sum(1 for v in values if grouped.fullmatch(v))
-            words = {v for v in values if not grouped.fullmatch(v) and not plain.fullmatch(v)}
-            if n_grouped and len(words) <= MAX_STRAY_WORDS:
+            stray = [v for v in values if not grouped.fullmatch(v) and not plain.fullmatch(v)]
+            words = set(stray)
+            if n_grouped and len(words) <= MAX_STRAY_WORDS and 2 * len(stray) < len(values):
                 whole = not any(decimal in v for v in values if v not in words)
                 found[name] = (group, "int64" if whole else "float64")
                 break

@@ -34,6 +34,7 @@ import argparse
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,10 +320,22 @@ def _check_text(path: Path, schema: pa.Schema, encoding: str) -> None:
         )
 
 
-def _error(path: Path, fmt: str, exc: Exception) -> SeqdiffError:
+def _line_of(path: Path, text: str, encoding: str) -> int | None:
+    """The number of the first line of the file at `path` that reads `text` (None if none does)."""
+    with pa.input_stream(str(path), compression="detect") as stream:
+        lines = io.TextIOWrapper(io.BufferedReader(stream), encoding, errors="replace", newline="")
+        return next((n for n, line in enumerate(lines, 1) if line.rstrip("\r\n") == text), None)
+
+
+def _error(path: Path, fmt: str, exc: Exception, encoding: str = ReadOptions.encoding) -> SeqdiffError:
     what = "not a readable Parquet file" if fmt == "parquet" else "cannot parse the file as CSV"
     hint = "; give its encoding with --encoding" if "UTF8" in str(exc) else ""
-    return SeqdiffError(f"{path}: {what} ({str(exc).splitlines()[0]}){hint}")
+    message = str(exc).splitlines()[0]
+    # Arrow names a row with the wrong number of fields by its text; the line number finds it.
+    bad_row = re.search(r"Expected \d+ columns, got \d+: (.*)", message)
+    line = bad_row and _line_of(path, bad_row[1], encoding)
+    where = f"line {line:,}: " if line else ""
+    return SeqdiffError(f"{path}: {what} ({where}{message}){hint}")
 
 
 def read_table(
@@ -350,7 +363,7 @@ def read_table(
         csv_read = _CsvRead.of(path, fmt, options or ReadOptions())
         table = csv_read.numbers(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
-        raise _error(path, fmt, exc) from exc
+        raise _error(path, fmt, exc, (options or ReadOptions()).encoding) from exc
     _check_text(path, table.schema, (options or ReadOptions()).encoding)
     return table
 
@@ -377,6 +390,7 @@ def iter_record_batches(
         raise SeqdiffError(f"batch_size must be at least 1, got {batch_size}")
     path = Path(path)
     fmt = file_format(path)
+    encoding = (options or ReadOptions()).encoding
     csv_read = None
     try:
         if fmt == "parquet":
@@ -384,9 +398,9 @@ def iter_record_batches(
         else:
             csv_read = _CsvRead.of(path, fmt, options or ReadOptions())
             batches = pacsv.open_csv(path, **csv_read.arrow_options(column_types))
-            _check_text(path, batches.schema, (options or ReadOptions()).encoding)
+            _check_text(path, batches.schema, encoding)
     except (pa.ArrowException, OSError) as exc:
-        raise _error(path, fmt, exc) from exc
+        raise _error(path, fmt, exc, encoding) from exc
 
     def generate() -> Iterator[pa.RecordBatch]:
         try:
@@ -396,6 +410,6 @@ def iter_record_batches(
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
         except (pa.ArrowException, OSError) as exc:
-            raise _error(path, fmt, exc) from exc
+            raise _error(path, fmt, exc, encoding) from exc
 
     return generate()

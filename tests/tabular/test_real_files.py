@@ -4,6 +4,7 @@ missing cells, identifier columns, and numeric columns with a few stray words. E
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -172,6 +173,19 @@ def test_a_file_in_another_encoding_is_one_line_error_and_encoding_reads_it(tmp_
     )
     with pytest.raises(SeqdiffError, match="column 'c' is not utf-8 text"):
         next(iter_record_batches(late))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_a_row_with_another_number_of_fields_is_named_by_its_line(suffix: str, tmp_path: Path) -> None:
+    lines = frame(80).to_csv(index=False).splitlines()
+    lines.insert(57, "30,clerk,40.5,extra")
+    text = "\n".join(lines) + "\n"
+    src = tmp_path / f"t{suffix}"
+    src.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    out = tmp_path / "o.parquet"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert_one_line_error(result, src.name, "line 58", "Expected 3 columns, got 4: 30,clerk,40.5,extra")
+    assert not out.exists()
 
 
 def test_a_one_column_file_and_a_tsv_are_read_by_their_extension(tmp_path: Path) -> None:

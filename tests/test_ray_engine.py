@@ -113,11 +113,17 @@ def test_ray_imputation_equals_local(
     assert main([*args, "--engine", "ray", "--actors", "3", "--device", "cpu"]) == 0
     assert cli.read_bytes() == local.read_bytes() and holed_adult.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
-    # A CSV output: the same text from both engines.
-    impute_file(holed_adult, tmp_path / "local.csv", imputer, batch_rows=512)
-    impute_file_ray(holed_adult, tmp_path / "ray.csv", imputer, batch_rows=512, actors=2)
-    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
-    assert read_table(tmp_path / "ray.csv").num_rows == 2000
+    # CSV outputs with 2 draws kept: the same text from both engines.
+    imputer.set_params(point="draws", sampling_steps=2)
+    impute_file(holed_adult, tmp_path / "local.csv", imputer, batch_rows=512, n_samples=2, keep_draws=True)
+    ray_report = impute_file_ray(
+        holed_adult, tmp_path / "ray.csv", imputer, batch_rows=512, actors=2, n_samples=2, keep_draws=True
+    )
+    for name in ("", ".draw1", ".draw2"):
+        ray_csv, local_csv = tmp_path / f"ray{name}.csv", tmp_path / f"local{name}.csv"
+        assert ray_csv.read_bytes() == local_csv.read_bytes()
+        assert read_table(ray_csv).num_rows == 2000
+    assert ray_report.draws == [str(tmp_path / "ray.draw1.csv"), str(tmp_path / "ray.draw2.csv")]
 
 
 @pytest.mark.slow

@@ -57,6 +57,7 @@ def cmd_impute(args: argparse.Namespace) -> None:
         numeric=args.numeric or (),
         save_model=args.save_model,
         samples=args.samples,
+        keep_draws=args.keep_draws,
         sampling_steps=args.sampling_steps,
         numeric_point=args.numeric_point,
         seed=args.seed,
@@ -68,6 +69,8 @@ def cmd_impute(args: argparse.Namespace) -> None:
         read_options=read_options(args),
     )
     say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
+    if report.draws:
+        say(f"{len(report.draws)} draws, each a completed table -> {report.draws[0]} .. {report.draws[-1]}")
 
 
 def _ray_engine(args: argparse.Namespace) -> Callable[..., Any]:
@@ -129,6 +132,12 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="the median or mean (numeric) or vote (categorical) of K draws per cell; default: the "
         "predictive point estimate (conditional median or mean / most probable value, one network pass "
         "per row)",
+    )
+    p.add_argument(
+        "--keep-draws",
+        action="store_true",
+        help="with --samples K: also write each draw as a completed table (the K imputations of multiple "
+        "imputation), named as OUT with .draw1 .. .drawK before its extension",
     )
     add_sampling_steps_flag(p, "with --samples: ")
     p.add_argument(

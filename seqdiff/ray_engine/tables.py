@@ -60,13 +60,22 @@ def read_rows(parquet: pq.ParquetFile, first_row: int, rows: int) -> pa.Table:
 class _ImputeActor(Actor):
     """The table model, loaded once per actor, imputing units of rows read from the Parquet file."""
 
-    empty = {"ipc": b"", "cells": 0}
+    empty = {"ipc": b"", "parts": 0, "cells": 0}
 
-    def __init__(self, model: dict[str, bytes], device: str, path: str, n_samples: int, threads: int | None):
+    def __init__(
+        self,
+        model: dict[str, bytes],
+        device: str,
+        path: str,
+        n_samples: int,
+        keep_draws: bool,
+        threads: int | None,
+    ):
         import pyarrow.parquet as pq
 
         super().__init__(threads)
         self.model, self.device, self.path, self.n_samples = model, device, path, n_samples
+        self.keep_draws = keep_draws
         self.parquet = pq.ParquetFile(path)
         self.imputer: MaskedDiffusionImputer | None = None
 
@@ -81,11 +90,15 @@ class _ImputeActor(Actor):
                 self.imputer = MaskedDiffusionImputer.load(folder, device=self.device)
             self.imputer.set_params(progress=False)
         table = read_rows(self.parquet, unit["first_row"], unit["rows"])
-        imputed, cells = impute_batch(self.imputer, table, unit["first_row"], self.n_samples, self.path)
+        tables, cells = impute_batch(
+            self.imputer, table, unit["first_row"], self.n_samples, self.path, self.keep_draws
+        )
+        # One stream: the imputed rows, then each draw's (when kept), all of one schema.
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, imputed.schema) as writer:
-            writer.write_table(imputed)
-        return {"ipc": sink.getvalue().to_pybytes(), "cells": cells}
+        with pa.ipc.new_stream(sink, tables[0].schema) as writer:
+            for imputed in tables:
+                writer.write_table(imputed)
+        return {"ipc": sink.getvalue().to_pybytes(), "parts": len(tables), "cells": cells}
 
 
 def impute_file_ray(
@@ -101,8 +114,10 @@ def impute_file_ray(
     actors: int = 2,
     timeout: float = DEFAULT_RAY_TIMEOUT,
     threads: int | None = None,
+    keep_draws: bool = False,
 ) -> StreamReport:
-    """`seqdiff.tabular.stream.impute_file` on a Ray cluster: the same output at the same seed.
+    """`seqdiff.tabular.stream.impute_file` on a Ray cluster: the same output (and draws, with
+    `keep_draws`) at the same seed.
 
     The Parquet file ``in_path`` is cut into units of ``batch_rows`` rows; a pool of ``actors`` actors
     (each on ``imputer.device``: a GPU each for ``"cuda"``) reads and imputes them, and this process
@@ -119,7 +134,8 @@ def impute_file_ray(
 
     from seqdiff.tabular.stream import PARQUET_SUFFIXES, check_output, write_imputed
 
-    check_output(in_path, out_path, in_place)
+    n_draws = n_samples if keep_draws else 0
+    check_output(in_path, out_path, in_place, n_draws)
     if n_samples < 1 or batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
     if Path(in_path).suffix.lower() not in PARQUET_SUFFIXES:
@@ -136,14 +152,16 @@ def impute_file_ray(
     path = str(Path(in_path).resolve())  # absolute: the actors' working directory is not this one
     with ray_cluster(address) as ray:
 
-        def results() -> Iterator[tuple[pa.Table, int]]:
+        def results() -> Iterator[tuple[list[pa.Table], int]]:
             if not units:
                 return
             ds = ray.data.from_items(units, override_num_blocks=len(units))
             kwargs = {"model": model, "device": imputer.device, "path": path, "n_samples": n_samples}
             spans = [f"rows {u['first_row'] + 1}-{u['first_row'] + u['rows']}" for u in units]
             pool = (_ImputeActor, min(actors, len(units)), resources, timeout, spans)
-            for row in run_in_order(ds, *pool, **kwargs, threads=threads):
-                yield pa.ipc.open_stream(row["ipc"]).read_all(), row["cells"]
+            for row in run_in_order(ds, *pool, **kwargs, keep_draws=keep_draws, threads=threads):
+                combined = pa.ipc.open_stream(row["ipc"]).read_all()
+                rows = combined.num_rows // row["parts"]
+                yield [combined.slice(i * rows, rows) for i in range(row["parts"])], row["cells"]
 
-        return write_imputed(results(), in_path, out_path, total, progress)
+        return write_imputed(results(), in_path, out_path, total, progress, n_draws=n_draws)

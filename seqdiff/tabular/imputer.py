@@ -277,6 +277,15 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
             self.encoder_, table, draws, point_of_draws(self.encoder_, draws, self.numeric_point)
         )
 
+    def impute_arrow_draws(
+        self, table: pa.Table, n_samples: int, *, first_row: int = 0, source: str = "table"
+    ) -> list[pa.Table]:
+        """`impute_arrow` with ``point="draws"`` from `n_samples` draws, followed by each draw's imputed
+        table: the pooled estimate and the K completed tables that multiple imputation analyses."""
+        draws = self._sample(table, first_row, n_samples, self.seed, source)
+        point = point_of_draws(self.encoder_, draws, self.numeric_point)
+        return [fill_arrow(self.encoder_, table, draws, values) for values in (point, *draws.tables)]
+
     def sample(
         self,
         n_rows: int,

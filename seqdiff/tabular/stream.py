@@ -9,7 +9,8 @@ in-memory `MaskedDiffusionImputer.transform` of the whole table at the same seed
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +22,24 @@ from tqdm.auto import tqdm
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.files import ReadOptions, iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
-from seqdiff.tabular.writing import TableWriter, output_dialect, output_format
+from seqdiff.tabular.writing import COMPRESSIONS, TableWriter, output_dialect, output_format
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 @dataclass
 class StreamReport:
-    """What `impute_file` did: rows read, cells filled, the output path."""
+    """What `impute_file` did: rows read, cells filled, the output path and those of the draws kept."""
 
     rows: int
     imputed_cells: int
     output: str
+    draws: list[str] = field(default_factory=list)
 
 
-def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = False) -> None:
-    """Refuse an output that would overwrite the input (unless `in_place`) or whose name is not a format
-    `seqdiff.tabular.writing.output_format` writes.
+def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = False, n_draws: int = 0) -> None:
+    """Refuse an output that would overwrite the input (unless `in_place`; a draw's, `draw_paths`, never)
+    or whose name is not a format `seqdiff.tabular.writing.output_format` writes.
 
     Example:
         >>> check_output("a.parquet", "a.parquet")
@@ -46,8 +48,12 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
         seqdiff.errors.SeqdiffError: a.parquet: the output would overwrite the input (use in_place / --in-place)
     """
     output_format(out_path)
-    if not in_place and Path(in_path).resolve() == Path(out_path).resolve():
+    source = Path(in_path).resolve()
+    if not in_place and source == Path(out_path).resolve():
         raise SeqdiffError(f"{out_path}: the output would overwrite the input (use in_place / --in-place)")
+    for path in draw_paths(out_path, n_draws):
+        if path.resolve() == source:
+            raise SeqdiffError(f"{path}: a draw would overwrite the input; name the output otherwise")
 
 
 def _null_cells(batch: pa.Table, columns: list[str]) -> int:
@@ -55,27 +61,52 @@ def _null_cells(batch: pa.Table, columns: list[str]) -> int:
 
 
 def impute_batch(
-    imputer: MaskedDiffusionImputer, table: pa.Table, first_row: int, n_samples: int, source: str
-) -> tuple[pa.Table, int]:
-    """Impute one batch holding rows ``first_row ..`` of a larger table: (the imputed batch, the number
-    of missing modelled cells it had). The one batch function of both engines (`impute_file` here and
-    the Ray engine in `seqdiff.distributed`): the noise is keyed by global row number, so a batch
-    imputed anywhere, with its `first_row`, gets what it gets in the whole file.
+    imputer: MaskedDiffusionImputer,
+    table: pa.Table,
+    first_row: int,
+    n_samples: int,
+    source: str,
+    keep_draws: bool = False,
+) -> tuple[list[pa.Table], int]:
+    """Impute one batch holding rows ``first_row ..`` of a larger table: (the imputed batch, followed by
+    each of the `n_samples` draws' when `keep_draws`; the number of missing modelled cells it had). The
+    one batch function of both engines (`impute_file` here and the Ray engine in
+    `seqdiff.ray_engine`): the noise is keyed by global row number, so a batch imputed anywhere, with
+    its `first_row`, gets what it gets in the whole file.
     """
     cells = _null_cells(table, [c for c in imputer.encoder_.columns if c in table.column_names])
-    return imputer.impute_arrow(table, first_row=first_row, n_samples=n_samples, source=source), cells
+    if keep_draws:
+        return imputer.impute_arrow_draws(table, n_samples, first_row=first_row, source=source), cells
+    return [imputer.impute_arrow(table, first_row=first_row, n_samples=n_samples, source=source)], cells
+
+
+def draw_paths(out_path: str | Path, n_draws: int) -> list[Path]:
+    """Where the draws of ``--keep-draws`` go: `out_path` with ``.draw1`` .. ``.drawK`` before its
+    extension.
+
+    Example:
+        >>> [p.name for p in draw_paths("runs/filled.csv.gz", 2)]
+        ['filled.draw1.csv.gz', 'filled.draw2.csv.gz']
+    """
+    out = Path(out_path)
+    suffixes = out.suffixes[-2:] if out.suffix.lower() in COMPRESSIONS else out.suffixes[-1:]
+    extension = "".join(suffixes)
+    stem = out.name.removesuffix(extension)
+    return [out.with_name(f"{stem}.draw{k}{extension}") for k in range(1, n_draws + 1)]
 
 
 def write_imputed(
-    batches: Iterable[tuple[pa.Table, int]],
+    batches: Iterable[tuple[list[pa.Table], int]],
     in_path: str | Path,
     out_path: str | Path,
     total: int | None = None,
     progress: bool | None = False,
     read_options: ReadOptions | None = None,
+    n_draws: int = 0,
 ) -> StreamReport:
     """Write imputed batches (from `impute_batch`, in row order) into one Parquet or CSV file (as
-    `out_path` is named; a CSV file in the CSV input's delimiter and decimal mark), atomically.
+    `out_path` is named; a CSV file in the CSV input's delimiter and decimal mark), and each batch's
+    `n_draws` draws into `draw_paths`; all atomically.
 
     A row group per batch; no batches (an empty input) writes the input as it is (a CSV input read with
     `read_options`). `total` sizes the tqdm bar shown when `progress` (None: only when stderr is a
@@ -84,17 +115,19 @@ def write_imputed(
     rows = cells = parts = 0
     disable = None if progress is None else not progress
     dialect = output_dialect(out_path, in_path, read_options)
-    with (
-        TableWriter(out_path, dialect) as writer,
-        tqdm(total=total, desc="imputing", unit="row", disable=disable) as bar,
-    ):
-        for out, filled in batches:
-            writer.write(out)
-            rows, cells, parts = rows + out.num_rows, cells + filled, parts + 1
-            bar.update(out.num_rows)
-        if parts == 0:  # no rows: the output is the (empty) input
-            writer.write(read_table(in_path, options=read_options))
-    return StreamReport(rows, cells, str(out_path))
+    paths = [Path(out_path), *draw_paths(out_path, n_draws)]
+    with ExitStack() as stack:
+        writers = [stack.enter_context(TableWriter(path, dialect)) for path in paths]
+        bar = stack.enter_context(tqdm(total=total, desc="imputing", unit="row", disable=disable))
+        for tables, filled in batches:
+            for writer, table in zip(writers, tables, strict=True):
+                writer.write(table)
+            rows, cells, parts = rows + tables[0].num_rows, cells + filled, parts + 1
+            bar.update(tables[0].num_rows)
+        if parts == 0:  # no rows: the outputs are the (empty) input
+            for writer in writers:
+                writer.write(read_table(in_path, options=read_options))
+    return StreamReport(rows, cells, str(out_path), [str(p) for p in paths[1:]])
 
 
 def impute_file(
@@ -106,17 +139,20 @@ def impute_file(
     progress: bool | None = False,
     in_place: bool = False,
     read_options: ReadOptions | None = None,
+    keep_draws: bool = False,
 ) -> StreamReport:
     """Impute `in_path` (Parquet, or CSV read with `read_options`) batch by batch into the Parquet or CSV
     file `out_path` (`write_imputed`).
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
     filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell); it
-    appears atomically when done.
+    appears atomically when done. With `keep_draws` (and ``point="draws"``), each draw is written too,
+    as a completed table (`draw_paths`).
     `out_path` equal to `in_path` is refused unless `in_place` (which still writes a temporary file
     first). `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
     """
-    check_output(in_path, out_path, in_place)
+    n_draws = n_samples if keep_draws else 0
+    check_output(in_path, out_path, in_place, n_draws)
     if n_samples < 1:
         raise SeqdiffError(f"n_samples must be at least 1, got {n_samples}")
     source = str(in_path)
@@ -125,13 +161,14 @@ def impute_file(
     if Path(in_path).suffix.lower() in PARQUET_SUFFIXES:
         total = pq.ParquetFile(in_path).metadata.num_rows
 
-    def imputed() -> Iterator[tuple[pa.Table, int]]:
+    def imputed() -> Iterator[tuple[list[pa.Table], int]]:
         first_row = 0
         for batch in batches:
-            yield impute_batch(imputer, pa.Table.from_batches([batch]), first_row, n_samples, source)
+            table = pa.Table.from_batches([batch])
+            yield impute_batch(imputer, table, first_row, n_samples, source, keep_draws)
             first_row += batch.num_rows
 
-    return write_imputed(imputed(), in_path, out_path, total, progress, read_options)
+    return write_imputed(imputed(), in_path, out_path, total, progress, read_options, n_draws)
 
 
 def read_sample(

@@ -38,6 +38,7 @@ class FileEngine(Protocol):
         progress: bool | None,
         in_place: bool,
         read_options: ReadOptions | None,
+        keep_draws: bool,
     ) -> StreamReport: ...
 
 
@@ -100,6 +101,7 @@ def impute_table(
     numeric: Sequence[str] = (),
     save_model: str | Path | None = None,
     samples: int | None = None,
+    keep_draws: bool = False,
     sampling_steps: int | None = None,
     numeric_point: str | None = None,
     seed: int = 0,
@@ -117,15 +119,18 @@ def impute_table(
     file with the `fit` settings and the `categorical` / `numeric` overrides (`fit_on_file`), then saved
     to `save_model` when given. The point estimate: with `samples` K, the median or mean (numeric) or
     vote (categorical) of K draws per cell, each with `sampling_steps` sampler steps per row (None: one
-    per cell to fill); without, the predictive point estimate; `numeric_point`
+    per cell to fill), and with `keep_draws` each draw as a completed table too (`draw_paths`: the K
+    imputations that multiple imputation analyses); without, the predictive point estimate; `numeric_point`
     (median or mean) overrides the model's. `engine` imputes the file (`impute_file`: here, batch by
     batch). `progress`: the tqdm bars of fitting and imputing (None: when stderr is a terminal). `say`
     gets the lines a user should see. A CSV input is read with `read_options` (default `ReadOptions()`:
     the delimiter detected, the usual placeholders missing). Returns (the engine's report, the imputer).
     """
-    check_output(in_path, out_path, in_place)
+    check_output(in_path, out_path, in_place, (samples or 0) if keep_draws else 0)
     if (samples is not None and samples < 1) or batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
+    if keep_draws and samples is None:
+        raise SeqdiffError("--keep-draws: only with --samples K (the K draws it writes)")
     if sampling_steps is not None and samples is None:
         raise SeqdiffError("--sampling-steps: only with --samples (without, one network pass per row)")
     if sampling_steps is not None and sampling_steps < 1:
@@ -161,5 +166,6 @@ def impute_table(
         progress=progress,
         in_place=in_place,
         read_options=read_options,
+        keep_draws=keep_draws,
     )
     return report, imputer

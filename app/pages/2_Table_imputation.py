@@ -298,6 +298,7 @@ def impute(
                 samples=settings["draws"] or None,
                 sampling_steps=settings["sampling_steps"] if settings["draws"] else None,
                 numeric_point=settings["numeric_point"],
+                seed=settings["seed"],
                 progress=False,
                 read_options=options,
             )

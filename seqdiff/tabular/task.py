@@ -120,7 +120,8 @@ def impute_table(
     to `save_model` when given. The point estimate: with `samples` K, the median or mean (numeric) or
     vote (categorical) of K draws per cell, each with `sampling_steps` sampler steps per row (None: one
     per cell to fill), and with `keep_draws` each draw as a completed table too (`draw_paths`: the K
-    imputations that multiple imputation analyses); without, the predictive point estimate; `numeric_point`
+    imputations that multiple imputation analyses), the draws keyed by `seed` (which also seeds a fit);
+    without, the predictive point estimate; `numeric_point`
     (median or mean) overrides the model's. `engine` imputes the file (`impute_file`: here, batch by
     batch). `progress`: the tqdm bars of fitting and imputing (None: when stderr is a terminal). `say`
     gets the lines a user should see. A CSV input is read with `read_options` (default `ReadOptions()`:
@@ -154,7 +155,9 @@ def impute_table(
         if save_model:
             imputer.save(save_model)
             say(f"model saved to {save_model}")
-    imputer.set_params(point="predictive" if samples is None else "draws", sampling_steps=sampling_steps)
+    # The draws are keyed by this call's seed, also with a saved model (which keeps its fit's seed).
+    point = "predictive" if samples is None else "draws"
+    imputer.set_params(point=point, sampling_steps=sampling_steps, seed=seed)
     if numeric_point:
         imputer.set_params(numeric_point=numeric_point)
     report = engine(

@@ -235,6 +235,14 @@ def test_draws_and_their_sampler_steps(
     exact = at.session_state["table_run"].frame
     assert_filled(exact, holed_table)
     assert not exact.equals(one_step)
+    # The seed keys the draws of a saved model, and the same seed gives the same draws again.
+    at.number_input(key="table_seed").set_value(7).run()
+    click(at, "table_impute_run")
+    seven = at.session_state["table_run"].frame
+    assert not seven.equals(exact)
+    at.number_input(key="table_seed").set_value(0).run()
+    click(at, "table_impute_run")
+    assert at.session_state["table_run"].frame.equals(exact)
 
 
 def test_protein_model_is_not_a_table_model(

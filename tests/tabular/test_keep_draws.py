@@ -78,3 +78,20 @@ def test_the_cli_writes_csv_draws_and_refuses_bad_requests(
     )  # fmt: skip
     assert_one_line_error(clash, "u.draw1.parquet", "would overwrite the input")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "u.draw1.parquet"])
+
+
+def test_the_seed_keys_the_draws_of_a_saved_model(
+    fitted: MaskedDiffusionImputer, holed: pa.Table, tmp_path: Path
+) -> None:
+    src, model = tmp_path / "t.parquet", tmp_path / "model"
+    pq.write_table(holed, src)
+    fitted.save(model)
+    outputs = {}
+    for name, seed in [("a", "0"), ("b", "7"), ("c", "7")]:
+        out = tmp_path / f"{name}.parquet"
+        run = seqdiff(
+            "impute", str(src), "-o", str(out), "--checkpoint", str(model), "--samples", "1", "--seed", seed
+        )
+        assert run.returncode == 0, run.stderr
+        outputs[name] = pq.read_table(out)
+    assert not outputs["a"].equals(outputs["b"]) and outputs["b"].equals(outputs["c"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +17,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
-from table_plots import distribution_figure, missingness_figure
+from table_plots import missingness_figure
+from table_results import TableRun, show_results
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import DECIMAL_MARKS, DELIMITERS, ReadOptions, read_table
+from seqdiff.tabular.files import DECIMAL_MARKS, DELIMITERS, ReadOptions, file_format, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import SCHEDULES
@@ -29,9 +33,6 @@ UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "gz"]
 SOURCES = {"fit": "Fit a model on this table", "folder": "Use the model folder in the sidebar"}
 SCHEDULE_LABELS = {"linear": "MD4 (linear)", "genmd4": "GenMD4 (learned per-value rates)"}  # those offered
 CHOOSABLE_KINDS = ["numeric", "categorical"]  # the overrides infer_schema accepts
-HIGHLIGHT = "background-color: #ffd58a; color: #000"
-MAX_SHOWN_CELLS = 50_000  # styled cells sent to the browser: beyond this the table gets slow
-MAX_PLOTS = 8
 ENCODINGS = ["utf-8", "cp1252", "latin-1", "utf-16"]  # offered in the CSV options; the CLI takes any
 
 
@@ -42,25 +43,6 @@ class TableFit:
 
     upload_key: str
     imputer: MaskedDiffusionImputer
-
-
-@dataclass
-class TableRun:
-    """A finished imputation, kept in the session so that redraws and downloads do not resample.
-
-    ``missing`` [rows, columns]: the input's null (or NaN) cells; ``imputed``: those that now hold a
-    value (cells of columns the model does not cover stay missing).
-    """
-
-    upload_key: str
-    run_id: str
-    file_stem: str  # the downloads are this .parquet and .csv
-    frame: pd.DataFrame
-    missing: np.ndarray
-    imputed: np.ndarray
-    kinds: dict[str, str]
-    parquet: bytes
-    csv: bytes  # in the upload's delimiter, decimal mark and encoding (a Parquet upload's: comma, point)
 
 
 def settings_sidebar() -> dict:
@@ -281,32 +263,38 @@ def impute(
 ) -> TableRun:
     """Fill the upload's missing cells (``missing``: its null mask; a CSV file read with `options`) as
     ``seqdiff impute`` does, with `imputer` (fitted here) or else the model saved in `folder`, and keep
-    what the results show."""
+    what the results show: the imputed table as Parquet and CSV, and with draws, each draw's table."""
     stem = upload.name.split(".")[0]
     with (
         st.spinner("Imputing…", show_time=True),
         common.as_file(upload.name, upload.getvalue()) as path,
+        tempfile.TemporaryDirectory(prefix="seqdiff-app-") as outputs,
     ):
-
-        def write(out: Path) -> None:
-            nonlocal imputer  # the model loaded from `folder`, when not fitted here
-            _, imputer = impute_table(
-                path,
-                out,
-                imputer=imputer,
-                checkpoint=folder,
-                samples=settings["draws"] or None,
-                sampling_steps=settings["sampling_steps"] if settings["draws"] else None,
-                numeric_point=settings["numeric_point"],
-                seed=settings["seed"],
-                progress=False,
-                read_options=options,
-            )
-
-        parquet = common.written_bytes(write, f"{stem}_imputed.parquet")
-        table = pq.read_table(pa.BufferReader(parquet))
-        dialect = output_dialect(f"{stem}_imputed.csv", path, options)
-        csv = common.written_bytes(lambda out: write_table(table, out, dialect), f"{stem}_imputed.csv")
+        out = Path(outputs) / f"{stem}_imputed.parquet"
+        report, imputer = impute_table(
+            path,
+            out,
+            imputer=imputer,
+            checkpoint=folder,
+            samples=settings["draws"] or None,
+            keep_draws=settings["draws"] > 0,
+            sampling_steps=settings["sampling_steps"] if settings["draws"] else None,
+            numeric_point=settings["numeric_point"],
+            seed=settings["seed"],
+            progress=False,
+            read_options=options,
+        )
+        parquet, table = out.read_bytes(), pq.read_table(out)
+        dialect = output_dialect(out.with_suffix(".csv"), path, options)
+        csv = common.written_bytes(lambda csv_out: write_table(table, csv_out, dialect), out.stem + ".csv")
+        draws = io.BytesIO()
+        with zipfile.ZipFile(draws, "w", zipfile.ZIP_DEFLATED) as archive:
+            as_csv = file_format(path) != "parquet"  # the draws as uploaded: CSV in its dialect, or Parquet
+            for drawn in map(Path, report.draws):
+                if as_csv:
+                    write_table(pq.read_table(drawn), drawn.with_suffix(".csv"), dialect)
+                    drawn = drawn.with_suffix(".csv")
+                archive.write(drawn, drawn.name)
     encoder = imputer.encoder_
     return TableRun(
         upload_key=upload_key(upload, options),
@@ -319,70 +307,8 @@ def impute(
         kinds=dict(zip(encoder.columns, encoder.kinds, strict=True)),
         parquet=parquet,
         csv=csv,
+        draws=draws.getvalue() if report.draws else b"",
     )
-
-
-def result_table(run: TableRun) -> None:
-    """The imputed table with its imputed cells highlighted."""
-    only_imputed = st.toggle("Only rows with imputed cells", value=True, key="table_only_imputed")
-    rows = np.flatnonzero(run.imputed.any(axis=1)) if only_imputed else np.arange(len(run.frame))
-    shown = rows[: max(1, MAX_SHOWN_CELLS // run.frame.shape[1])]
-    highlight = np.where(run.imputed[shown], HIGHLIGHT, "")
-    floats = list(run.frame.select_dtypes("floating").columns)
-    styled = (
-        run.frame.iloc[shown]
-        .style.apply(lambda _: highlight, axis=None)
-        .format("{:.6g}", subset=floats, na_rep="")
-    )
-    st.dataframe(styled, key="table_result")
-    cut = f" (the first {len(shown):,} of {len(rows):,})" if len(shown) < len(rows) else ""
-    st.caption(f"Highlighted: imputed cells. Row numbers are the input's{cut}.")
-
-
-def show_results(run: TableRun) -> None:
-    """Counts, the table, observed vs imputed distributions, and the download."""
-    st.subheader("Result")
-    left, middle, right = st.columns(3)
-    left.metric("Rows", f"{len(run.frame):,}")
-    middle.metric("Imputed cells", f"{int(run.imputed.sum()):,}")
-    right.metric(
-        "Still missing",
-        f"{int((run.missing & ~run.imputed).sum()):,}",
-        help="Cells of columns the model does not cover: passthrough, or all missing when it was fitted.",
-    )
-    result_table(run)
-    parquet, csv = st.columns(2)
-    parquet.download_button(
-        "Download Parquet",
-        run.parquet,
-        file_name=f"{run.file_stem}.parquet",
-        mime="application/vnd.apache.parquet",
-        on_click="ignore",
-        key="table_download",
-    )
-    csv.download_button(
-        "Download CSV",
-        run.csv,
-        file_name=f"{run.file_stem}.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key="table_download_csv",
-        help="In the upload's delimiter, decimal mark and encoding.",
-    )
-    columns = [c for j, c in enumerate(run.frame.columns) if c in run.kinds and run.imputed[:, j].any()]
-    if not columns:
-        return
-    st.subheader("Observed and imputed values")
-    chosen = st.multiselect(
-        "Columns",
-        columns,
-        default=columns[:MAX_PLOTS],
-        # Each run gets its own selection: another table has other columns.
-        key=f"table_plot_columns_{run.run_id}",
-    )
-    for start in range(0, len(chosen), 2):
-        for place, column in zip(st.columns(2), chosen[start : start + 2], strict=False):
-            place.plotly_chart(distribution_figure(run, column), key=f"plot_distribution_{column}")
 
 
 st.set_page_config(page_title="Table imputation · seqdiff", page_icon="🧮", layout="wide")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,15 @@ def test_draws_and_their_sampler_steps(
     exact = at.session_state["table_run"].frame
     assert_filled(exact, holed_table)
     assert not exact.equals(one_step)
+    # The two draws behind the estimate: a zip of completed tables, CSV like the upload.
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download Parquet", "Download CSV", "Download the draws (zip)"]
+    with zipfile.ZipFile(io.BytesIO(at.session_state["table_run"].draws)) as archive:
+        assert archive.namelist() == ["holes_imputed.draw1.csv", "holes_imputed.draw2.csv"]
+        drawn = [pd.read_csv(archive.open(name)) for name in archive.namelist()]
+    for table in drawn:
+        assert_filled(table, holed_table)
+    assert not drawn[0].equals(drawn[1])
     # The seed keys the draws of a saved model, and the same seed gives the same draws again.
     at.number_input(key="table_seed").set_value(7).run()
     click(at, "table_impute_run")

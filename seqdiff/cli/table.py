@@ -120,7 +120,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "-o",
         "--output",
         help="output file: .parquet or .pq, or .csv or .tsv (optionally .gz), written in a CSV input's "
-        "delimiter and decimal mark",
+        "delimiter, decimal mark and encoding",
     )
     add_read_flags(p)
     p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")

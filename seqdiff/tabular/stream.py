@@ -105,7 +105,7 @@ def write_imputed(
     n_draws: int = 0,
 ) -> StreamReport:
     """Write imputed batches (from `impute_batch`, in row order) into one Parquet or CSV file (as
-    `out_path` is named; a CSV file in the CSV input's delimiter and decimal mark), and each batch's
+    `out_path` is named; a CSV file in the CSV input's dialect, `output_dialect`), and each batch's
     `n_draws` draws into `draw_paths`; all atomically.
 
     A row group per batch; no batches (an empty input) writes the input as it is (a CSV input read with

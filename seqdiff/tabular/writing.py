@@ -1,8 +1,8 @@
 """Write a table as Parquet or CSV, whole (`write_table`) or batch by batch (`TableWriter`), atomically.
 
 The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, or ``.csv`` / ``.tsv``
-(optionally ``.gz`` or ``.bz2`` compressed). A CSV output is UTF-8 text with a header line, written in
-the `CsvDialect` given: `output_dialect` hands back a CSV input's delimiter and decimal mark, so a
+(optionally ``.gz`` or ``.bz2`` compressed). A CSV output has a header line and is written in the
+`CsvDialect` given: `output_dialect` hands back a CSV input's delimiter, decimal mark and encoding, so a
 semicolon file with decimal commas from a European spreadsheet comes back as one. Missing cells are
 empty fields; numbers are written in their shortest exact form (``70.50`` comes back as ``70.5``).
 

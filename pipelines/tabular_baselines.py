@@ -293,6 +293,35 @@ def miceforest_impute(
         >>> miceforest_impute(df, num_iterations=5)["b"][[5, 50]].tolist()
         ['lo', 'hi']
     """
+    (done,) = miceforest_datasets(
+        df,
+        schema,
+        datasets=1,
+        mean_match_candidates=0,
+        iterations=iterations,
+        n_jobs=n_jobs,
+        seed=seed,
+        **lightgbm,
+    )
+    return done
+
+
+def miceforest_datasets(
+    df: pd.DataFrame,
+    schema: Schema | None = None,
+    *,
+    datasets: int,
+    mean_match_candidates: int = 5,
+    iterations: int = 5,
+    n_jobs: int = 1,
+    seed: int = 0,
+    **lightgbm: Any,
+) -> list[pd.DataFrame]:
+    """`datasets` completed tables from miceforest (multiple imputation), as `miceforest_impute` sets it
+    up but with mean matching: a numeric cell takes one of the `mean_match_candidates` observed values
+    whose predictions are nearest its own (miceforest's default, "normal", 5 candidates); a categorical
+    cell a class drawn from the predicted probabilities ("fast": the default, "normal", matches on
+    log-odds, which are infinite for the zero probabilities LightGBM gives adult's rare categories)."""
     import miceforest
 
     frame = _Frame.of(df, schema)
@@ -307,21 +336,28 @@ def miceforest_impute(
         data[f"c{j}"] = pd.Categorical.from_codes(column, categories=range(len(categories)))
     learned += [f"n{i}" for i in range(frame.z.shape[1]) if np.isnan(frame.z[:, i]).any()]
     if not learned:
-        return frame.to_frame(z, codes)
+        return [frame.to_frame(z, codes)] * datasets
     kernel = miceforest.ImputationKernel(
         pd.DataFrame(data),
+        num_datasets=datasets,
         variable_schema=learned,
-        mean_match_candidates=0,
+        mean_match_candidates=mean_match_candidates,
+        mean_match_strategy={name: "fast" if name[0] == "c" else "normal" for name in learned},
         save_all_iterations_data=False,
         random_state=seed,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="miceforest")  # its pandas deprecation warnings
         kernel.mice(iterations, num_threads=n_jobs, **lightgbm)
-        done = kernel.complete_data(0)
-    z = _stack([done[f"n{i}"].to_numpy(np.float64) for i in range(z.shape[1])], len(df))
-    codes = _stack([done[f"c{j}"].cat.codes.to_numpy(np.int64) for j in range(codes.shape[1])], len(df))
-    return frame.to_frame(z, codes)
+        completed = [kernel.complete_data(k) for k in range(datasets)]
+    n_numeric, n_categorical = z.shape[1], codes.shape[1]
+    return [
+        frame.to_frame(
+            _stack([done[f"n{i}"].to_numpy(np.float64) for i in range(n_numeric)], len(df)),
+            _stack([done[f"c{j}"].cat.codes.to_numpy(np.int64) for j in range(n_categorical)], len(df)),
+        )
+        for done in completed
+    ]
 
 
 def _nan_euclidean(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -284,9 +284,10 @@ def impute(
             progress=False,
             read_options=options,
         )
-        parquet, table = out.read_bytes(), pq.read_table(out)
-        dialect = output_dialect(out.with_suffix(".csv"), path, options)
-        csv = common.written_bytes(lambda csv_out: write_table(table, csv_out, dialect), out.stem + ".csv")
+        table, csv_out = pq.read_table(out), out.with_suffix(".csv")
+        dialect = output_dialect(csv_out, path, options)
+        write_table(table, csv_out, dialect)
+        parquet, csv = out.read_bytes(), csv_out.read_bytes()
         draws = io.BytesIO()
         with zipfile.ZipFile(draws, "w", zipfile.ZIP_DEFLATED) as archive:
             as_csv = file_format(path) != "parquet"  # the draws as uploaded: CSV in its dialect, or Parquet

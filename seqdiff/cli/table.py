@@ -146,7 +146,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="point estimate of a numeric cell: median (least absolute error) or mean (least squared "
         "error); default: the model's setting (median for a new fit)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the fit and of the draws (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
         "--categorical",

@@ -3,8 +3,9 @@
 Missing, unreadable or other files are one-line SeqdiffErrors naming the path. How a CSV file is read
 is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags`, `read_options`):
 
-- the delimiter is detected from the file's first 64 KiB (`detect_delimiter`): the one of comma,
-  semicolon, tab and pipe that splits every sampled line into the same number (two or more) of fields;
+- the delimiter is detected from the file's first 64 KiB (`detect_delimiter`): the one a first line
+  ``sep=;`` names (Excel writes it), or else the one of comma, semicolon, tab and pipe that splits
+  every sampled line into the same number (two or more) of fields;
   when several do, a one-line error names them (give ``--delimiter``); when none does, the file's
   extension decides (comma for .csv, tab for .tsv);
 - empty fields, and fields that are one of ``na_values`` (default `NA_VALUES`; with or without a
@@ -53,6 +54,7 @@ NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN
 DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 DECIMAL_MARKS = (".", ",")
 SNIFF_BYTES = 65_536
+_SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n')
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,13 @@ def _sample_lines(path: Path, encoding: str = ReadOptions.encoding) -> tuple[str
     return text.removeprefix("\ufeff"), whole
 
 
+def _sep_line(text: str, whole: bool) -> tuple[str | None, tuple[str, bool]]:
+    """Excel's optional first line ``sep=;`` names the delimiter: (it, the sampled text after that line);
+    else (None, the sampled text)."""
+    line = _SEP_LINE.match(text)
+    return (line[1], (text[line.end() :], whole)) if line else (None, (text, whole))
+
+
 def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
     """The sampled records (blank lines skipped; a cut last one dropped)."""
     records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
@@ -192,7 +201,8 @@ def detect_delimiter(path: str | Path, fmt: str = "csv", encoding: str = ReadOpt
         ...
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
     """
-    return _delimiter_in(*_sample_lines(Path(path), encoding), fmt, path)
+    hinted, sample = _sep_line(*_sample_lines(Path(path), encoding))
+    return hinted or _delimiter_in(*sample, fmt, path)
 
 
 def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
@@ -232,7 +242,8 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
     """
     options = options or ReadOptions()
-    return _decimal_in(*_sample_lines(Path(path), options.encoding), delimiter, options, path)
+    _, sample = _sep_line(*_sample_lines(Path(path), options.encoding))
+    return _decimal_in(*sample, delimiter, options, path)
 
 
 def _decimal_in(text: str, whole: bool, delimiter: str, options: ReadOptions, path: str | Path) -> str:
@@ -266,21 +277,23 @@ class _CsvRead:
     dialect: tuple[str, str]
     grouped: dict[str, tuple[str, str]]
 
+    skip_rows: int = 0  # 1 for Excel's ``sep=`` line
+
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
         # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
-        text, whole = _sample_lines(path, options.encoding)
-        delimiter = options.delimiter or _delimiter_in(text, whole, fmt, path)
+        hinted, (text, whole) = _sep_line(*_sample_lines(path, options.encoding))
+        delimiter = options.delimiter or hinted or _delimiter_in(text, whole, fmt, path)
         decimal = options.decimal or _decimal_in(text, whole, delimiter, options, path)
         header, *rows = _records(text, whole, delimiter) or [[]]
         grouped = grouped_columns(header, rows, decimal, set(options.null_values()))
-        return cls(path, options, (delimiter, decimal), grouped)
+        return cls(path, options, (delimiter, decimal), grouped, int(hinted is not None))
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
         delimiter, decimal = self.dialect
         as_text = {name: pa.string() for name in self.grouped}
         return {
-            "read_options": pacsv.ReadOptions(encoding=self.options.encoding),
+            "read_options": pacsv.ReadOptions(encoding=self.options.encoding, skip_rows=self.skip_rows),
             "parse_options": pacsv.ParseOptions(delimiter=delimiter),
             "convert_options": pacsv.ConvertOptions(
                 column_types=as_text | (column_types or {}),

@@ -175,6 +175,22 @@ def test_a_file_in_another_encoding_is_one_line_error_and_encoding_reads_it(tmp_
         next(iter_record_batches(late))
 
 
+def test_excels_sep_line_names_the_delimiter(tmp_path: Path) -> None:
+    df = frame()
+    df.loc[::4, "hours"] = np.nan
+    src = tmp_path / "excel.csv"
+    body = df.to_csv(sep=";", index=False, decimal=",", lineterminator="\r\n")
+    src.write_bytes(("\ufeffsep=;\r\n" + body).encode("utf-8"))
+    assert detect_delimiter(src) == ";" and detect_decimal(src, ";") == ","
+    table = read_table(src)
+    assert table.column_names == ["age", "job", "hours"] and table.num_rows == len(df)
+    assert table.column("hours").to_pylist()[1] == df["hours"][1]
+    out = tmp_path / "o.parquet"
+    result = seqdiff("impute", str(src), "-o", str(out), "--delimiter", ";", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(out).column("hours").null_count == 0
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
 def test_a_row_with_another_number_of_fields_is_named_by_its_line(suffix: str, tmp_path: Path) -> None:
     lines = frame(80).to_csv(index=False).splitlines()

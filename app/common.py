@@ -1,4 +1,5 @@
-"""Helpers shared by the app's pages: the model folder, cached model loading, uploads, errors."""
+"""Helpers shared by the app's pages: the model folder, cached model loading, uploads, downloads,
+errors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -16,6 +18,7 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.protein.model import default_model_path, load_protein_model
 
 MODEL_ENV = "SEQDIFF_MODEL"
+PARQUET_MIME = "application/vnd.apache.parquet"
 _LOADERS: dict[str, Callable] = {"protein": load_protein_model, "bundle": load_bundle}
 
 
@@ -103,3 +106,23 @@ def written_bytes(write: Callable[[Path], None], name: str) -> bytes:
         path = Path(folder) / name
         write(path)
         return path.read_bytes()
+
+
+@dataclass(frozen=True)
+class Download:
+    """One download button: its label, the bytes, the file name, the MIME type, the widget key, help."""
+
+    label: str
+    data: bytes
+    file_name: str
+    mime: str
+    key: str
+    help: str | None = None
+
+
+def download_buttons(downloads: list[Download]) -> None:
+    """The downloads side by side; a click downloads without rerunning the page."""
+    for place, d in zip(st.columns(len(downloads)), downloads, strict=True):
+        place.download_button(
+            d.label, d.data, file_name=d.file_name, mime=d.mime, on_click="ignore", key=d.key, help=d.help
+        )

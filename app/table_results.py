@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import streamlit as st
+from common import PARQUET_MIME, Download, download_buttons
 from table_plots import distribution_figure
 
 HIGHLIGHT = "background-color: #ffd58a; color: #000"
@@ -63,34 +64,29 @@ def show_results(run: TableRun) -> None:
         help="Cells of columns the model does not cover: passthrough, or all missing when it was fitted.",
     )
     result_table(run)
-    parquet, csv = st.columns(2)
-    parquet.download_button(
-        "Download Parquet",
-        run.parquet,
-        file_name=f"{run.file_stem}.parquet",
-        mime="application/vnd.apache.parquet",
-        on_click="ignore",
-        key="table_download",
-    )
-    csv.download_button(
-        "Download CSV",
-        run.csv,
-        file_name=f"{run.file_stem}.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key="table_download_csv",
-        help="In the upload's delimiter, decimal mark and encoding.",
-    )
+    downloads = [
+        Download("Download Parquet", run.parquet, f"{run.file_stem}.parquet", PARQUET_MIME, "table_download"),
+        Download(
+            "Download CSV",
+            run.csv,
+            f"{run.file_stem}.csv",
+            "text/csv",
+            "table_download_csv",
+            "In the upload's delimiter, decimal mark and encoding.",
+        ),
+    ]
     if run.draws:
-        st.download_button(
-            "Download the draws (zip)",
-            run.draws,
-            file_name=f"{run.file_stem}_draws.zip",
-            mime="application/zip",
-            on_click="ignore",
-            key="table_download_draws",
-            help="Each draw's completed table: the imputations a multiple-imputation analysis pools.",
+        downloads.append(
+            Download(
+                "Download the draws (zip)",
+                run.draws,
+                f"{run.file_stem}_draws.zip",
+                "application/zip",
+                "table_download_draws",
+                "Each draw's completed table: the imputations a multiple-imputation analysis pools.",
+            )
         )
+    download_buttons(downloads)
     columns = [c for j, c in enumerate(run.frame.columns) if c in run.kinds and run.imputed[:, j].any()]
     if not columns:
         return

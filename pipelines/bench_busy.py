@@ -31,11 +31,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.bench_tabular import DATASETS, load_complete  # noqa: E402
-from pipelines.masks import make_missing_mask, metrics  # noqa: E402
+from pipelines.bench_tabular import DATASETS, mcar_problem  # noqa: E402
+from pipelines.masks import metrics  # noqa: E402
 from pipelines.tabular_baselines import missforest_impute  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
-from seqdiff.tabular.schema import Schema, infer_schema  # noqa: E402
+from seqdiff.tabular.schema import Schema  # noqa: E402
 
 SPIN = "while True: pass"
 
@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    df = load_complete(args.dataset, args.rows, args.seed)
-    schema = infer_schema(df)
-    mask = make_missing_mask(df, 0.3, "mcar", rng=args.seed, schema=schema)
-    holed = df.mask(mask)
+    df, schema, mask, holed = mcar_problem(args.dataset, args.rows, args.seed)
     runs: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{args.dataset}.holed.parquet"

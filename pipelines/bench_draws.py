@@ -26,12 +26,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pipelines.bench_tabular import DATASETS, load_complete  # noqa: E402
-from pipelines.masks import COVERAGE_LEVELS, draw_calibration, make_missing_mask  # noqa: E402
+from pipelines.bench_tabular import DATASETS, mcar_problem  # noqa: E402
+from pipelines.masks import COVERAGE_LEVELS, draw_calibration  # noqa: E402
 from pipelines.tabular_baselines import miceforest_datasets  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.imputer import MaskedDiffusionImputer  # noqa: E402
-from seqdiff.tabular.schema import infer_schema  # noqa: E402
 
 METHODS = ("seqdiff", "miceforest")
 SCORES = ("coverage_50", "coverage_80", "coverage_90", "width_80", "confidence", "vote_accuracy")
@@ -61,10 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.datasets:
-        df = load_complete(name, args.rows, args.seed)
-        schema = infer_schema(df)
-        mask = make_missing_mask(df, 0.3, "mcar", rng=args.seed, schema=schema)
-        holed = df.mask(mask)
+        df, schema, mask, holed = mcar_problem(name, args.rows, args.seed)
         for method in args.methods:
             start = time.perf_counter()
             draws = draws_of(method, holed, schema, args)

@@ -25,12 +25,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pipelines.bench_tabular import DATASETS, load_complete  # noqa: E402
-from pipelines.masks import make_missing_mask, metrics  # noqa: E402
+from pipelines.bench_tabular import DATASETS, mcar_problem  # noqa: E402
+from pipelines.masks import metrics  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.encoding import NUMERIC_POINTS  # noqa: E402
 from seqdiff.tabular.imputer import MaskedDiffusionImputer  # noqa: E402
-from seqdiff.tabular.schema import infer_schema  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,10 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     rows = []
     for name in args.datasets:
-        df = load_complete(name, args.rows, args.seed)
-        schema = infer_schema(df)
-        mask = make_missing_mask(df, 0.3, "mcar", rng=args.seed, schema=schema)
-        holed = df.mask(mask)
+        df, schema, mask, holed = mcar_problem(name, args.rows, args.seed)
         imputer = MaskedDiffusionImputer(
             max_steps=args.max_steps, categorical=schema.categorical, numeric=schema.numeric, seed=args.seed
         ).fit(holed)

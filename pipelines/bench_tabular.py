@@ -77,6 +77,15 @@ def load_complete(name: str, rows: int, seed: int) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def mcar_problem(name: str, rows: int, seed: int) -> tuple[pd.DataFrame, Schema, np.ndarray, pd.DataFrame]:
+    """The single-table benchmarks' problem: (the complete rows, their schema, a 30% MCAR mask, the
+    holed table)."""
+    df = load_complete(name, rows, seed)
+    schema = infer_schema(df)
+    mask = make_missing_mask(df, 0.3, "mcar", rng=seed, schema=schema)
+    return df, schema, mask, df.mask(mask)
+
+
 def impute(
     method: str, holed: pd.DataFrame, schema: Schema, args: argparse.Namespace
 ) -> tuple[pd.DataFrame, Any]:

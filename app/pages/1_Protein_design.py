@@ -330,22 +330,19 @@ def show_results(run: DesignRun) -> None:
     }
     st.dataframe(scores_table(run), hide_index=True, column_config=evalues, key="scores")
     stem = designs[0].job.source
-    left, right = st.columns(2)
-    left.download_button(
-        "Download FASTA",
-        run.fasta,
-        file_name=f"{stem}_designs.fasta",
-        mime="text/x-fasta",
-        on_click="ignore",
-        key="download_fasta",
-    )
-    right.download_button(
-        "Download per-position Parquet",
-        run.per_position,
-        file_name=f"{stem}_per_position.parquet",
-        mime="application/vnd.apache.parquet",
-        on_click="ignore",
-        key="download_parquet",
+    common.download_buttons(
+        [
+            common.Download(
+                "Download FASTA", run.fasta, f"{stem}_designs.fasta", "text/x-fasta", "download_fasta"
+            ),
+            common.Download(
+                "Download per-position Parquet",
+                run.per_position,
+                f"{stem}_per_position.parquet",
+                common.PARQUET_MIME,
+                "download_parquet",
+            ),
+        ]
     )
 
 

@@ -26,8 +26,8 @@ from seqdiff.errors import SeqdiffError
 # Thousands separators besides the other mark: a space, a no-break space and a narrow no-break space
 # (French and SI style), an apostrophe (Swiss style).
 SPACE_GROUPS = (" ", "\u00a0", "\u202f", "'")
-# Words tolerated among a grouped column's numbers, as in `seqdiff.tabular.schema.check_stray_tokens`:
-# more, and the column is text, not numbers.
+# Distinct words tolerated, and reported, among a column's numbers (here and in
+# `seqdiff.tabular.schema.check_stray_tokens`): more, and the column is text, not numbers.
 MAX_STRAY_WORDS = 3
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}

@@ -150,9 +150,10 @@ def file_format(path: Path, exists: bool = True) -> str:
     raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv or .tsv)")
 
 
-def _sample_lines(path: Path, encoding: str = ReadOptions.encoding) -> tuple[str, bool]:
-    """The first `SNIFF_BYTES` of the (decompressed) file as text, and whether that is the whole file;
-    a one-line SeqdiffError when they are not text in `encoding`."""
+def _sample_lines(path: Path, encoding: str = ReadOptions.encoding) -> tuple[str, bool, str | None]:
+    """The first `SNIFF_BYTES` of the (decompressed) file as text, whether that is the whole file, and
+    the delimiter Excel's optional first line ``sep=;`` names (that line is left out of the text); a
+    one-line SeqdiffError when they are not text in `encoding`."""
     with pa.input_stream(str(path), compression="detect") as stream:
         data = stream.read(SNIFF_BYTES + 1)
     whole, data = len(data) <= SNIFF_BYTES, data[:SNIFF_BYTES]
@@ -165,14 +166,11 @@ def _sample_lines(path: Path, encoding: str = ReadOptions.encoding) -> tuple[str
                 "give its encoding, e.g. --encoding cp1252 (Windows, Western Europe)"
             ) from None
         text = data[: exc.start].decode(encoding)
-    return text.removeprefix("\ufeff"), whole
-
-
-def _sep_line(text: str, whole: bool) -> tuple[str | None, tuple[str, bool]]:
-    """Excel's optional first line ``sep=;`` names the delimiter: (it, the sampled text after that line);
-    else (None, the sampled text)."""
-    line = _SEP_LINE.match(text)
-    return (line[1], (text[line.end() :], whole)) if line else (None, (text, whole))
+    text = text.removeprefix("\ufeff")
+    sep_line = _SEP_LINE.match(text)
+    if sep_line:
+        return text[sep_line.end() :], whole, sep_line[1]
+    return text, whole, None
 
 
 def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
@@ -201,8 +199,8 @@ def detect_delimiter(path: str | Path, fmt: str = "csv", encoding: str = ReadOpt
         ...
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
     """
-    hinted, sample = _sep_line(*_sample_lines(Path(path), encoding))
-    return hinted or _delimiter_in(*sample, fmt, path)
+    text, whole, named = _sample_lines(Path(path), encoding)
+    return named or _delimiter_in(text, whole, fmt, path)
 
 
 def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
@@ -242,12 +240,7 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
     """
     options = options or ReadOptions()
-    _, sample = _sep_line(*_sample_lines(Path(path), options.encoding))
-    return _decimal_in(*sample, delimiter, options, path)
-
-
-def _decimal_in(text: str, whole: bool, delimiter: str, options: ReadOptions, path: str | Path) -> str:
-    """`detect_decimal` on the sampled text of the file at `path`."""
+    text, whole, _ = _sample_lines(Path(path), options.encoding)
     header, *rows = _records(text, whole, delimiter) or [[]]
     return decimal_mark(header, rows, set(options.null_values()), str(path))
 
@@ -276,18 +269,18 @@ class _CsvRead:
     options: ReadOptions
     dialect: tuple[str, str]
     grouped: dict[str, tuple[str, str]]
-
     skip_rows: int = 0  # 1 for Excel's ``sep=`` line
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
         # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
-        hinted, (text, whole) = _sep_line(*_sample_lines(path, options.encoding))
-        delimiter = options.delimiter or hinted or _delimiter_in(text, whole, fmt, path)
-        decimal = options.decimal or _decimal_in(text, whole, delimiter, options, path)
+        text, whole, named = _sample_lines(path, options.encoding)
+        delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
         header, *rows = _records(text, whole, delimiter) or [[]]
-        grouped = grouped_columns(header, rows, decimal, set(options.null_values()))
-        return cls(path, options, (delimiter, decimal), grouped, int(hinted is not None))
+        missing = set(options.null_values())
+        decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
+        grouped = grouped_columns(header, rows, decimal, missing)
+        return cls(path, options, (delimiter, decimal), grouped, int(named is not None))
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
         delimiter, decimal = self.dialect
@@ -368,16 +361,16 @@ def read_table(
         >>> read_table(path).to_pydict()
         {'a': [1.5, None], 'c': ['x', 'y']}
     """
-    path = Path(path)
+    path, options = Path(path), options or ReadOptions()
     fmt = file_format(path)
     try:
         if fmt == "parquet":
             return pq.read_table(path)
-        csv_read = _CsvRead.of(path, fmt, options or ReadOptions())
+        csv_read = _CsvRead.of(path, fmt, options)
         table = csv_read.numbers(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
-        raise _error(path, fmt, exc, (options or ReadOptions()).encoding) from exc
-    _check_text(path, table.schema, (options or ReadOptions()).encoding)
+        raise _error(path, fmt, exc, options.encoding) from exc
+    _check_text(path, table.schema, options.encoding)
     return table
 
 
@@ -401,19 +394,18 @@ def iter_record_batches(
     """
     if batch_size < 1:
         raise SeqdiffError(f"batch_size must be at least 1, got {batch_size}")
-    path = Path(path)
+    path, options = Path(path), options or ReadOptions()
     fmt = file_format(path)
-    encoding = (options or ReadOptions()).encoding
     csv_read = None
     try:
         if fmt == "parquet":
             batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
         else:
-            csv_read = _CsvRead.of(path, fmt, options or ReadOptions())
+            csv_read = _CsvRead.of(path, fmt, options)
             batches = pacsv.open_csv(path, **csv_read.arrow_options(column_types))
-            _check_text(path, batches.schema, encoding)
+            _check_text(path, batches.schema, options.encoding)
     except (pa.ArrowException, OSError) as exc:
-        raise _error(path, fmt, exc, encoding) from exc
+        raise _error(path, fmt, exc, options.encoding) from exc
 
     def generate() -> Iterator[pa.RecordBatch]:
         try:
@@ -423,6 +415,6 @@ def iter_record_batches(
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
         except (pa.ArrowException, OSError) as exc:
-            raise _error(path, fmt, exc, encoding) from exc
+            raise _error(path, fmt, exc, options.encoding) from exc
 
     return generate()

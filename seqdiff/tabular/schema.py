@@ -20,13 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.csv_numbers import MAX_STRAY_WORDS
 from seqdiff.tabular.files import NA_VALUES
 
 ColumnKind = Literal["numeric", "categorical", "passthrough"]
 KINDS: tuple[str, ...] = ("numeric", "categorical", "passthrough")
 
 MIN_IDENTIFIER_VALUES = 50  # an identifier column has at least this many values, all distinct
-MAX_STRAY_TOKENS = 3  # a column of numbers but for at most this many distinct words is reported
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 TableLike = pd.DataFrame | pa.Table | pa.RecordBatch
@@ -276,7 +276,7 @@ def _is_identifier(column: pa.ChunkedArray) -> bool:
 
 def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: int, source: str) -> None:
     """A one-line SeqdiffError for a string column whose values are numbers (more than
-    `max_int_categories` distinct ones: a numeric column) but for at most MAX_STRAY_TOKENS distinct words,
+    `max_int_categories` distinct ones: a numeric column) but for at most MAX_STRAY_WORDS distinct words,
     such as a placeholder for missing values; it names the column, the words and the fixes.
 
     Example:
@@ -293,7 +293,7 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
     numbers = pc.match_substring_regex(words, _NUMBER)
     stray = pc.invert(numbers)
     n_words = pc.sum(stray).as_py() or 0
-    if n_words == 0 or n_words > MAX_STRAY_TOKENS or pc.sum(numbers).as_py() <= max_int_categories:
+    if n_words == 0 or n_words > MAX_STRAY_WORDS or pc.sum(numbers).as_py() <= max_int_categories:
         return
     tokens = pc.filter(words, stray).to_pylist()
     cells = pc.sum(pc.filter(counts, stray)).as_py()

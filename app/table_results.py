@@ -25,13 +25,14 @@ class TableRun:
 
     upload_key: str
     run_id: str
-    file_stem: str  # the downloads are this .parquet and .csv
+    file_stem: str  # the downloads are this .parquet and text_suffix
     frame: pd.DataFrame
     missing: np.ndarray
     imputed: np.ndarray
     kinds: dict[str, str]
     parquet: bytes
     csv: bytes  # in the upload's delimiter, decimal mark and encoding (a Parquet upload's: comma, point)
+    text_suffix: str = ".csv"  # the CSV download's: a .tsv or .txt upload's own
     draws: bytes = b""  # with draws per cell: a zip of each draw's completed table, as uploaded
 
 
@@ -67,9 +68,9 @@ def show_results(run: TableRun) -> None:
     downloads = [
         Download("Download Parquet", run.parquet, f"{run.file_stem}.parquet", PARQUET_MIME, "table_download"),
         Download(
-            "Download CSV",
+            f"Download {run.text_suffix[1:].upper()}",
             run.csv,
-            f"{run.file_stem}.csv",
+            f"{run.file_stem}{run.text_suffix}",
             "text/csv",
             "table_download_csv",
             "In the upload's delimiter, decimal mark and encoding.",

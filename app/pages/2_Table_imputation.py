@@ -29,11 +29,11 @@ from seqdiff.tabular.settings import SCHEDULES
 from seqdiff.tabular.task import impute_table
 from seqdiff.tabular.writing import output_dialect, write_table
 
-UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "gz"]
+UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "txt", "gz"]
 SOURCES = {"fit": "Fit a model on this table", "folder": "Use the model folder in the sidebar"}
 SCHEDULE_LABELS = {"linear": "MD4 (linear)", "genmd4": "GenMD4 (learned per-value rates)"}  # those offered
 CHOOSABLE_KINDS = ["numeric", "categorical"]  # the overrides infer_schema accepts
-ENCODINGS = ["utf-8", "cp1252", "latin-1", "utf-16"]  # offered in the CSV options; the CLI takes any
+ENCODINGS = [None, "utf-8", "cp1252", "latin-1", "utf-16"]  # offered in the CSV options; the CLI takes any
 
 
 @dataclass
@@ -116,7 +116,13 @@ def csv_options() -> ReadOptions:
             format_func=lambda d: "detect" if d is None else repr(d),
             key="table_decimal",
         )
-        encoding = right.selectbox("Encoding (--encoding)", ENCODINGS, key="table_encoding")
+        encoding = right.selectbox(
+            "Encoding (--encoding)",
+            ENCODINGS,
+            format_func=lambda e: "detect" if e is None else e,
+            key="table_encoding",
+            help="detect: the one the file's byte-order mark names, else utf-8.",
+        )
     return ReadOptions(delimiter=delimiter, decimal=decimal, encoding=encoding)
 
 
@@ -265,6 +271,8 @@ def impute(
     ``seqdiff impute`` does, with `imputer` (fitted here) or else the model saved in `folder`, and keep
     what the results show: the imputed table as Parquet and CSV, and with draws, each draw's table."""
     stem = upload.name.split(".")[0]
+    # The text download keeps a .tsv or .txt upload's suffix: spreadsheets open those split by tabs.
+    text_suffix = next((s for s in (".tsv", ".txt") if s in Path(upload.name.lower()).suffixes), ".csv")
     with (
         st.spinner("Imputing…", show_time=True),
         common.as_file(upload.name, upload.getvalue()) as path,
@@ -284,7 +292,7 @@ def impute(
             progress=False,
             read_options=options,
         )
-        table, csv_out = pq.read_table(out), out.with_suffix(".csv")
+        table, csv_out = pq.read_table(out), out.with_suffix(text_suffix)
         dialect = output_dialect(csv_out, path, options)
         write_table(table, csv_out, dialect)
         parquet, csv = out.read_bytes(), csv_out.read_bytes()
@@ -293,8 +301,8 @@ def impute(
             as_csv = file_format(path) != "parquet"  # the draws as uploaded: CSV in its dialect, or Parquet
             for drawn in map(Path, report.draws):
                 if as_csv:
-                    write_table(pq.read_table(drawn), drawn.with_suffix(".csv"), dialect)
-                    drawn = drawn.with_suffix(".csv")
+                    write_table(pq.read_table(drawn), drawn.with_suffix(text_suffix), dialect)
+                    drawn = drawn.with_suffix(text_suffix)
                 archive.write(drawn, drawn.name)
     encoder = imputer.encoder_
     return TableRun(
@@ -308,6 +316,7 @@ def impute(
         kinds=dict(zip(encoder.columns, encoder.kinds, strict=True)),
         parquet=parquet,
         csv=csv,
+        text_suffix=text_suffix,
         draws=draws.getvalue() if report.draws else b"",
     )
 

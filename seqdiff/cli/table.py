@@ -115,12 +115,12 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "one (--checkpoint) or one fitted on the observed cells of IN. Observed cells are kept unchanged; "
         "the output (Parquet or CSV, as -o names it) has the input's columns and types.",
     )
-    p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv)")
+    p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv, .txt)")
     p.add_argument(
         "-o",
         "--output",
-        help="output file: .parquet or .pq, or .csv or .tsv (optionally .gz), written in a CSV input's "
-        "delimiter, decimal mark and encoding",
+        help="output file: .parquet or .pq, or .csv, .tsv or .txt (optionally .gz), written in a CSV "
+        "input's delimiter, decimal mark and encoding",
     )
     add_read_flags(p)
     p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")
@@ -223,7 +223,10 @@ def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> ar
     p.add_argument("--checkpoint", required=True, help="table model folder (seqdiff impute --save-model)")
     p.add_argument("--rows", type=int, help="rows to sample (default with --fix-file: its row count)")
     p.add_argument(
-        "-o", "--output", required=True, help="output file: .parquet or .pq, or .csv or .tsv (optionally .gz)"
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .parquet or .pq, or .csv, .tsv or .txt (optionally .gz)",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fix", action="append", default=[], metavar="COL=VALUE", help="fix a column's value")

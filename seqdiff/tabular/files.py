@@ -14,8 +14,9 @@ is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags
   are written like ``3,14``, and a one-line error when another column's are written like ``3.14``;
   numbers written with digit groups (``1,234.5``, ``1.234,5``) are read as numbers
   (`seqdiff.tabular.csv_numbers`);
-- the text is UTF-8 (a byte-order mark is skipped) unless ``encoding`` says otherwise; a file that
-  is not is a one-line error that asks for ``--encoding``.
+- the text is in the encoding its byte-order mark names (UTF-8, UTF-16 as Excel's "Unicode Text"
+  writes, UTF-32), else UTF-8, unless ``encoding`` says otherwise (`text_encoding`); a file that is not
+  is a one-line error that asks for ``--encoding``.
 
 Example:
     >>> read_table("no/such.parquet")
@@ -37,7 +38,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,15 @@ NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN
 DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 DECIMAL_MARKS = (".", ",")
 SNIFF_BYTES = 65_536
+# Byte-order marks and the codecs that read them (and write them back); UTF-32's little-endian mark
+# begins with UTF-16's, so it is looked for first.
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n')
 
 
@@ -63,7 +73,8 @@ class ReadOptions:
 
     `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
     detect it (`detect_delimiter`); `decimal`: the decimal mark, "." or ",", or None to detect it
-    (`detect_decimal`); `encoding`: the text encoding (a Python codec name).
+    (`detect_decimal`); `encoding`: the text encoding (a Python codec name), or None for the one the
+    file's byte-order mark names, else UTF-8 (`text_encoding`).
 
     Example:
         >>> ReadOptions(na_values=("?",)).null_values()
@@ -73,7 +84,7 @@ class ReadOptions:
     na_values: tuple[str, ...] = NA_VALUES
     delimiter: str | None = None
     decimal: str | None = None
-    encoding: str = "utf-8"
+    encoding: str | None = None
 
     def null_values(self) -> list[str]:
         """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
@@ -105,8 +116,8 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--encoding",
-        help="CSV input: the text encoding (default utf-8; e.g. cp1252 for Windows files from Western "
-        "Europe, latin-1)",
+        help="CSV input: the text encoding (default: the one its byte-order mark names, else utf-8; "
+        "e.g. cp1252 for Windows files from Western Europe, latin-1)",
     )
 
 
@@ -117,25 +128,44 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
         >>> parser = argparse.ArgumentParser()
         >>> add_read_flags(parser)
         >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
-        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding='utf-8')
+        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding=None)
     """
     delimiter = "\t" if args.delimiter == "tab" else args.delimiter
     if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
         raise SeqdiffError(f"--delimiter must be one character (or 'tab'), not {args.delimiter!r}")
     na_values = NA_VALUES if args.na_values is None else tuple(args.na_values)
-    encoding = args.encoding or ReadOptions.encoding
     try:
-        codecs.lookup(encoding)
+        if args.encoding is not None:
+            codecs.lookup(args.encoding)
     except LookupError:
         raise SeqdiffError(
-            f"--encoding: unknown encoding {encoding!r} (e.g. utf-8, cp1252, latin-1)"
+            f"--encoding: unknown encoding {args.encoding!r} (e.g. utf-8, cp1252, latin-1)"
         ) from None
-    return ReadOptions(na_values=na_values, delimiter=delimiter, decimal=args.decimal, encoding=encoding)
+    return ReadOptions(na_values=na_values, delimiter=delimiter, decimal=args.decimal, encoding=args.encoding)
+
+
+def text_encoding(path: str | Path, options: ReadOptions | None = None) -> str:
+    """The encoding the CSV file at `path` is read in: `options`' when it names one, else the one its
+    (decompressed) first bytes' byte-order mark names, else UTF-8.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.txt"
+        >>> _ = path.write_text("a\\tb\\n1\\tx\\n", encoding="utf-16")
+        >>> text_encoding(path), text_encoding(path, ReadOptions(encoding="utf-16-le"))
+        ('utf-16', 'utf-16-le')
+    """
+    if options is not None and options.encoding is not None:
+        return options.encoding
+    with pa.input_stream(str(path), compression="detect") as stream:
+        start = stream.read(4)
+    return next((name for mark, name in BYTE_ORDER_MARKS if start.startswith(mark)), "utf-8")
 
 
 def file_format(path: Path, exists: bool = True) -> str:
-    """ "parquet", "csv" or "tsv", from the name of the file at `path`; a one-line SeqdiffError for
-    another name, or (when `exists`) a missing file or a folder."""
+    """ "parquet", "csv" or "tsv", from the name of the file at `path` (a ``.txt`` file is delimited text,
+    as spreadsheets export it: "csv"); a one-line SeqdiffError for another name, or (when `exists`) a
+    missing file or a folder."""
     if exists and not path.exists():
         raise SeqdiffError(f"{path}: no such file")
     if exists and not path.is_file():
@@ -144,13 +174,13 @@ def file_format(path: Path, exists: bool = True) -> str:
     if suffixes[-1:] in ([".parquet"], [".pq"]):
         return "parquet"
     # The CSV reader decompresses .csv.gz, .csv.bz2, ... by itself.
-    for fmt in ("csv", "tsv"):
-        if f".{fmt}" in suffixes[-2:]:
+    for suffix, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".txt", "csv")):
+        if suffix in suffixes[-2:]:
             return fmt
-    raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv or .tsv)")
+    raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv, .tsv or .txt)")
 
 
-def _sample_lines(path: Path, encoding: str = ReadOptions.encoding) -> tuple[str, bool, str | None]:
+def _sample_lines(path: Path, encoding: str) -> tuple[str, bool, str | None]:
     """The first `SNIFF_BYTES` of the (decompressed) file as text, whether that is the whole file, and
     the delimiter Excel's optional first line ``sep=;`` names (that line is left out of the text); a
     one-line SeqdiffError when they are not text in `encoding`."""
@@ -181,7 +211,7 @@ def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
     return records
 
 
-def detect_delimiter(path: str | Path, fmt: str = "csv", encoding: str = ReadOptions.encoding) -> str:
+def detect_delimiter(path: str | Path, fmt: str = "csv", options: ReadOptions | None = None) -> str:
     """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits every line of
     its first 64 KiB into the same number, two or more, of fields. When several do, a one-line
     SeqdiffError names them; when none does (one column, or ragged rows), the extension's: tab for
@@ -199,7 +229,7 @@ def detect_delimiter(path: str | Path, fmt: str = "csv", encoding: str = ReadOpt
         ...
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
     """
-    text, whole, named = _sample_lines(Path(path), encoding)
+    text, whole, named = _sample_lines(Path(path), text_encoding(path, options))
     return named or _delimiter_in(text, whole, fmt, path)
 
 
@@ -240,23 +270,24 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
     """
     options = options or ReadOptions()
-    text, whole, _ = _sample_lines(Path(path), options.encoding)
+    text, whole, _ = _sample_lines(Path(path), text_encoding(path, options))
     header, *rows = _records(text, whole, delimiter) or [[]]
     return decimal_mark(header, rows, set(options.null_values()), str(path))
 
 
-def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str]:
-    """The delimiter and decimal mark a CSV file is read with: `options`' or else detected.
+def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str]:
+    """The delimiter, decimal mark and encoding a CSV file is read with: `options`' or else detected.
 
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "t.csv"
         >>> _ = path.write_text("kg;n\\n70,5;1\\n")
         >>> csv_dialect(path)
-        (';', ',')
+        (';', ',', 'utf-8')
     """
     path = Path(path)
-    return _CsvRead.of(path, file_format(path), options or ReadOptions()).dialect
+    read = _CsvRead.of(path, file_format(path), options or ReadOptions())
+    return (*read.dialect, read.options.encoding)
 
 
 @dataclass(frozen=True)
@@ -273,6 +304,7 @@ class _CsvRead:
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
+        options = replace(options, encoding=text_encoding(path, options))
         # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
         text, whole, named = _sample_lines(path, options.encoding)
         delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
@@ -286,7 +318,11 @@ class _CsvRead:
         delimiter, decimal = self.dialect
         as_text = {name: pa.string() for name in self.grouped}
         return {
-            "read_options": pacsv.ReadOptions(encoding=self.options.encoding, skip_rows=self.skip_rows),
+            # Arrow skips a UTF-8 byte-order mark itself, and reads UTF-8 without transcoding.
+            "read_options": pacsv.ReadOptions(
+                encoding="utf-8" if self.options.encoding == "utf-8-sig" else self.options.encoding,
+                skip_rows=self.skip_rows,
+            ),
             "parse_options": pacsv.ParseOptions(delimiter=delimiter),
             "convert_options": pacsv.ConvertOptions(
                 column_types=as_text | (column_types or {}),
@@ -333,13 +369,13 @@ def _line_of(path: Path, text: str, encoding: str) -> int | None:
         return next((n for n, line in enumerate(lines, 1) if line.rstrip("\r\n") == text), None)
 
 
-def _error(path: Path, fmt: str, exc: Exception, encoding: str = ReadOptions.encoding) -> SeqdiffError:
+def _error(path: Path, fmt: str, exc: Exception, encoding: str | None = None) -> SeqdiffError:
     what = "not a readable Parquet file" if fmt == "parquet" else "cannot parse the file as CSV"
     hint = "; give its encoding with --encoding" if "UTF8" in str(exc) else ""
     message = str(exc).splitlines()[0]
     # Arrow names a row with the wrong number of fields by its text; the line number finds it.
     bad_row = re.search(r"Expected \d+ columns, got \d+: (.*)", message)
-    line = bad_row and _line_of(path, bad_row[1], encoding)
+    line = bad_row and _line_of(path, bad_row[1], encoding or "utf-8")
     where = f"line {line:,}: " if line else ""
     return SeqdiffError(f"{path}: {what} ({where}{message}){hint}")
 
@@ -367,6 +403,7 @@ def read_table(
         if fmt == "parquet":
             return pq.read_table(path)
         csv_read = _CsvRead.of(path, fmt, options)
+        options = csv_read.options
         table = csv_read.numbers(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc, options.encoding) from exc
@@ -402,6 +439,7 @@ def iter_record_batches(
             batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
         else:
             csv_read = _CsvRead.of(path, fmt, options)
+            options = csv_read.options
             batches = pacsv.open_csv(path, **csv_read.arrow_options(column_types))
             _check_text(path, batches.schema, options.encoding)
     except (pa.ArrowException, OSError) as exc:

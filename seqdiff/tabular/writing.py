@@ -1,7 +1,7 @@
 """Write a table as Parquet or CSV, whole (`write_table`) or batch by batch (`TableWriter`), atomically.
 
-The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, or ``.csv`` / ``.tsv``
-(optionally ``.gz`` or ``.bz2`` compressed). A CSV output has a header line and is written in the
+The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, or ``.csv`` / ``.tsv`` /
+``.txt`` (optionally ``.gz`` or ``.bz2`` compressed). A CSV output has a header line and is written in the
 `CsvDialect` given: `output_dialect` hands back a CSV input's delimiter, decimal mark and encoding, so a
 semicolon file with decimal commas from a European spreadsheet comes back as one. Missing cells are
 empty fields; numbers are written in their shortest exact form (``70.50`` comes back as ``70.5``).
@@ -56,14 +56,21 @@ def output_format(path: str | Path) -> str:
         >>> output_format("filled.xlsx")
         Traceback (most recent call last):
         ...
-        seqdiff.errors.SeqdiffError: filled.xlsx: name the output .parquet, .pq, .csv or .tsv (.csv.gz and .tsv.gz are compressed)
+        seqdiff.errors.SeqdiffError: filled.xlsx: name the output .parquet, .pq, .csv, .tsv or .txt (.csv.gz and .tsv.gz are compressed)
     """
     fmt = None
     with suppress(SeqdiffError):
         fmt = file_format(Path(path), exists=False)
-    if fmt is None or Path(path).suffix.lower() not in (".parquet", ".pq", ".csv", ".tsv", *COMPRESSIONS):
+    if fmt is None or Path(path).suffix.lower() not in (
+        ".parquet",
+        ".pq",
+        ".csv",
+        ".tsv",
+        ".txt",
+        *COMPRESSIONS,
+    ):
         raise SeqdiffError(
-            f"{path}: name the output .parquet, .pq, .csv or .tsv (.csv.gz and .tsv.gz are compressed)"
+            f"{path}: name the output .parquet, .pq, .csv, .tsv or .txt (.csv.gz and .tsv.gz are compressed)"
         )
     return "parquet" if fmt == "parquet" else "csv"
 
@@ -77,8 +84,7 @@ def output_dialect(
     if in_path is None or file_format(Path(in_path)) == "parquet":
         dialect = CsvDialect()
     else:
-        options = options or ReadOptions()
-        dialect = CsvDialect(*csv_dialect(in_path, options), options.encoding)
+        dialect = CsvDialect(*csv_dialect(in_path, options))
     if ".tsv" in [s.lower() for s in Path(out_path).suffixes[-2:]]:
         dialect = replace(dialect, delimiter="\t")
     return dialect

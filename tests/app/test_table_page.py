@@ -3,6 +3,7 @@ and the Model page of a table model."""
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import zipfile
@@ -149,6 +150,27 @@ def test_csv_options_read_a_windows_spreadsheet_export(monkeypatch: pytest.Monke
     at.selectbox(key="table_decimal").set_value(".").run()
     assert "Numeric: âge; categorical: poids, ville." in captions(at)
     assert at.button(key="table_impute_run").disabled
+
+
+def test_excels_unicode_text_is_read_by_its_byte_order_mark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Excel's "Unicode Text" (.txt: UTF-16 with a byte-order mark, tabs) reads with the detected
+    encoding, and its download comes back as a .txt file in that encoding, byte-order mark first."""
+    lines = ["âge\tpoids\tville"] + [
+        f"{20 + i % 50}\t{'' if i % 5 == 0 else f'{60 + i % 30}.{i % 10}'}\t{['Zürich', 'Genève'][i % 2]}"
+        for i in range(80)
+    ]
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload("export.txt", "\r\n".join(lines).encode("utf-16")).run()
+    assert not at.exception and not errors(at)
+    assert "Numeric: âge, poids; categorical: ville." in captions(at)
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    click(at, "table_impute_run")
+    run = at.session_state["table_run"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Download Parquet", "Download TXT"]
+    assert run.text_suffix == ".txt" and run.csv.startswith(codecs.BOM_UTF16_LE)
+    text = run.csv.decode("utf-16").splitlines()
+    assert text[0] == '"âge"\t"poids"\t"ville"' and len(text) == 81 and "\t\t" not in "".join(text)
 
 
 def test_overriding_a_kind_changes_the_schema(

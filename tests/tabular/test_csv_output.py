@@ -75,6 +75,25 @@ def test_a_windows_file_comes_back_in_its_encoding(tmp_path: Path) -> None:
     assert set(back.column("town").to_pylist()) == {"Köln", "Bonn", "Essen"}
 
 
+@pytest.mark.parametrize(
+    ("name", "codec", "mark"), [("in.txt", "utf-16", b"\xff\xfe"), ("in.csv", "utf-8-sig", b"\xef\xbb\xbf")]
+)
+def test_a_byte_order_mark_comes_back(name: str, codec: str, mark: bytes, tmp_path: Path) -> None:
+    """Excel reads a CSV file as UTF-8 or UTF-16 only by its byte-order mark: the output keeps it."""
+    src = tmp_path / name
+    src.write_bytes(european(tmp_path / "plain.csv").read_text(encoding="utf-8").encode(codec))
+    out, parquet_out = tmp_path / f"out{src.suffix}", tmp_path / "out.parquet"
+    for path in (out, parquet_out):
+        result = seqdiff("impute", str(src), "-o", str(path), "--seed", "3", *TINY)
+        assert result.returncode == 0, result.stderr
+    data = out.read_bytes()
+    assert data.startswith(mark) and not data[len(mark) :].startswith(mark)
+    assert '"Köln"' in data.decode(codec)
+    back, expected = read_table(out), pq.read_table(parquet_out)
+    assert back.column("town").to_pylist() == expected.column("town").to_pylist()
+    np.testing.assert_allclose(back.column("kg").to_numpy(), expected.column("kg").to_numpy())
+
+
 def test_tsv_and_compressed_outputs(fitted: tuple[Path, Path, Path], tmp_path: Path) -> None:
     src, parquet_out, model = fitted
     for name in ("out.tsv", "out.csv.gz"):
@@ -96,7 +115,7 @@ def test_in_place_rewrites_a_csv_file_whole(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
 
-@pytest.mark.parametrize("name", ["out.xlsx", "out.csv.zip", "out"])
+@pytest.mark.parametrize("name", ["out.xlsx", "out.csv.zip", "out", "out.dat"])
 def test_an_output_of_no_format_is_one_line_before_any_fit(name: str, tmp_path: Path) -> None:
     src = european(tmp_path / "in.csv")
     result = seqdiff("impute", str(src), "-o", str(tmp_path / name))

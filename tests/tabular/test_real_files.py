@@ -4,12 +4,14 @@ missing cells, identifier columns, and numeric columns with a few stray words. E
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -173,6 +175,32 @@ def test_a_file_in_another_encoding_is_one_line_error_and_encoding_reads_it(tmp_
     )
     with pytest.raises(SeqdiffError, match="column 'c' is not utf-8 text"):
         next(iter_record_batches(late))
+
+
+@pytest.mark.parametrize(
+    ("name", "mark", "codec"),
+    [
+        ("unicode.txt", b"", "utf-16"),  # Excel's "Unicode Text": little-endian UTF-16, tabs
+        ("big.csv.gz", codecs.BOM_UTF16_BE, "utf-16-be"),
+        ("wide.tsv", b"", "utf-32"),
+    ],
+)
+def test_a_byte_order_mark_names_the_encoding(name: str, mark: bytes, codec: str, tmp_path: Path) -> None:
+    text = excel_text().replace(";", "\t")
+    data = mark + text.encode(codec)
+    src = tmp_path / name
+    src.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    plain = tmp_path / "plain.tsv"
+    plain.write_text(text, encoding="utf-8")
+    expected = read_table(plain)
+    assert read_table(src).equals(expected)
+    assert pa.Table.from_batches(list(iter_record_batches(src, 50))).equals(expected)
+    out = tmp_path / "o.parquet"
+    assert seqdiff("impute", str(src), "-o", str(out), *TINY).returncode == 0
+    assert pq.read_table(out).column_names == ["âge", "poids", "ville"]
+    # A given --encoding still decides: these bytes are not UTF-8.
+    result = seqdiff("impute", str(src), "-o", str(tmp_path / "p.parquet"), "--encoding", "utf-8")
+    assert_one_line_error(result, name, "utf-8")
 
 
 def test_excels_sep_line_names_the_delimiter(tmp_path: Path) -> None:

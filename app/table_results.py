@@ -13,6 +13,7 @@ from table_plots import distribution_figure
 HIGHLIGHT = "background-color: #ffd58a; color: #000"
 MAX_SHOWN_CELLS = 50_000  # styled cells sent to the browser: beyond this the table gets slow
 MAX_PLOTS = 8
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass
@@ -25,14 +26,14 @@ class TableRun:
 
     upload_key: str
     run_id: str
-    file_stem: str  # the downloads are this .parquet and text_suffix
+    file_stem: str  # the downloads are this .parquet and export_suffix
     frame: pd.DataFrame
     missing: np.ndarray
     imputed: np.ndarray
     kinds: dict[str, str]
     parquet: bytes
-    csv: bytes  # in the upload's delimiter, decimal mark and encoding (a Parquet upload's: comma, point)
-    text_suffix: str = ".csv"  # the CSV download's: a .tsv or .txt upload's own
+    export: bytes  # as uploaded: a CSV file in its delimiter, decimal mark and encoding, or a workbook
+    export_suffix: str = ".csv"  # a .tsv, .txt or .xlsx upload's own; .csv for the others
     draws: bytes = b""  # with draws per cell: a zip of each draw's completed table, as uploaded
 
 
@@ -68,12 +69,12 @@ def show_results(run: TableRun) -> None:
     downloads = [
         Download("Download Parquet", run.parquet, f"{run.file_stem}.parquet", PARQUET_MIME, "table_download"),
         Download(
-            f"Download {run.text_suffix[1:].upper()}",
-            run.csv,
-            f"{run.file_stem}{run.text_suffix}",
-            "text/csv",
+            f"Download {run.export_suffix[1:].upper()}",
+            run.export,
+            f"{run.file_stem}{run.export_suffix}",
+            XLSX_MIME if run.export_suffix == ".xlsx" else "text/csv",
             "table_download_csv",
-            "In the upload's delimiter, decimal mark and encoding.",
+            "As uploaded: a CSV file in its delimiter, decimal mark and encoding, or a workbook of one sheet.",
         ),
     ]
     if run.draws:

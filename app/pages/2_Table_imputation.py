@@ -29,10 +29,11 @@ from seqdiff.tabular.settings import SCHEDULES
 from seqdiff.tabular.task import impute_table
 from seqdiff.tabular.writing import output_dialect, write_table
 
-UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "txt", "gz"]
+UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "txt", "gz", "xlsx", "xlsm"]
 SOURCES = {"fit": "Fit a model on this table", "folder": "Use the model folder in the sidebar"}
 SCHEDULE_LABELS = {"linear": "MD4 (linear)", "genmd4": "GenMD4 (learned per-value rates)"}  # those offered
 CHOOSABLE_KINDS = ["numeric", "categorical"]  # the overrides infer_schema accepts
+EXPORTS = {".tsv": ".tsv", ".txt": ".txt", ".xlsx": ".xlsx", ".xlsm": ".xlsx"}  # upload suffix -> export's
 ENCODINGS = [None, "utf-8", "cp1252", "latin-1", "utf-16"]  # offered in the CSV options; the CLI takes any
 
 
@@ -101,9 +102,9 @@ def settings_sidebar() -> dict:
 
 def csv_options() -> ReadOptions:
     """How a CSV upload is read: detected, or as the user sets it (the CLI's --delimiter, --decimal and
-    --encoding)."""
-    with st.expander("CSV options"):
-        left, middle, right = st.columns(3)
+    --encoding); and an Excel upload's sheet (--sheet)."""
+    with st.expander("CSV and Excel options"):
+        left, middle, right, sheet = st.columns(4)
         delimiter = left.selectbox(
             "Delimiter (--delimiter)",
             [None, *DELIMITERS],
@@ -123,7 +124,8 @@ def csv_options() -> ReadOptions:
             key="table_encoding",
             help="detect: the one the file's byte-order mark names, else utf-8.",
         )
-    return ReadOptions(delimiter=delimiter, decimal=decimal, encoding=encoding)
+        name = sheet.text_input("Excel sheet (--sheet)", key="table_sheet", placeholder="the first")
+    return ReadOptions(delimiter=delimiter, decimal=decimal, encoding=encoding, sheet=name.strip() or None)
 
 
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)
@@ -269,10 +271,12 @@ def impute(
 ) -> TableRun:
     """Fill the upload's missing cells (``missing``: its null mask; a CSV file read with `options`) as
     ``seqdiff impute`` does, with `imputer` (fitted here) or else the model saved in `folder`, and keep
-    what the results show: the imputed table as Parquet and CSV, and with draws, each draw's table."""
+    what the results show: the imputed table as Parquet and as the upload was (CSV for Parquet), and
+    with draws, each draw's table."""
     stem = upload.name.split(".")[0]
-    # The text download keeps a .tsv or .txt upload's suffix: spreadsheets open those split by tabs.
-    text_suffix = next((s for s in (".tsv", ".txt") if s in Path(upload.name.lower()).suffixes), ".csv")
+    # The export keeps a .tsv, .txt or Excel upload's format: spreadsheets open .tsv and .txt split by tabs.
+    suffixes = Path(upload.name.lower()).suffixes
+    export_suffix = next((EXPORTS[s] for s in suffixes if s in EXPORTS), ".csv")
     with (
         st.spinner("Imputing…", show_time=True),
         common.as_file(upload.name, upload.getvalue()) as path,
@@ -292,17 +296,17 @@ def impute(
             progress=False,
             read_options=options,
         )
-        table, csv_out = pq.read_table(out), out.with_suffix(text_suffix)
-        dialect = output_dialect(csv_out, path, options)
-        write_table(table, csv_out, dialect)
-        parquet, csv = out.read_bytes(), csv_out.read_bytes()
+        table, export = pq.read_table(out), out.with_suffix(export_suffix)
+        dialect = output_dialect(export, path, options)
+        write_table(table, export, dialect)
+        parquet, exported = out.read_bytes(), export.read_bytes()
         draws = io.BytesIO()
         with zipfile.ZipFile(draws, "w", zipfile.ZIP_DEFLATED) as archive:
-            as_csv = file_format(path) != "parquet"  # the draws as uploaded: CSV in its dialect, or Parquet
+            as_uploaded = file_format(path) != "parquet"  # the draws as the export, or Parquet
             for drawn in map(Path, report.draws):
-                if as_csv:
-                    write_table(pq.read_table(drawn), drawn.with_suffix(text_suffix), dialect)
-                    drawn = drawn.with_suffix(text_suffix)
+                if as_uploaded:
+                    write_table(pq.read_table(drawn), drawn.with_suffix(export_suffix), dialect)
+                    drawn = drawn.with_suffix(export_suffix)
                 archive.write(drawn, drawn.name)
     encoder = imputer.encoder_
     return TableRun(
@@ -315,8 +319,8 @@ def impute(
         imputed=missing & ~null_mask(table),
         kinds=dict(zip(encoder.columns, encoder.kinds, strict=True)),
         parquet=parquet,
-        csv=csv,
-        text_suffix=text_suffix,
+        export=exported,
+        export_suffix=export_suffix,
         draws=draws.getvalue() if report.draws else b"",
     )
 
@@ -330,10 +334,10 @@ st.caption(
 folder = common.model_folder()
 settings = settings_sidebar()
 
-upload = st.file_uploader("Upload a table (Parquet or CSV)", type=UPLOAD_TYPES, key="table_upload")
+upload = st.file_uploader("Upload a table (Parquet, CSV or Excel)", type=UPLOAD_TYPES, key="table_upload")
 options = csv_options()
 if upload is None:
-    st.info("Upload a Parquet or CSV table with some missing cells.")
+    st.info("Upload a Parquet, CSV or Excel table with some missing cells.")
     st.stop()
 with common.user_errors():
     table = read_upload(upload.name, upload.getvalue(), options)

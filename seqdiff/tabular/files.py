@@ -1,22 +1,13 @@
-"""Read Parquet and CSV files: whole (`read_table`) or as a stream of record batches (`iter_record_batches`).
+"""Read Parquet, CSV and Excel files: whole (`read_table`) or as a stream of record batches
+(`iter_record_batches`); Excel workbooks (.xlsx) as `seqdiff.tabular.excel` reads them.
 
 Missing, unreadable or other files are one-line SeqdiffErrors naming the path. How a CSV file is read
-is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags`, `read_options`):
-
-- the delimiter is detected from the file's first 64 KiB (`detect_delimiter`): the one a first line
-  ``sep=;`` names (Excel writes it), or else the one of comma, semicolon, tab and pipe that splits
-  every sampled line into the same number (two or more) of fields;
-  when several do, a one-line error names them (give ``--delimiter``); when none does, the file's
-  extension decides (comma for .csv, tab for .tsv);
-- empty fields, and fields that are one of ``na_values`` (default `NA_VALUES`; with or without a
-  leading space, as in ``a, ?, b``), are missing cells;
-- the decimal mark is detected from the same lines (`detect_decimal`): a comma when a column's numbers
-  are written like ``3,14``, and a one-line error when another column's are written like ``3.14``;
-  numbers written with digit groups (``1,234.5``, ``1.234,5``) are read as numbers
-  (`seqdiff.tabular.csv_numbers`);
-- the text is in the encoding its byte-order mark names (UTF-8, UTF-16 as Excel's "Unicode Text"
-  writes, UTF-32), else UTF-8, unless ``encoding`` says otherwise (`text_encoding`); a file that is not
-  is a one-line error that asks for ``--encoding``.
+is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags`, `read_options`): its
+delimiter (`detect_delimiter`: comma, semicolon, tab or pipe, or the one Excel's first line ``sep=;``
+names), decimal mark (`detect_decimal`; digit groups such as ``1.234,5``: `seqdiff.tabular.csv_numbers`)
+and encoding (`text_encoding`: its byte-order mark's, else UTF-8) are detected from its first 64 KiB
+unless given; empty fields and the `NA_VALUES` tokens are missing cells. What cannot be told apart is a
+one-line error that names the flag that settles it.
 
 Example:
     >>> read_table("no/such.parquet")
@@ -48,6 +39,7 @@ import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_numbers import decimal_mark, grouped_columns, ungroup
+from seqdiff.tabular.excel import read_sheet
 
 # Cells a CSV file spells missing besides empty ones: the issue's list (UCI adult writes "?") and the
 # spellings pandas and Arrow read as missing by default.
@@ -69,9 +61,10 @@ _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n')
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How a CSV file is read (Parquet files have types and nulls of their own and ignore these).
+    """How a CSV file is read (Parquet files have types and nulls of their own and ignore these; Excel
+    workbooks read `na_values` and `sheet`).
 
-    `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
+    `na_values`: the fields read as missing besides empty ones; `sheet`: a workbook's sheet (None: the first); `delimiter`: one character, or None to
     detect it (`detect_delimiter`); `decimal`: the decimal mark, "." or ",", or None to detect it
     (`detect_decimal`); `encoding`: the text encoding (a Python codec name), or None for the one the
     file's byte-order mark names, else UTF-8 (`text_encoding`).
@@ -85,6 +78,7 @@ class ReadOptions:
     delimiter: str | None = None
     decimal: str | None = None
     encoding: str | None = None
+    sheet: str | None = None
 
     def null_values(self) -> list[str]:
         """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
@@ -119,6 +113,7 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
         help="CSV input: the text encoding (default: the one its byte-order mark names, else utf-8; "
         "e.g. cp1252 for Windows files from Western Europe, latin-1)",
     )
+    parser.add_argument("--sheet", help="Excel input: the sheet to read (default: the first)")
 
 
 def read_options(args: argparse.Namespace) -> ReadOptions:
@@ -128,7 +123,7 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
         >>> parser = argparse.ArgumentParser()
         >>> add_read_flags(parser)
         >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
-        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding=None)
+        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding=None, sheet=None)
     """
     delimiter = "\t" if args.delimiter == "tab" else args.delimiter
     if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
@@ -141,7 +136,7 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
         raise SeqdiffError(
             f"--encoding: unknown encoding {args.encoding!r} (e.g. utf-8, cp1252, latin-1)"
         ) from None
-    return ReadOptions(na_values=na_values, delimiter=delimiter, decimal=args.decimal, encoding=args.encoding)
+    return ReadOptions(na_values, delimiter, args.decimal, args.encoding, args.sheet)
 
 
 def text_encoding(path: str | Path, options: ReadOptions | None = None) -> str:
@@ -163,9 +158,9 @@ def text_encoding(path: str | Path, options: ReadOptions | None = None) -> str:
 
 
 def file_format(path: Path, exists: bool = True) -> str:
-    """ "parquet", "csv" or "tsv", from the name of the file at `path` (a ``.txt`` file is delimited text,
-    as spreadsheets export it: "csv"); a one-line SeqdiffError for another name, or (when `exists`) a
-    missing file or a folder."""
+    """ "parquet", "csv", "tsv" or "excel" (.xlsx, .xlsm), from the name of the file at `path` (a ``.txt``
+    file is delimited text, as spreadsheets export it: "csv"); a one-line SeqdiffError for another name,
+    or (when `exists`) a missing file or a folder."""
     if exists and not path.exists():
         raise SeqdiffError(f"{path}: no such file")
     if exists and not path.is_file():
@@ -173,11 +168,15 @@ def file_format(path: Path, exists: bool = True) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] in ([".parquet"], [".pq"]):
         return "parquet"
+    if suffixes[-1:] in ([".xlsx"], [".xlsm"]):
+        return "excel"
+    if suffixes[-1:] == [".xls"]:
+        raise SeqdiffError(f"{path}: a legacy Excel workbook (.xls); save it as .xlsx or CSV")
     # The CSV reader decompresses .csv.gz, .csv.bz2, ... by itself.
     for suffix, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".txt", "csv")):
         if suffix in suffixes[-2:]:
             return fmt
-    raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv, .tsv or .txt)")
+    raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv, .tsv, .txt or .xlsx)")
 
 
 def _sample_lines(path: Path, encoding: str) -> tuple[str, bool, str | None]:
@@ -385,8 +384,8 @@ def read_table(
     column_types: dict[str, pa.DataType] | None = None,
     options: ReadOptions | None = None,
 ) -> pa.Table:
-    """Read a whole Parquet (.parquet, .pq) or CSV (.csv, .tsv, optionally compressed) file; a CSV file
-    as `options` say (default `ReadOptions()`).
+    """Read a whole Parquet (.parquet, .pq), CSV (.csv, .tsv, .txt, optionally compressed) or Excel
+    (.xlsx) file as `options` say (default `ReadOptions()`).
 
     Missing, unreadable or other files are one-line SeqdiffErrors naming the path.
 
@@ -402,6 +401,8 @@ def read_table(
     try:
         if fmt == "parquet":
             return pq.read_table(path)
+        if fmt == "excel":
+            return read_sheet(path, options.sheet, options.na_values)
         csv_read = _CsvRead.of(path, fmt, options)
         options = csv_read.options
         table = csv_read.numbers(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
@@ -417,7 +418,8 @@ def iter_record_batches(
     column_types: dict[str, pa.DataType] | None = None,
     options: ReadOptions | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream a Parquet or CSV file (read as `options` say) as record batches of at most `batch_size` rows.
+    """Stream a Parquet or CSV file (read as `options` say) as record batches of at most `batch_size` rows;
+    an Excel sheet (at most a million rows) is read whole, then batched.
 
     The file is opened (and checked) at the call, not at the first batch. CSV column types are
     inferred from the first block; pass `column_types` when later rows could change them.
@@ -437,6 +439,8 @@ def iter_record_batches(
     try:
         if fmt == "parquet":
             batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
+        elif fmt == "excel":
+            batches = read_sheet(path, options.sheet, options.na_values).to_batches()
         else:
             csv_read = _CsvRead.of(path, fmt, options)
             options = csv_read.options

@@ -284,7 +284,7 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
         >>> check_stray_tokens("age", column, 20, "t.csv")
         Traceback (most recent call last):
         ...
-        seqdiff.errors.SeqdiffError: t.csv: column 'age' holds numbers but for 3 cells of 'unknown', 'n.a.': read them as missing (CSV: --na-values '?' - NA N/A n/a null NULL NaN nan n.a. unknown) or model the column as categorical (--categorical age)
+        seqdiff.errors.SeqdiffError: t.csv: column 'age' holds numbers but for 3 cells of 'unknown', 'n.a.': read them as missing (CSV or Excel: --na-values '?' - NA N/A n/a null NULL NaN nan n.a. unknown) or model the column as categorical (--categorical age)
     """
     values = pc.value_counts(column.drop_null())
     if len(values) == 0:
@@ -300,6 +300,6 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
     quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*NA_VALUES, *sorted(tokens)]))
     raise SeqdiffError(
         f"{source}: column {name!r} holds numbers but for {cells:,} cells of "
-        f"{', '.join(map(repr, tokens))}: read them as missing (CSV: --na-values {quoted}) "
+        f"{', '.join(map(repr, tokens))}: read them as missing (CSV or Excel: --na-values {quoted}) "
         f"or model the column as categorical (--categorical {shlex.quote(name)})"
     )

@@ -47,10 +47,17 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
         ...
         seqdiff.errors.SeqdiffError: a.parquet: the output would overwrite the input (use in_place / --in-place)
     """
-    output_format(out_path)
-    source = Path(in_path).resolve()
-    if not in_place and source == Path(out_path).resolve():
-        raise SeqdiffError(f"{out_path}: the output would overwrite the input (use in_place / --in-place)")
+    fmt, source = output_format(out_path), Path(in_path).resolve()
+    if source == Path(out_path).resolve():
+        if fmt == "excel":  # the output is one sheet of values
+            raise SeqdiffError(
+                f"{out_path}: the output would replace the workbook with one sheet, without its other "
+                "sheets and formatting; name the output otherwise"
+            )
+        if not in_place:
+            raise SeqdiffError(
+                f"{out_path}: the output would overwrite the input (use in_place / --in-place)"
+            )
     for path in draw_paths(out_path, n_draws):
         if path.resolve() == source:
             raise SeqdiffError(f"{path}: a draw would overwrite the input; name the output otherwise")

@@ -1,7 +1,7 @@
 """Write a table as Parquet or CSV, whole (`write_table`) or batch by batch (`TableWriter`), atomically.
 
-The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, or ``.csv`` / ``.tsv`` /
-``.txt`` (optionally ``.gz`` or ``.bz2`` compressed). A CSV output has a header line and is written in the
+The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, ``.csv`` / ``.tsv`` /
+``.txt`` (optionally ``.gz`` or ``.bz2`` compressed), or ``.xlsx`` (one sheet, `seqdiff.tabular.excel`). A CSV output has a header line and is written in the
 `CsvDialect` given: `output_dialect` hands back a CSV input's delimiter, decimal mark and encoding, so a
 semicolon file with decimal commas from a European spreadsheet comes back as one. Missing cells are
 empty fields; numbers are written in their shortest exact form (``70.50`` comes back as ``70.5``).
@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.excel import SheetWriter
 from seqdiff.tabular.files import ReadOptions, csv_dialect, file_format
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2"}
@@ -48,15 +49,15 @@ class CsvDialect:
 
 
 def output_format(path: str | Path) -> str:
-    """ "parquet" or "csv", from the output's name; a one-line SeqdiffError for any other name.
+    """ "parquet", "csv" or "excel", from the output's name; a one-line SeqdiffError for any other name.
 
     Example:
-        >>> output_format("filled.csv.gz"), output_format("filled.pq")
-        ('csv', 'parquet')
-        >>> output_format("filled.xlsx")
+        >>> output_format("filled.csv.gz"), output_format("filled.pq"), output_format("filled.xlsx")
+        ('csv', 'parquet', 'excel')
+        >>> output_format("filled.json")
         Traceback (most recent call last):
         ...
-        seqdiff.errors.SeqdiffError: filled.xlsx: name the output .parquet, .pq, .csv, .tsv or .txt (.csv.gz and .tsv.gz are compressed)
+        seqdiff.errors.SeqdiffError: filled.json: name the output .parquet, .pq, .csv, .tsv, .txt or .xlsx (.csv.gz and .tsv.gz are compressed)
     """
     fmt = None
     with suppress(SeqdiffError):
@@ -67,12 +68,15 @@ def output_format(path: str | Path) -> str:
         ".csv",
         ".tsv",
         ".txt",
+        ".xlsx",
+        ".xlsm",
         *COMPRESSIONS,
     ):
         raise SeqdiffError(
-            f"{path}: name the output .parquet, .pq, .csv, .tsv or .txt (.csv.gz and .tsv.gz are compressed)"
+            f"{path}: name the output .parquet, .pq, .csv, .tsv, .txt or .xlsx (.csv.gz and .tsv.gz are "
+            "compressed)"
         )
-    return "parquet" if fmt == "parquet" else "csv"
+    return fmt if fmt in ("parquet", "excel") else "csv"
 
 
 def output_dialect(
@@ -80,8 +84,8 @@ def output_dialect(
 ) -> CsvDialect:
     """The dialect of the CSV output `out_path`: tab-separated for a ``.tsv`` name, else the delimiter of
     the CSV input `in_path` (read with `options`), or a comma; the input's decimal mark and encoding, or
-    a point and UTF-8."""
-    if in_path is None or file_format(Path(in_path)) == "parquet":
+    a point and UTF-8 (also for a Parquet or Excel input)."""
+    if in_path is None or file_format(Path(in_path)) in ("parquet", "excel"):
         dialect = CsvDialect()
     else:
         dialect = CsvDialect(*csv_dialect(in_path, options))
@@ -138,15 +142,17 @@ class TableWriter:
         self.format = output_format(path)
         self.dialect = dialect or CsvDialect()
         self._stack = ExitStack()
-        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | SheetWriter | None = None
 
     def __enter__(self) -> TableWriter:
         self._tmp = self._stack.enter_context(atomic_path(self.path))
         return self
 
-    def _open(self, schema: pa.Schema) -> pq.ParquetWriter | pacsv.CSVWriter:
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter | pacsv.CSVWriter | SheetWriter:
         if self.format == "parquet":
             return self._stack.enter_context(pq.ParquetWriter(self._tmp, schema))
+        if self.format == "excel":
+            return self._stack.enter_context(SheetWriter(self._tmp))
         compression = COMPRESSIONS.get(self.path.suffix.lower())
         sink = self._stack.enter_context(pa.output_stream(str(self._tmp), compression=compression))
         if codecs.lookup(self.dialect.encoding).name != "utf-8":

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -111,7 +112,7 @@ def test_fit_and_impute(
     assert shown.index.tolist() == np.flatnonzero(holed_table.isna().any(axis=1)).tolist()
     assert not shown.isna().any().any()
     assert [b.proto.label for b in at.get("download_button")] == ["Download Parquet", "Download CSV"]
-    csv = pd.read_csv(io.BytesIO(run.csv))
+    csv = pd.read_csv(io.BytesIO(run.export))
     pd.testing.assert_frame_equal(csv, pd.read_parquet(io.BytesIO(run.parquet)), check_dtype=False)
     assert at.metric[1].value == str(int(holed_table.isna().sum().sum()))
     assert chart_titles(at) == ["Missing cells (red)", "a", "b", "c", "colour"]
@@ -144,7 +145,7 @@ def test_csv_options_read_a_windows_spreadsheet_export(monkeypatch: pytest.Monke
     assert frame["poids"].dtype == float and not frame["poids"].isna().any()
     assert frame["poids"][1] == 61.1 and set(frame["ville"]) == {"Zürich", "Genève"}
     # The CSV download is written as the upload was: semicolons, decimal commas, cp1252.
-    lines = at.session_state["table_run"].csv.decode("cp1252").splitlines()
+    lines = at.session_state["table_run"].export.decode("cp1252").splitlines()
     assert lines[0] == '"âge";"poids";"ville"' and lines[2] == '21;"61,1";"Genève"'
     # Read another way (a point as the decimal mark), the table is another one: fit again.
     at.selectbox(key="table_decimal").set_value(".").run()
@@ -168,9 +169,34 @@ def test_excels_unicode_text_is_read_by_its_byte_order_mark(monkeypatch: pytest.
     click(at, "table_impute_run")
     run = at.session_state["table_run"]
     assert [b.proto.label for b in at.get("download_button")] == ["Download Parquet", "Download TXT"]
-    assert run.text_suffix == ".txt" and run.csv.startswith(codecs.BOM_UTF16_LE)
-    text = run.csv.decode("utf-16").splitlines()
+    assert run.export_suffix == ".txt" and run.export.startswith(codecs.BOM_UTF16_LE)
+    text = run.export.decode("utf-16").splitlines()
     assert text[0] == '"âge"\t"poids"\t"ville"' and len(text) == 81 and "\t\t" not in "".join(text)
+
+
+def test_an_excel_workbook_comes_back_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An .xlsx upload is read from its first sheet (another one by name), and its export is a workbook."""
+    book = openpyxl.Workbook()
+    book.active.append(["kg", "town"])
+    for i in range(80):
+        book.active.append([None if i % 4 == 0 else 60 + i % 25 + 0.5, "#N/A" if i % 6 == 1 else "ab"[i % 2]])
+    data = io.BytesIO()
+    book.save(data)
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload("clinic.xlsx", data.getvalue()).run()
+    assert not at.exception and not errors(at)
+    assert "Numeric: kg; categorical: town." in captions(at)
+    at.text_input(key="table_sheet").set_value("lab").run()
+    assert errors(at) == ["clinic.xlsx: no sheet 'lab'; its sheets: 'Sheet'"]
+    at.text_input(key="table_sheet").set_value("").run()
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    click(at, "table_impute_run")
+    run = at.session_state["table_run"]
+    assert [b.proto.label for b in at.get("download_button")] == ["Download Parquet", "Download XLSX"]
+    rows = list(openpyxl.load_workbook(io.BytesIO(run.export)).active.iter_rows(values_only=True))
+    assert rows[0] == ("kg", "town") and len(rows) == 81
+    assert all(kg is not None and town in ("a", "b") for kg, town in rows[1:])
 
 
 def test_overriding_a_kind_changes_the_schema(

@@ -115,7 +115,7 @@ def test_in_place_rewrites_a_csv_file_whole(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
 
-@pytest.mark.parametrize("name", ["out.xlsx", "out.csv.zip", "out", "out.dat"])
+@pytest.mark.parametrize("name", ["out.json", "out.csv.zip", "out", "out.dat", "out.xlsx.gz"])
 def test_an_output_of_no_format_is_one_line_before_any_fit(name: str, tmp_path: Path) -> None:
     src = european(tmp_path / "in.csv")
     result = seqdiff("impute", str(src), "-o", str(tmp_path / name))

@@ -115,9 +115,12 @@ def test_bad_tables_and_files(tmp_path):
         iter_record_batches(fake)
     with pytest.raises(SeqdiffError, match="no such file"):
         read_table(tmp_path / "missing.csv")
-    (tmp_path / "t.xlsx").write_text("x")
+    (tmp_path / "t.ods").write_text("x")
     with pytest.raises(SeqdiffError, match="unsupported file type"):
-        read_table(tmp_path / "t.xlsx")
+        read_table(tmp_path / "t.ods")
+    (tmp_path / "t.xls").write_text("x")
+    with pytest.raises(SeqdiffError, match=r"a legacy Excel workbook \(.xls\); save it as .xlsx or CSV"):
+        read_table(tmp_path / "t.xls")
     with pytest.raises(SeqdiffError, match="not a file"):
         read_table(tmp_path)
     (tmp_path / "empty.csv").write_text("")

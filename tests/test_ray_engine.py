@@ -18,6 +18,7 @@ from seqdiff.ray_engine import read_rows, start_local_cluster
 from seqdiff.tabular.files import read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.stream import impute_file
+from seqdiff.tabular.writing import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 MASKED_FASTA = ROOT / "data" / "examples" / "masked.fasta"
@@ -185,6 +186,21 @@ def test_engine_ray_without_ray_is_one_line_error(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["seqdiff: error: --engine ray needs Ray: pip install 'seqdiff[ray]' (or 'ray[data]')"]
+    assert not list(tmp_path.glob("out.*"))
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.xlsx"])
+def test_engine_ray_refuses_a_file_it_cannot_read_before_any_fit(
+    name: str, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    source = tmp_path / name
+    write_table(pa.table({"a": [1.0, None, 3.0] * 20, "b": ["x", "y", None] * 20}), source)
+    assert main(["impute", str(source), "-o", str(tmp_path / "out.parquet"), "--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"seqdiff: error: {source}: --engine ray reads Parquet; convert the file or use --engine local"
+    ]
     assert not list(tmp_path.glob("out.*"))
 
 

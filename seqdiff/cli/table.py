@@ -37,9 +37,10 @@ def cmd_impute(args: argparse.Namespace) -> None:
     # and a cluster's head node often has no GPU.
     here, engine = args.device, impute_file
     if args.engine == "ray":
-        from seqdiff.ray_engine import require_ray
+        from seqdiff.ray_engine import check_ray_input, require_ray
 
         require_ray()  # before a fit that may take minutes
+        check_ray_input(args.input)
         here, engine = "auto", _ray_engine(args)
     if args.checkpoint:
         given = [

@@ -14,7 +14,7 @@ A pool of actors (``map_batches`` with a callable class) loads the model once pe
 travels to them as bundle bytes through Ray's object store, so it need not be on a shared disk. The
 driver (this process) receives the units' results in order and writes the output atomically.
 
-Ray being optional, only ``read_rows`` (which needs no Ray) has a runnable example. With
+Ray being optional, only ``read_rows`` and ``check_ray_input`` (which need no Ray) have runnable examples. With
 ``imputer = MaskedDiffusionImputer.load("runs/adult-imputer")``,
 ``impute_file_ray("adult_holed.parquet", "adult_imputed.parquet", imputer, actors=4)`` starts a local
 cluster, imputes the file with 4 actors and returns the ``StreamReport`` that ``impute_file`` would.
@@ -22,10 +22,11 @@ cluster, imputes the file with 4 actors and returns the ``StreamReport`` that ``
 
 from seqdiff.ray_engine.pool import DEFAULT_RAY_TIMEOUT, ray_cluster, require_ray, start_local_cluster
 from seqdiff.ray_engine.proteins import design_ray
-from seqdiff.ray_engine.tables import impute_file_ray, read_rows
+from seqdiff.ray_engine.tables import check_ray_input, impute_file_ray, read_rows
 
 __all__ = [
     "DEFAULT_RAY_TIMEOUT",
+    "check_ray_input",
     "design_ray",
     "impute_file_ray",
     "ray_cluster",

@@ -26,6 +26,22 @@ if TYPE_CHECKING:
     from seqdiff.tabular.stream import StreamReport
 
 
+def check_ray_input(in_path: str | Path) -> None:
+    """A one-line SeqdiffError unless `in_path` is a Parquet file, which the Ray engine reads (its row
+    groups are what the actors share out): before a fit, not after it.
+
+    Example:
+        >>> check_ray_input("patients.csv")
+        Traceback (most recent call last):
+        ...
+        seqdiff.errors.SeqdiffError: patients.csv: --engine ray reads Parquet; convert the file or use --engine local
+    """
+    from seqdiff.tabular.stream import PARQUET_SUFFIXES
+
+    if Path(in_path).suffix.lower() not in PARQUET_SUFFIXES:
+        raise SeqdiffError(f"{in_path}: --engine ray reads Parquet; convert the file or use --engine local")
+
+
 def read_rows(parquet: pq.ParquetFile, first_row: int, rows: int) -> pa.Table:
     """Rows ``first_row .. first_row + rows - 1`` of a Parquet file, decoding only the row groups that
     hold them (and, inside the first, the rows before ``first_row``).
@@ -132,14 +148,13 @@ def impute_file_ray(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from seqdiff.tabular.stream import PARQUET_SUFFIXES, check_output, write_imputed
+    from seqdiff.tabular.stream import check_output, write_imputed
 
     n_draws = n_samples if keep_draws else 0
     check_output(in_path, out_path, in_place, n_draws)
     if n_samples < 1 or batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
-    if Path(in_path).suffix.lower() not in PARQUET_SUFFIXES:
-        raise SeqdiffError(f"{in_path}: --engine ray reads Parquet; convert the file or use --engine local")
+    check_ray_input(in_path)
     resources = check_pool(actors, imputer.device, timeout, threads)
     try:
         total = pq.ParquetFile(in_path).metadata.num_rows

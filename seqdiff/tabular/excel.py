@@ -4,8 +4,8 @@ written as one sheet, batch by batch (`SheetWriter`).
 A sheet's first row is its header; blank rows are skipped, as in CSV files. Each column's type follows
 its cells: booleans, integers, numbers (integers and fractions), dates with times, else text. Numbers
 among words stay text, so that a column of numbers with a few placeholder words is reported as a CSV
-column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells, Excel's error values (``#N/A``,
-``#DIV/0!``, ...) and text cells that are one of the `na_values` are missing. A formula is read as the
+column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank text), Excel's error
+values (``#N/A``, ``#DIV/0!``, ...) and text cells that are one of the `na_values` are missing. A formula is read as the
 value Excel last saved for it.
 
 Example:
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from typing import Any
 import openpyxl
 import pyarrow as pa
 from openpyxl.utils import get_column_letter
-from openpyxl.utils.exceptions import InvalidFileException
 
 from seqdiff.errors import SeqdiffError
 
@@ -51,22 +49,24 @@ def read_sheet(path: str | Path, sheet: str | None = None, na_values: Sequence[s
     for a file that is not a workbook, an unknown sheet, or a column with cells but no name."""
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise SeqdiffError(f"{path}: not a readable Excel workbook ({exc})") from None
-    try:
-        if sheet is not None and sheet not in book.sheetnames:
-            raise SeqdiffError(
-                f"{path}: no sheet {sheet!r}; its sheets: {', '.join(map(repr, book.sheetnames))}"
-            )
-        rows = [row for row in book[sheet or book.sheetnames[0]].iter_rows(values_only=True)]
-    finally:
-        book.close()
+        try:
+            if sheet is not None and sheet not in book.sheetnames:
+                raise SeqdiffError(
+                    f"{path}: no sheet {sheet!r}; its sheets: {', '.join(map(repr, book.sheetnames))}"
+                )
+            rows = list((book[sheet] if sheet else book.worksheets[0]).iter_rows(values_only=True))
+        finally:
+            book.close()
+    except SeqdiffError:
+        raise
+    except Exception as exc:  # a damaged file can fail anywhere in openpyxl's parser
+        raise SeqdiffError(f"{path}: not a readable Excel workbook ({type(exc).__name__}: {exc})") from None
     rows = [row for row in rows if any(cell is not None for cell in row)]
     if not rows:
         return pa.table({})
     width = max(len(row) for row in rows)
     header, body = rows[0], [row + (None,) * (width - len(row)) for row in rows[1:]]
-    missing = {token.strip() for token in na_values} | ERROR_VALUES
+    missing = {"", *(token.strip() for token in na_values), *ERROR_VALUES}
     names, arrays = [], []
     for j, cells in enumerate(zip(*body, strict=True) if body else [()] * width):
         name = header[j] if j < len(header) else None

@@ -25,9 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pyarrow as pa
-from openpyxl.utils import get_column_letter
 
 from seqdiff.errors import SeqdiffError
 
@@ -47,6 +45,10 @@ _TYPES = {  # the Arrow type of a column whose cells are all of one Python type
 def read_sheet(path: str | Path, sheet: str | None = None, na_values: Sequence[str] = ()) -> pa.Table:
     """The sheet `sheet` (None: the first) of the workbook at `path` as a table; a one-line SeqdiffError
     for a file that is not a workbook, an unknown sheet, or a column with cells but no name."""
+    # Imported here: a quarter of a second that every seqdiff command would otherwise pay at start-up.
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
         try:
@@ -108,6 +110,8 @@ class SheetWriter:
     Excel's MAX_ROWS rows, or for an infinite number or a time zone, which Excel cannot hold."""
 
     def __init__(self, path: str | Path, sheet: str = "imputed"):
+        import openpyxl  # as in read_sheet
+
         self.path, self.rows = Path(path), 0
         self._book = openpyxl.Workbook(write_only=True)
         self._sheet = self._book.create_sheet(sheet)

@@ -18,7 +18,7 @@ st.page_link(
 )
 st.page_link(
     "pages/2_Table_imputation.py",
-    label="**Table imputation**: upload a Parquet or CSV table, fit a model on its observed cells "
+    label="**Table imputation**: upload a Parquet, CSV or Excel table, fit a model on its observed cells "
     "and fill the missing ones",
     icon=":material/table_chart:",
 )

@@ -130,7 +130,7 @@ def csv_options() -> ReadOptions:
 
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)
 def read_upload(name: str, data: bytes, options: ReadOptions) -> pa.Table:
-    """The uploaded Parquet / CSV file as an Arrow table (cached: Arrow tables are immutable)."""
+    """The uploaded Parquet, CSV or Excel file as an Arrow table (cached: Arrow tables are immutable)."""
     with common.as_file(name, data) as path:
         return read_table(path, options=options)
 

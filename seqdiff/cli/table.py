@@ -26,7 +26,7 @@ from seqdiff.tabular.settings import add_fit_flags, fit_flags_given, given_fit_s
 
 
 def cmd_impute(args: argparse.Namespace) -> None:
-    """Fill the missing cells of a Parquet / CSV file with a saved model or one fitted on the file."""
+    """Fill the missing cells of a Parquet, CSV or Excel file with a saved model or one fitted on the file."""
     from seqdiff.tabular.stream import impute_file
     from seqdiff.tabular.task import impute_table
 
@@ -111,10 +111,10 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     """
     p = subparsers.add_parser(
         "impute",
-        help="fill the missing cells of a table (Parquet or CSV)",
-        description="Fill the missing cells of a Parquet or CSV table with a masked-diffusion model: a saved "
+        help="fill the missing cells of a table (Parquet, CSV or Excel)",
+        description="Fill the missing cells of a Parquet, CSV or Excel table with a masked-diffusion model: a saved "
         "one (--checkpoint) or one fitted on the observed cells of IN. Observed cells are kept unchanged; "
-        "the output (Parquet or CSV, as -o names it) has the input's columns and types.",
+        "the output (Parquet, CSV or Excel, as -o names it) has the input's columns and types.",
     )
     p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv, .txt)")
     p.add_argument(
@@ -231,7 +231,9 @@ def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> ar
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fix", action="append", default=[], metavar="COL=VALUE", help="fix a column's value")
-    group.add_argument("--fix-file", metavar="PARTIAL", help="Parquet/CSV of partial rows to complete")
+    group.add_argument(
+        "--fix-file", metavar="PARTIAL", help="Parquet, CSV or Excel file of partial rows to complete"
+    )
     add_read_flags(p)
     add_sampling_steps_flag(p)
     p.add_argument("--seed", type=int, default=0)

@@ -5,8 +5,8 @@ A sheet's first row is its header; blank rows are skipped, as in CSV files. Each
 its cells: booleans, integers, numbers (integers and fractions), dates with times, else text. Numbers
 among words stay text, so that a column of numbers with a few placeholder words is reported as a CSV
 column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank text), Excel's error
-values (``#N/A``, ``#DIV/0!``, ...) and text cells that are one of the `na_values` are missing. A formula is read as the
-value Excel last saved for it.
+values (``#N/A``, ``#DIV/0!``, ...) and text cells that are one of the `na_values` are missing. A
+formula is read as the value Excel last saved for it.
 
 Example:
     >>> import tempfile

@@ -1,4 +1,4 @@
-"""Impute a Parquet or CSV file of any size in record batches, and sample rows of a file for fitting.
+"""Impute a Parquet, CSV or Excel file of any size in record batches, and sample rows of a file for fitting.
 
 Memory holds one batch at a time (plus the sample being built in `read_sample`), whatever the file's
 size. The noise that drives the sampler is keyed by global row numbers, so the result equals an
@@ -111,7 +111,7 @@ def write_imputed(
     read_options: ReadOptions | None = None,
     n_draws: int = 0,
 ) -> StreamReport:
-    """Write imputed batches (from `impute_batch`, in row order) into one Parquet or CSV file (as
+    """Write imputed batches (from `impute_batch`, in row order) into one Parquet, CSV or Excel file (as
     `out_path` is named; a CSV file in the CSV input's dialect, `output_dialect`), and each batch's
     `n_draws` draws into `draw_paths`; all atomically.
 
@@ -148,7 +148,7 @@ def impute_file(
     read_options: ReadOptions | None = None,
     keep_draws: bool = False,
 ) -> StreamReport:
-    """Impute `in_path` (Parquet, or CSV read with `read_options`) batch by batch into the Parquet or CSV
+    """Impute `in_path` (Parquet, or CSV or Excel read with `read_options`) batch by batch into the Parquet, CSV or Excel
     file `out_path` (`write_imputed`).
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
@@ -185,7 +185,7 @@ def read_sample(
     batch_rows: int = 65_536,
     read_options: ReadOptions | None = None,
 ) -> tuple[pa.Table, int]:
-    """A uniform random sample of at most `max_rows` rows of a Parquet or CSV file (read with
+    """A uniform random sample of at most `max_rows` rows of a Parquet, CSV or Excel file (read with
     `read_options`), in file order, and
     the file's row count. Read in batches: memory holds `max_rows + batch_rows` rows at most.
 

@@ -1,7 +1,9 @@
-"""Write a table as Parquet or CSV, whole (`write_table`) or batch by batch (`TableWriter`), atomically.
+"""Write a table as Parquet, CSV or Excel, whole (`write_table`) or batch by batch (`TableWriter`),
+atomically.
 
 The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, ``.csv`` / ``.tsv`` /
-``.txt`` (optionally ``.gz`` or ``.bz2`` compressed), or ``.xlsx`` (one sheet, `seqdiff.tabular.excel`). A CSV output has a header line and is written in the
+``.txt`` (optionally ``.gz`` or ``.bz2`` compressed), or ``.xlsx`` (one sheet,
+`seqdiff.tabular.excel.SheetWriter`). A CSV output has a header line and is written in the
 `CsvDialect` given: `output_dialect` hands back a CSV input's delimiter, decimal mark and encoding, so a
 semicolon file with decimal commas from a European spreadsheet comes back as one. Missing cells are
 empty fields; numbers are written in their shortest exact form (``70.50`` comes back as ``70.5``).
@@ -36,6 +38,7 @@ from seqdiff.tabular.excel import SheetWriter
 from seqdiff.tabular.files import ReadOptions, csv_dialect, file_format
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2"}
+OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".txt", ".xlsx", ".xlsm")
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,7 @@ def output_format(path: str | Path) -> str:
     fmt = None
     with suppress(SeqdiffError):
         fmt = file_format(Path(path), exists=False)
-    if fmt is None or Path(path).suffix.lower() not in (
-        ".parquet",
-        ".pq",
-        ".csv",
-        ".tsv",
-        ".txt",
-        ".xlsx",
-        ".xlsm",
-        *COMPRESSIONS,
-    ):
+    if fmt is None or Path(path).suffix.lower() not in (*OUTPUT_SUFFIXES, *COMPRESSIONS):
         raise SeqdiffError(
             f"{path}: name the output .parquet, .pq, .csv, .tsv, .txt or .xlsx (.csv.gz and .tsv.gz are "
             "compressed)"

@@ -22,8 +22,9 @@ from table_results import TableRun, show_results
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import DECIMAL_MARKS, DELIMITERS, ReadOptions, file_format, read_table
+from seqdiff.tabular.files import file_format, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, ReadOptions
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import SCHEDULES
 from seqdiff.tabular.task import impute_table

@@ -21,7 +21,7 @@ from typing import Any
 from seqdiff.cli.options import add_engine_flags, add_threads_flag, ray_options, say
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import add_read_flags, read_options
+from seqdiff.tabular.read_options import add_read_flags, read_options
 from seqdiff.tabular.settings import add_fit_flags, fit_flags_given, given_fit_settings
 
 

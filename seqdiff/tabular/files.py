@@ -1,13 +1,13 @@
 """Read Parquet, CSV and Excel files: whole (`read_table`) or as a stream of record batches
 (`iter_record_batches`); Excel workbooks (.xlsx) as `seqdiff.tabular.excel` reads them.
 
-Missing, unreadable or other files are one-line SeqdiffErrors naming the path. How a CSV file is read
-is `ReadOptions`, declared here once with its ``seqdiff`` flags (`add_read_flags`, `read_options`): its
-delimiter (`detect_delimiter`: comma, semicolon, tab or pipe, or the one Excel's first line ``sep=;``
-names), decimal mark (`detect_decimal`; digit groups such as ``1.234,5``: `seqdiff.tabular.csv_numbers`)
-and encoding (`text_encoding`: its byte-order mark's, else UTF-8) are detected from its first 64 KiB
-unless given; empty fields and the `NA_VALUES` tokens are missing cells. What cannot be told apart is a
-one-line error that names the flag that settles it.
+Missing, unreadable or other files are one-line SeqdiffErrors naming the path. A CSV file is read as
+its `seqdiff.tabular.read_options.ReadOptions` say: its delimiter (`detect_delimiter`: comma,
+semicolon, tab or pipe, or the one Excel's first line ``sep=;`` names), decimal mark (`detect_decimal`;
+digit groups such as ``1.234,5``: `seqdiff.tabular.csv_numbers`) and encoding (`text_encoding`: its
+byte-order mark's, else UTF-8) are detected from its first 64 KiB unless given; empty fields and the
+`NA_VALUES` tokens are missing cells. What cannot be told apart is a one-line error that names the
+flag that settles it.
 
 Example:
     >>> read_table("no/such.parquet")
@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import codecs
 import csv
 import io
@@ -40,12 +39,8 @@ import pyarrow.parquet as pq
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_numbers import decimal_mark, grouped_columns, ungroup
 from seqdiff.tabular.excel import read_sheet
+from seqdiff.tabular.read_options import DELIMITERS, ReadOptions
 
-# Cells a CSV file spells missing besides empty ones: the issue's list (UCI adult writes "?") and the
-# spellings pandas and Arrow read as missing by default.
-NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan")
-DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-DECIMAL_MARKS = (".", ",")
 SNIFF_BYTES = 65_536
 # Byte-order marks and the codecs that read them (and write them back); UTF-32's little-endian mark
 # begins with UTF-16's, so it is looked for first.
@@ -57,86 +52,6 @@ BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n')
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How a CSV file is read (Parquet files have types and nulls of their own and ignore these; Excel
-    workbooks read `na_values` and `sheet`).
-
-    `na_values`: the fields read as missing besides empty ones; `sheet`: a workbook's sheet (None: the first); `delimiter`: one character, or None to
-    detect it (`detect_delimiter`); `decimal`: the decimal mark, "." or ",", or None to detect it
-    (`detect_decimal`); `encoding`: the text encoding (a Python codec name), or None for the one the
-    file's byte-order mark names, else UTF-8 (`text_encoding`).
-
-    Example:
-        >>> ReadOptions(na_values=("?",)).null_values()
-        ['', '?', ' ?']
-    """
-
-    na_values: tuple[str, ...] = NA_VALUES
-    delimiter: str | None = None
-    decimal: str | None = None
-    encoding: str | None = None
-    sheet: str | None = None
-
-    def null_values(self) -> list[str]:
-        """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
-        tokens = [t for t in dict.fromkeys(self.na_values) if t]
-        return ["", *tokens, *(f" {t}" for t in tokens)]
-
-
-def add_read_flags(parser: argparse.ArgumentParser) -> None:
-    """``--na-values`` and ``--delimiter``: the `ReadOptions` of a CSV input."""
-    parser.add_argument(
-        "--na-values",
-        nargs="*",
-        metavar="TOKEN",
-        help="CSV input: the fields read as missing besides empty ones; replaces the default list "
-        f"({' '.join(NA_VALUES)}); give none for empty fields only",
-    )
-    parser.add_argument(
-        "--delimiter",
-        metavar="CHAR",
-        help="CSV input: the field delimiter, one character or 'tab' (default: detected among "
-        "comma, semicolon, tab and pipe)",
-    )
-    parser.add_argument(
-        "--decimal",
-        choices=DECIMAL_MARKS,
-        metavar="MARK",
-        help="CSV input: the decimal mark of numbers, . or , (default: detected; a comma when a "
-        "column's numbers are written like 3,14)",
-    )
-    parser.add_argument(
-        "--encoding",
-        help="CSV input: the text encoding (default: the one its byte-order mark names, else utf-8; "
-        "e.g. cp1252 for Windows files from Western Europe, latin-1)",
-    )
-    parser.add_argument("--sheet", help="Excel input: the sheet to read (default: the first)")
-
-
-def read_options(args: argparse.Namespace) -> ReadOptions:
-    """The `ReadOptions` of `add_read_flags`' flags (a one-line SeqdiffError for a bad delimiter).
-
-    Example:
-        >>> parser = argparse.ArgumentParser()
-        >>> add_read_flags(parser)
-        >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
-        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding=None, sheet=None)
-    """
-    delimiter = "\t" if args.delimiter == "tab" else args.delimiter
-    if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
-        raise SeqdiffError(f"--delimiter must be one character (or 'tab'), not {args.delimiter!r}")
-    na_values = NA_VALUES if args.na_values is None else tuple(args.na_values)
-    try:
-        if args.encoding is not None:
-            codecs.lookup(args.encoding)
-    except LookupError:
-        raise SeqdiffError(
-            f"--encoding: unknown encoding {args.encoding!r} (e.g. utf-8, cp1252, latin-1)"
-        ) from None
-    return ReadOptions(na_values, delimiter, args.decimal, args.encoding, args.sheet)
 
 
 def text_encoding(path: str | Path, options: ReadOptions | None = None) -> str:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_numbers import MAX_STRAY_WORDS
-from seqdiff.tabular.files import NA_VALUES
+from seqdiff.tabular.read_options import NA_VALUES
 
 ColumnKind = Literal["numeric", "categorical", "passthrough"]
 KINDS: tuple[str, ...] = ("numeric", "categorical", "passthrough")

@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import ReadOptions, iter_record_batches, read_table
+from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.writing import COMPRESSIONS, TableWriter, output_dialect, output_format
 
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import ReadOptions
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.stream import StreamReport, check_output, impute_file, read_sample
 
 

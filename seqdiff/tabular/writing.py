@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.excel import SheetWriter
-from seqdiff.tabular.files import ReadOptions, csv_dialect, file_format
+from seqdiff.tabular.files import csv_dialect, file_format
+from seqdiff.tabular.read_options import ReadOptions
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2"}
 OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".txt", ".xlsx", ".xlsm")

@@ -11,7 +11,8 @@ import pytest
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_numbers import decimal_mark, grouped_columns
-from seqdiff.tabular.files import NA_VALUES, iter_record_batches, read_table
+from seqdiff.tabular.files import iter_record_batches, read_table
+from seqdiff.tabular.read_options import NA_VALUES
 from tests.test_bad_input import assert_one_line_error, seqdiff
 
 TINY = ["--max-steps", "5", "--no-early-stopping"]

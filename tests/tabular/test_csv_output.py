@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import ReadOptions, read_table
+from seqdiff.tabular.files import read_table
+from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.writing import CsvDialect, output_dialect, output_format, write_table
 from tests.test_bad_input import assert_one_line_error, seqdiff
 

@@ -13,7 +13,8 @@ import pytest
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular import excel
-from seqdiff.tabular.files import ReadOptions, iter_record_batches, read_table
+from seqdiff.tabular.files import iter_record_batches, read_table
+from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.writing import write_table
 from tests.test_bad_input import assert_one_line_error, seqdiff
 

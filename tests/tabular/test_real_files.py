@@ -16,15 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import (
-    NA_VALUES,
-    ReadOptions,
-    detect_decimal,
-    detect_delimiter,
-    iter_record_batches,
-    read_table,
-)
+from seqdiff.tabular.files import detect_decimal, detect_delimiter, iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.read_options import NA_VALUES, ReadOptions
 from seqdiff.tabular.schema import infer_schema
 from tests.test_bad_input import assert_one_line_error, seqdiff
 

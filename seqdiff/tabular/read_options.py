@@ -1,0 +1,98 @@
+"""How a table file is read, declared once: `ReadOptions`, and the ``seqdiff`` flags that set them
+(`add_read_flags`, read back by `read_options`). `seqdiff.tabular.files` reads files with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+from dataclasses import dataclass
+
+from seqdiff.errors import SeqdiffError
+
+# Cells a CSV file spells missing besides empty ones: the issue's list (UCI adult writes "?") and the
+# spellings pandas and Arrow read as missing by default.
+NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan")
+DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+DECIMAL_MARKS = (".", ",")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a table file is read: a CSV file all of these; an Excel workbook `na_values` and `sheet`; a
+    Parquet file none (it has types and nulls of its own).
+
+    `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
+    detect it (`seqdiff.tabular.files.detect_delimiter`); `decimal`: the decimal mark, "." or ",", or
+    None to detect it (`detect_decimal`); `encoding`: the text encoding (a Python codec name), or None
+    for the one the file's byte-order mark names, else UTF-8 (`text_encoding`); `sheet`: a workbook's
+    sheet (None: the first).
+
+    Example:
+        >>> ReadOptions(na_values=("?",)).null_values()
+        ['', '?', ' ?']
+    """
+
+    na_values: tuple[str, ...] = NA_VALUES
+    delimiter: str | None = None
+    decimal: str | None = None
+    encoding: str | None = None
+    sheet: str | None = None
+
+    def null_values(self) -> list[str]:
+        """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
+        tokens = [t for t in dict.fromkeys(self.na_values) if t]
+        return ["", *tokens, *(f" {t}" for t in tokens)]
+
+
+def add_read_flags(parser: argparse.ArgumentParser) -> None:
+    """``--na-values`` and ``--delimiter``: the `ReadOptions` of a CSV input."""
+    parser.add_argument(
+        "--na-values",
+        nargs="*",
+        metavar="TOKEN",
+        help="CSV input: the fields read as missing besides empty ones; replaces the default list "
+        f"({' '.join(NA_VALUES)}); give none for empty fields only",
+    )
+    parser.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV input: the field delimiter, one character or 'tab' (default: detected among "
+        "comma, semicolon, tab and pipe)",
+    )
+    parser.add_argument(
+        "--decimal",
+        choices=DECIMAL_MARKS,
+        metavar="MARK",
+        help="CSV input: the decimal mark of numbers, . or , (default: detected; a comma when a "
+        "column's numbers are written like 3,14)",
+    )
+    parser.add_argument(
+        "--encoding",
+        help="CSV input: the text encoding (default: the one its byte-order mark names, else utf-8; "
+        "e.g. cp1252 for Windows files from Western Europe, latin-1)",
+    )
+    parser.add_argument("--sheet", help="Excel input: the sheet to read (default: the first)")
+
+
+def read_options(args: argparse.Namespace) -> ReadOptions:
+    """The `ReadOptions` of `add_read_flags`' flags (a one-line SeqdiffError for a bad delimiter).
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_read_flags(parser)
+        >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
+        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding=None, sheet=None)
+    """
+    delimiter = "\t" if args.delimiter == "tab" else args.delimiter
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
+        raise SeqdiffError(f"--delimiter must be one character (or 'tab'), not {args.delimiter!r}")
+    na_values = NA_VALUES if args.na_values is None else tuple(args.na_values)
+    try:
+        if args.encoding is not None:
+            codecs.lookup(args.encoding)
+    except LookupError:
+        raise SeqdiffError(
+            f"--encoding: unknown encoding {args.encoding!r} (e.g. utf-8, cp1252, latin-1)"
+        ) from None
+    return ReadOptions(na_values, delimiter, args.decimal, args.encoding, args.sheet)

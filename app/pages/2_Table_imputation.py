@@ -101,7 +101,7 @@ def settings_sidebar() -> dict:
     }
 
 
-def csv_options() -> ReadOptions:
+def file_options() -> ReadOptions:
     """How a CSV upload is read: detected, or as the user sets it (the CLI's --delimiter, --decimal and
     --encoding); and an Excel upload's sheet (--sheet)."""
     with st.expander("CSV and Excel options"):
@@ -336,7 +336,7 @@ folder = common.model_folder()
 settings = settings_sidebar()
 
 upload = st.file_uploader("Upload a table (Parquet, CSV or Excel)", type=UPLOAD_TYPES, key="table_upload")
-options = csv_options()
+options = file_options()
 if upload is None:
     st.info("Upload a Parquet, CSV or Excel table with some missing cells.")
     st.stop()

@@ -1,7 +1,7 @@
 """Excel workbooks (.xlsx) as tables, with openpyxl: one sheet read whole (`read_sheet`), and tables
 written as one sheet, batch by batch (`SheetWriter`).
 
-A sheet's first row is its header; blank rows are skipped, as in CSV files. Each column's type follows
+A sheet's first row that is not blank is its header; blank rows are skipped, as in CSV files. Each column's type follows
 its cells: booleans, integers, numbers (integers and fractions), dates with times, else text. Numbers
 among words stay text, so that a column of numbers with a few placeholder words is reported as a CSV
 column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank text), Excel's error
@@ -63,9 +63,10 @@ def read_sheet(path: str | Path, sheet: str | None = None, na_values: Sequence[s
         raise
     except Exception as exc:  # a damaged file can fail anywhere in openpyxl's parser
         raise SeqdiffError(f"{path}: not a readable Excel workbook ({type(exc).__name__}: {exc})") from None
-    rows = [row for row in rows if any(cell is not None for cell in row)]
-    if not rows:
+    numbers = [n for n, row in enumerate(rows, 1) if any(cell is not None for cell in row)]
+    if not numbers:
         return pa.table({})
+    rows = [rows[n - 1] for n in numbers]
     width = max(len(row) for row in rows)
     header, body = rows[0], [row + (None,) * (width - len(row)) for row in rows[1:]]
     missing = {"", *(token.strip() for token in na_values), *ERROR_VALUES}
@@ -75,7 +76,8 @@ def read_sheet(path: str | Path, sheet: str | None = None, na_values: Sequence[s
         if name is None:
             if any(cell is not None for cell in cells):
                 raise SeqdiffError(
-                    f"{path}: column {get_column_letter(j + 1)} has cells but no name in row 1"
+                    f"{path}: column {get_column_letter(j + 1)} has cells but no name in row {numbers[0]}, "
+                    "the first that is not blank; the header must be the sheet's first row"
                 )
             continue
         names.append(str(name))

@@ -75,11 +75,13 @@ def test_a_sheet_by_name_and_the_errors(tmp_path: Path) -> None:
     with pytest.raises(SeqdiffError, match="fake.xlsx: not a readable Excel workbook"):
         read_table(fake)
     book = openpyxl.Workbook()
-    book.active.append(["x", None])
+    book.active.append([])
+    book.active.append(["Table 1: doses", None])  # a title above the header
+    book.active.append(["x", "y"])
     book.active.append([1, 2])
-    book.save(tmp_path / "nameless.xlsx")
-    with pytest.raises(SeqdiffError, match="nameless.xlsx: column B has cells but no name in row 1"):
-        read_table(tmp_path / "nameless.xlsx")
+    book.save(tmp_path / "titled.xlsx")
+    with pytest.raises(SeqdiffError, match="titled.xlsx: column B has cells but no name in row 2, the first"):
+        read_table(tmp_path / "titled.xlsx")
 
 
 def test_impute_writes_a_workbook_whose_observed_cells_are_the_inputs(tmp_path: Path) -> None:

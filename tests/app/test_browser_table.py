@@ -9,8 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from playwright.sync_api import Page
+
+from seqdiff.tabular.files import read_table
+from seqdiff.tabular.writing import write_table
 
 FIT_STEPS = 30
 RUN_TIMEOUT_MS = 180_000
@@ -81,3 +85,35 @@ def test_table_page_end_to_end(
     assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "table"
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     screenshot(page, "table-model.png")
+
+
+def test_an_excel_workbook_uploads_and_downloads(
+    holed_table: pd.DataFrame,
+    serve_app: Callable[[dict[str, str]], str],
+    browser_page: Page,
+    wait_until_idle: Callable[[Page], None],
+    tmp_path: Path,
+) -> None:
+    """The uploader takes a .xlsx file (its type filter is the browser's), and the export is a workbook."""
+    url = serve_app({"OMP_NUM_THREADS": "1"})
+    book = tmp_path / "holes.xlsx"
+    write_table(pa.Table.from_pandas(holed_table, preserve_index=False), book)
+    page = browser_page
+    page.goto(f"{url}/Table_imputation")
+    steps = page.get_by_label("Training steps", exact=True)
+    steps.fill(str(FIT_STEPS))
+    steps.press("Enter")
+    wait_until_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(book)
+    page.get_by_text("120 rows × 4 columns").wait_for()
+    page.get_by_role("button", name="Fit", exact=True).click()
+    page.get_by_text(f"Fitted: {FIT_STEPS} steps").wait_for(timeout=RUN_TIMEOUT_MS)
+    page.get_by_role("button", name="Impute", exact=True).click()
+    page.get_by_role("button", name="Download XLSX").wait_for(timeout=RUN_TIMEOUT_MS)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download XLSX").click()
+    assert download.value.suggested_filename == "holes_imputed.xlsx"
+    result = read_table(download.value.path().rename(tmp_path / "downloaded.xlsx")).to_pandas()
+    assert list(result.columns) == list(holed_table.columns) and len(result) == len(holed_table)
+    assert not result.isna().any().any()

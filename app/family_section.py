@@ -11,11 +11,10 @@ from pathlib import Path
 import common
 import streamlit as st
 
-from seqdiff.protein.adapt import AdaptRecipe
 from seqdiff.protein.family import RECOGNISED_EVALUE, SEARCH_SPACE_SEQUENCES
 from seqdiff.protein.family_design import Family, prepare_family
+from seqdiff.protein.family_settings import DEFAULT_WEIGHT, AdaptRecipe
 from seqdiff.protein.io import ProteinRecord
-from seqdiff.protein.profile_guide import DEFAULT_WEIGHT
 
 SOURCES = {"none": "None", "file": "Upload homologs", "database": "Search a local database"}
 HOMOLOG_TYPES = ["a3m", "fasta", "fa", "faa", "fas", "afa", "sto", "sth", "stk", "txt", "gz"]

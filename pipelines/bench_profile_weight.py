@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from pipelines.bench_motif import msa_of, problems  # noqa: E402
 from pipelines.family_bench_tools import adapted_family, add_model_flags, timed_design, write_results  # noqa: E402
 from pipelines.protein_metrics import mean_pairwise_identity  # noqa: E402
-from seqdiff.core.decoding import DECODINGS  # noqa: E402
+from seqdiff.core.sampler_settings import DECODINGS  # noqa: E402
 from seqdiff.protein.design import plan_from_contig  # noqa: E402
 from seqdiff.protein.family import FamilyProfile  # noqa: E402
 from seqdiff.protein.profile_guide import ProfileGuide  # noqa: E402

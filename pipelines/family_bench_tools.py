@@ -20,12 +20,12 @@ import numpy as np
 from pipelines.protein_metrics import mean_pairwise_identity
 from seqdiff.atomic import atomic_path
 from seqdiff.cli.protein import add_adaptation_flags
-from seqdiff.core.decoding import SamplerSettings, flag
-from seqdiff.protein.adapt import AdaptRecipe
+from seqdiff.core.sampler_settings import SamplerSettings, flag
 from seqdiff.protein.design import Design, DesignJob, design
 from seqdiff.protein.family import FamilyProfile
 from seqdiff.protein.family_design import Family, prepare_family
-from seqdiff.protein.profile_guide import DEFAULT_WEIGHT, ProfileGuide
+from seqdiff.protein.family_settings import DEFAULT_WEIGHT, AdaptRecipe
+from seqdiff.protein.profile_guide import ProfileGuide
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "protein"

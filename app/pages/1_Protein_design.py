@@ -23,7 +23,7 @@ from design_plots import (
 from family_section import adapt_to_family, family_note, family_widgets, recognised_bits
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from seqdiff.core.decoding import SamplerSettings
+from seqdiff.core.sampler_settings import SamplerSettings
 from seqdiff.protein.contig import load_motif_source
 from seqdiff.protein.design import (
     Design,

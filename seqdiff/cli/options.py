@@ -13,7 +13,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from seqdiff.core.decoding import SamplerSettings, flag
+from seqdiff.core.sampler_settings import SamplerSettings, flag
 from seqdiff.ray_engine import DEFAULT_RAY_TIMEOUT
 
 

@@ -21,8 +21,7 @@ from seqdiff.cli.options import (
     say,
 )
 from seqdiff.errors import SeqdiffError
-from seqdiff.protein.adapt import AdaptRecipe
-from seqdiff.protein.profile_guide import DEFAULT_WEIGHT
+from seqdiff.protein.family_settings import DEFAULT_WEIGHT, AdaptRecipe
 
 
 def sample_designs(jobs: list, options: dict, desc: str) -> list:
@@ -94,7 +93,6 @@ def _queries(args: argparse.Namespace) -> list:
 
 def adapt_for(queries: list, args: argparse.Namespace, profile_weight: float = DEFAULT_WEIGHT):
     """The family of ``queries`` from ``--homologs``/``--homologs-from``, the model adapted to it."""
-    from seqdiff.protein.adapt import AdaptRecipe
     from seqdiff.protein.family_design import prepare_family
 
     bar, update = progress_bar("adapting to homologs")

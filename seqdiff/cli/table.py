@@ -21,18 +21,23 @@ from typing import Any
 from seqdiff.cli.options import add_engine_flags, add_threads_flag, ray_options, say
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
+from seqdiff.tabular.files import file_format
 from seqdiff.tabular.read_options import add_read_flags, read_options
 from seqdiff.tabular.settings import add_fit_flags, fit_flags_given, given_fit_settings
+from seqdiff.tabular.writing import output_format
 
 
 def cmd_impute(args: argparse.Namespace) -> None:
     """Fill the missing cells of a Parquet, CSV or Excel file with a saved model or one fitted on the file."""
-    from seqdiff.tabular.stream import impute_file
-    from seqdiff.tabular.task import impute_table
-
     output = args.output or (args.input if args.in_place else None)
     if output is None:
         raise SeqdiffError("impute: give an output with -o OUT.parquet or -o OUT.csv (or --in-place)")
+    # A missing input or an output of no format is one line before torch loads (seconds), not after.
+    file_format(Path(args.input))
+    output_format(output)
+    from seqdiff.tabular.stream import impute_file
+    from seqdiff.tabular.task import impute_table
+
     # With --engine ray, --device is where the actors run; this process only loads or fits the model,
     # and a cluster's head node often has no GPU.
     here, engine = args.device, impute_file

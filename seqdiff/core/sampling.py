@@ -22,18 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from seqdiff.core.decoding import (
-    DEFAULT_SETTINGS,
-    GRIDS,
-    SamplerSettings,
-    gumbel,
-    most_confident,
-    remask_probability,
-    unmask_counts,
-    unmask_rate,
-)
+from seqdiff.core.decoding import gumbel, most_confident, remask_probability, unmask_counts, unmask_rate
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import GeneratorNoise
+from seqdiff.core.sampler_settings import DEFAULT_SETTINGS, GRIDS, SamplerSettings
 
 Noise = Callable[[int, tuple[int, ...], torch.device], Tensor]
 

@@ -1,16 +1,6 @@
 """Proteins as an adapter over the engine: alphabet, I/O, positions, the model, design.
 
-Importing the adapter registers ESM-2 as a denoiser architecture of the core ("esm2"); fair-esm
-itself is imported only when such a model is built.
+Nothing is imported here: this file runs before any module of the package, and the command line
+imports `seqdiff.protein.family_settings` while it builds its parser, which must not load torch. The
+adapter (`seqdiff.protein.model`) registers ESM-2 with the core.
 """
-
-from seqdiff.core.bundle import register_denoiser
-
-
-def _esm_denoiser(cfg):
-    from seqdiff.protein.esm import ESMDenoiser
-
-    return ESMDenoiser(cfg)
-
-
-register_denoiser("esm2", _esm_denoiser)

@@ -28,6 +28,7 @@ from pathlib import Path
 from seqdiff.atomic import atomic_folder
 from seqdiff.cache import cache_root, file_digest
 from seqdiff.errors import SeqdiffError
+from seqdiff.protein.family_settings import AdaptRecipe
 from seqdiff.protein.io import ProteinRecord, write_fasta
 from seqdiff.protein.model import ProteinAdapter, default_model_path
 
@@ -35,34 +36,6 @@ ADAPTED = "adapted"  # the cache's folder of adapted models
 
 FINISH_SECONDS = 10.0
 """Kept from the time cap for what follows training: the last validation and writing the model."""
-
-
-@dataclass(frozen=True)
-class AdaptRecipe:
-    """How a model is fine-tuned on homologs. Every field is part of the cache key.
-
-    ``steps`` optimiser steps of ``max_tokens`` tokens each at peak learning rate ``lr`` (warmup, then
-    cosine decay), stopped early at ``minutes``; ``held_out`` of the homologs (at least 8) score the
-    model every ``check_every`` steps and the best-scoring weights are kept. ``max_homologs`` caps
-    the homologs used (the first ones in the file: search tools list the closest first).
-    """
-
-    steps: int = 400
-    minutes: float = 5.0
-    lr: float = 1e-3
-    max_tokens: int = 2048
-    held_out: float = 0.05
-    check_every: int = 50
-    max_homologs: int = 5000
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.steps < 1:
-            raise SeqdiffError("adaptation: steps must be at least 1")
-        if self.minutes <= 0:
-            raise SeqdiffError("--adapt-minutes must be > 0")
-        if not 0 < self.held_out < 0.5:
-            raise SeqdiffError("adaptation: held_out must be in (0, 0.5)")
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ import torch
 
 from seqdiff.atomic import atomic_path
 from seqdiff.core.batch import pad_batch
-from seqdiff.core.decoding import DEFAULT_SETTINGS, SamplerSettings, flag
 from seqdiff.core.device import resolve_device
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import KeyedNoise, keyed_seed
+from seqdiff.core.sampler_settings import DEFAULT_SETTINGS, SamplerSettings, flag
 from seqdiff.core.sampling import sample
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein import alphabet
@@ -261,7 +261,7 @@ def design(
     same designs whatever the batch size, and a slice of a job list designed with its offset as
     ``first_job`` (as the Ray engine does) gets the designs of the whole list.
     ``progress(done, total)`` is called after every sampler step (total = batches x steps). The sampler
-    settings (``seqdiff.core.decoding.SamplerSettings``) that shape the draws go into every header.
+    settings (``seqdiff.core.sampler_settings.SamplerSettings``) that shape the draws go into every header.
     ``prior(job)`` [len(template), vocabulary], e.g. a family's `ProfileGuide`, is added to the model's
     log-probabilities at every step (``log_prior`` of `seqdiff.core.sampling.sample`).
 

@@ -25,14 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.protein.adapt import AdaptedModel, AdaptRecipe, adapt
+from seqdiff.protein.adapt import AdaptedModel, adapt
 from seqdiff.protein.contig import MotifSegment, load_motif_source, parse_contig
 from seqdiff.protein.design import Design
 from seqdiff.protein.family import FamilyProfile
+from seqdiff.protein.family_settings import DEFAULT_WEIGHT, AdaptRecipe
 from seqdiff.protein.homologs import Homologs, read_homologs
 from seqdiff.protein.io import ProteinRecord
 from seqdiff.protein.model import resolve_checkpoint
-from seqdiff.protein.profile_guide import DEFAULT_WEIGHT, ProfileGuide
+from seqdiff.protein.profile_guide import ProfileGuide
 
 # The family scores each design carries (in its header and its per-position table).
 FAMILY_FIELDS = ("family_bits", "family_evalue", "scaffold_bits", "scaffold_evalue", "nearest_identity")

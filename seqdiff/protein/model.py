@@ -3,6 +3,9 @@
 Tokens use the ESM-1b 33-token alphabet (ESM-2 weights share it). The model may output only
 the 20 standard amino acids. Ambiguous or rare letters in training data (X, B, Z, U, O) are
 treated as missing: masked as input and left out of the loss and of every NELBO we report.
+
+Importing this module registers ESM-2 as a denoiser architecture of the core ("esm2"): every protein
+model is built or loaded through it. fair-esm itself is imported only when such a model is built.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 
 from seqdiff.atomic import atomic_folder
 from seqdiff.cache import cache_root, file_digest
-from seqdiff.core.bundle import ModelSpec, build_model, load_bundle, save_bundle
+from seqdiff.core.bundle import ModelSpec, build_model, load_bundle, register_denoiser, save_bundle
 from seqdiff.core.denoiser import DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion, learned_rates
 from seqdiff.core.evaluation import evaluate_nelbo
@@ -27,6 +30,15 @@ from seqdiff.training.data import BucketBatchSampler, CroppedSequences
 from seqdiff.training.shards import TokenShard
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "protein-default"
+
+
+def _esm_denoiser(cfg: DenoiserConfig):
+    from seqdiff.protein.esm import ESMDenoiser
+
+    return ESMDenoiser(cfg)
+
+
+register_denoiser("esm2", _esm_denoiser)
 
 
 def default_model_path() -> Path:

@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 
 UNPLACED = -1
 
-DEFAULT_WEIGHT = 3.0
-"""The profile's weight when designing with homologs, chosen by ``pipelines/bench_motif.py``."""
-
 # HMMER's amino-acid order, the order of an HMM's emission rows.
 _HMMER_IDS = [alphabet.TOKEN_ID[aa] for aa in AMINO.symbols[: AMINO.K]]
 

@@ -1,7 +1,8 @@
 """Batch imputation and batch design on Ray Data: ``--engine ray`` of ``seqdiff impute`` and ``design``.
 
 Ray is an optional extra (``pip install 'seqdiff[ray]'``), imported only when this engine runs, so
-``import seqdiff`` and the local engine work without it.
+``import seqdiff`` and the local engine work without it. Torch too is imported only inside the
+functions: the command line reads ``DEFAULT_RAY_TIMEOUT`` from here while it builds its parser.
 
 Each engine calls one batch function on one unit of work, given the unit's global offset:
 `seqdiff.tabular.stream.impute_batch` on rows ``first_row ..`` of a Parquet file, and

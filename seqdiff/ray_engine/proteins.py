@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from seqdiff.core.decoding import DEFAULT_SETTINGS, SamplerSettings
+from seqdiff.core.sampler_settings import DEFAULT_SETTINGS, SamplerSettings
 from seqdiff.errors import SeqdiffError
 from seqdiff.ray_engine.pool import (
     DEFAULT_RAY_TIMEOUT,

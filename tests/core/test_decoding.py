@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from seqdiff.core.bundle import ModelSpec, build_model
-from seqdiff.core.decoding import DECODINGS, SamplerSettings
 from seqdiff.core.denoiser import Denoiser, DenoiserConfig
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import KeyedNoise
+from seqdiff.core.sampler_settings import DECODINGS, SamplerSettings
 from seqdiff.core.sampling import sample, time_grid
 from seqdiff.core.schedules import LinearSchedule, make_schedule
 

@@ -20,7 +20,8 @@ import pytest
 
 from seqdiff.cli import main
 from seqdiff.errors import SeqdiffError
-from seqdiff.protein.adapt import ADAPTED, AdaptRecipe, adapt, adaptation_key
+from seqdiff.protein.adapt import ADAPTED, adapt, adaptation_key
+from seqdiff.protein.family_settings import AdaptRecipe
 from seqdiff.protein.io import read_sequences
 from seqdiff.protein.model import load_protein_model
 

@@ -1,12 +1,12 @@
 """Excel workbooks (.xlsx) as tables, with openpyxl: one sheet read whole (`read_sheet`), and tables
 written as one sheet, batch by batch (`SheetWriter`).
 
-A sheet's first row that is not blank is its header; blank rows are skipped, as in CSV files. Each column's type follows
-its cells: booleans, integers, numbers (integers and fractions), dates with times, else text. Numbers
-among words stay text, so that a column of numbers with a few placeholder words is reported as a CSV
-column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank text), Excel's error
-values (``#N/A``, ``#DIV/0!``, ...) and text cells that are one of the `na_values` are missing. A
-formula is read as the value Excel last saved for it.
+A sheet's first row that is not blank is its header; blank rows are skipped, as in CSV files. Each
+column's type follows its cells: booleans, integers, numbers (integers and fractions), dates with times,
+else text. Numbers among words stay text, so that a column of numbers with a few placeholder words is
+reported as a CSV column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank
+text), Excel's error values (``#N/A``, ``#DIV/0!``, ...) and text cells that are one of the
+`na_values` are missing. A formula is read as the value Excel last saved for it.
 
 Example:
     >>> import tempfile
@@ -127,7 +127,8 @@ class SheetWriter:
             self.rows = 1
         if self.rows + table.num_rows > MAX_ROWS:
             raise SeqdiffError(
-                f"{self.path}: more than {MAX_ROWS - 1:,} rows do not fit an Excel sheet; write Parquet or CSV"
+                f"{self.path}: more than {MAX_ROWS - 1:,} rows do not fit an Excel sheet; "
+                "write Parquet or CSV"
             )
         columns = [
             [_cell(v, table.column_names[j], self.path) for v in c.to_pylist()]

@@ -333,8 +333,8 @@ def iter_record_batches(
     column_types: dict[str, pa.DataType] | None = None,
     options: ReadOptions | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream a Parquet, CSV or Excel file (read as `options` say) as record batches of at most `batch_size` rows;
-    an Excel sheet (at most a million rows) is read whole, then batched.
+    """Stream a Parquet, CSV or Excel file (read as `options` say) as record batches of at most
+    `batch_size` rows; an Excel sheet (at most a million rows) is read whole, then batched.
 
     The file is opened (and checked) at the call, not at the first batch. CSV column types are
     inferred from the first block; pass `column_types` when later rows could change them.

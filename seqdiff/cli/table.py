@@ -117,16 +117,16 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p = subparsers.add_parser(
         "impute",
         help="fill the missing cells of a table (Parquet, CSV or Excel)",
-        description="Fill the missing cells of a Parquet, CSV or Excel table with a masked-diffusion model: a saved "
-        "one (--checkpoint) or one fitted on the observed cells of IN. Observed cells are kept unchanged; "
+        description="Fill the missing cells of a Parquet, CSV or Excel table with a masked-diffusion model: "
+        "a saved one (--checkpoint) or one fitted on the observed cells of IN. Observed cells are kept unchanged; "
         "the output (Parquet, CSV or Excel, as -o names it) has the input's columns and types.",
     )
-    p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv, .txt)")
+    p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv, .txt, .xlsx)")
     p.add_argument(
         "-o",
         "--output",
-        help="output file: .parquet or .pq, or .csv, .tsv or .txt (optionally .gz), written in a CSV "
-        "input's delimiter, decimal mark and encoding",
+        help="output file: .parquet or .pq, .csv, .tsv or .txt (optionally .gz; in a CSV input's "
+        "delimiter, decimal mark and encoding), or .xlsx",
     )
     add_read_flags(p)
     p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")
@@ -232,7 +232,7 @@ def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> ar
         "-o",
         "--output",
         required=True,
-        help="output file: .parquet or .pq, or .csv, .tsv or .txt (optionally .gz)",
+        help="output file: .parquet or .pq, .csv, .tsv or .txt (optionally .gz), or .xlsx",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fix", action="append", default=[], metavar="COL=VALUE", help="fix a column's value")

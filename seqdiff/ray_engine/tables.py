@@ -36,9 +36,9 @@ def check_ray_input(in_path: str | Path) -> None:
         ...
         seqdiff.errors.SeqdiffError: patients.csv: --engine ray reads Parquet; convert the file or use --engine local
     """
-    from seqdiff.tabular.stream import PARQUET_SUFFIXES
+    from seqdiff.tabular.files import file_format
 
-    if Path(in_path).suffix.lower() not in PARQUET_SUFFIXES:
+    if file_format(Path(in_path), exists=False) != "parquet":
         raise SeqdiffError(f"{in_path}: --engine ray reads Parquet; convert the file or use --engine local")
 
 

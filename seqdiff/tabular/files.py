@@ -4,8 +4,8 @@
 Missing, unreadable or other files are one-line SeqdiffErrors naming the path. A CSV file is read as
 its `seqdiff.tabular.read_options.ReadOptions` say: its delimiter (`detect_delimiter`: comma,
 semicolon, tab or pipe, or the one Excel's first line ``sep=;`` names), decimal mark (`detect_decimal`;
-digit groups such as ``1.234,5``: `seqdiff.tabular.csv_numbers`) and encoding (`text_encoding`: its
-byte-order mark's, else UTF-8) are detected from its first 64 KiB unless given; empty fields and the
+digit groups such as ``1.234,5``: `seqdiff.tabular.csv_numbers`) and encoding (`byte_order_encoding`:
+its byte-order mark's, else UTF-8) are detected from its first 64 KiB unless given; empty fields and the
 `NA_VALUES` tokens are missing cells. What cannot be told apart is a one-line error that names the
 flag that settles it.
 
@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -54,21 +54,14 @@ BYTE_ORDER_MARKS = (
 _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n')
 
 
-def text_encoding(path: str | Path, options: ReadOptions | None = None) -> str:
-    """The encoding the CSV file at `path` is read in: `options`' when it names one, else the one its
-    (decompressed) first bytes' byte-order mark names, else UTF-8.
+def byte_order_encoding(start: bytes) -> str:
+    """The encoding that text starting with the bytes `start` is read in: the one its byte-order mark
+    names, else UTF-8.
 
     Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "t.txt"
-        >>> _ = path.write_text("a\\tb\\n1\\tx\\n", encoding="utf-16")
-        >>> text_encoding(path), text_encoding(path, ReadOptions(encoding="utf-16-le"))
-        ('utf-16', 'utf-16-le')
+        >>> byte_order_encoding("a,b".encode("utf-16")), byte_order_encoding(b"a,b")
+        ('utf-16', 'utf-8')
     """
-    if options is not None and options.encoding is not None:
-        return options.encoding
-    with pa.input_stream(str(path), compression="detect") as stream:
-        start = stream.read(4)
     return next((name for mark, name in BYTE_ORDER_MARKS if start.startswith(mark)), "utf-8")
 
 
@@ -94,13 +87,22 @@ def file_format(path: Path, exists: bool = True) -> str:
     raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv, .tsv, .txt or .xlsx)")
 
 
-def _sample_lines(path: Path, encoding: str) -> tuple[str, bool, str | None]:
-    """The first `SNIFF_BYTES` of the (decompressed) file as text, whether that is the whole file, and
-    the delimiter Excel's optional first line ``sep=;`` names (that line is left out of the text); a
-    one-line SeqdiffError when they are not text in `encoding`."""
+class _Sample(NamedTuple):
+    """A CSV file's first `SNIFF_BYTES` (decompressed) as text, in the encoding it is read in."""
+
+    text: str  # without a byte-order mark or Excel's ``sep=`` line
+    whole: bool  # the sample is the whole file
+    named_delimiter: str | None  # the one Excel's optional first line ``sep=;`` names
+    encoding: str  # `ReadOptions.encoding`, else `byte_order_encoding`'s
+
+
+def _sample_lines(path: Path, encoding: str | None) -> _Sample:
+    """The `_Sample` of the file at `path`, read in `encoding` (None: `byte_order_encoding`); a one-line
+    SeqdiffError when it is not text in that encoding."""
     with pa.input_stream(str(path), compression="detect") as stream:
         data = stream.read(SNIFF_BYTES + 1)
     whole, data = len(data) <= SNIFF_BYTES, data[:SNIFF_BYTES]
+    encoding = encoding or byte_order_encoding(data[:4])
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -113,8 +115,8 @@ def _sample_lines(path: Path, encoding: str) -> tuple[str, bool, str | None]:
     text = text.removeprefix("\ufeff")
     sep_line = _SEP_LINE.match(text)
     if sep_line:
-        return text[sep_line.end() :], whole, sep_line[1]
-    return text, whole, None
+        return _Sample(text[sep_line.end() :], whole, sep_line[1], encoding)
+    return _Sample(text, whole, None, encoding)
 
 
 def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
@@ -143,8 +145,8 @@ def detect_delimiter(path: str | Path, fmt: str = "csv", options: ReadOptions | 
         ...
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
     """
-    text, whole, named = _sample_lines(Path(path), text_encoding(path, options))
-    return named or _delimiter_in(text, whole, fmt, path)
+    sample = _sample_lines(Path(path), options and options.encoding)
+    return sample.named_delimiter or _delimiter_in(sample.text, sample.whole, fmt, path)
 
 
 def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
@@ -184,8 +186,8 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
     """
     options = options or ReadOptions()
-    text, whole, _ = _sample_lines(Path(path), text_encoding(path, options))
-    header, *rows = _records(text, whole, delimiter) or [[]]
+    sample = _sample_lines(Path(path), options.encoding)
+    header, *rows = _records(sample.text, sample.whole, delimiter) or [[]]
     return decimal_mark(header, rows, set(options.null_values()), str(path))
 
 
@@ -218,9 +220,9 @@ class _CsvRead:
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
-        options = replace(options, encoding=text_encoding(path, options))
         # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
-        text, whole, named = _sample_lines(path, options.encoding)
+        text, whole, named, encoding = _sample_lines(path, options.encoding)
+        options = replace(options, encoding=encoding)
         delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
         header, *rows = _records(text, whole, delimiter) or [[]]
         missing = set(options.null_values())

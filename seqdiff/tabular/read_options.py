@@ -25,8 +25,8 @@ class ReadOptions:
     `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
     detect it (`seqdiff.tabular.files.detect_delimiter`); `decimal`: the decimal mark, "." or ",", or
     None to detect it (`detect_decimal`); `encoding`: the text encoding (a Python codec name), or None
-    for the one the file's byte-order mark names, else UTF-8 (`text_encoding`); `sheet`: a workbook's
-    sheet (None: the first).
+    for the one the file's byte-order mark names, else UTF-8 (`byte_order_encoding`); `sheet`: a
+    workbook's sheet (None: the first).
 
     Example:
         >>> ReadOptions(na_values=("?",)).null_values()

@@ -149,8 +149,8 @@ def impute_file(
     read_options: ReadOptions | None = None,
     keep_draws: bool = False,
 ) -> StreamReport:
-    """Impute `in_path` (Parquet, or CSV or Excel read with `read_options`) batch by batch into the Parquet, CSV or Excel
-    file `out_path` (`write_imputed`).
+    """Impute `in_path` (Parquet, or CSV or Excel read with `read_options`) batch by batch into the
+    Parquet, CSV or Excel file `out_path` (`write_imputed`).
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
     filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell); it
@@ -187,8 +187,8 @@ def read_sample(
     read_options: ReadOptions | None = None,
 ) -> tuple[pa.Table, int]:
     """A uniform random sample of at most `max_rows` rows of a Parquet, CSV or Excel file (read with
-    `read_options`), in file order, and
-    the file's row count. Read in batches: memory holds `max_rows + batch_rows` rows at most.
+    `read_options`), in file order, and the file's row count. Read in batches: memory holds
+    `max_rows + batch_rows` rows at most.
 
     Example:
         >>> import tempfile

@@ -113,7 +113,8 @@ def impute_table(
     say: Callable[[str], None] = _quiet,
     read_options: ReadOptions | None = None,
 ) -> tuple[StreamReport, MaskedDiffusionImputer]:
-    """Fill the missing cells of the Parquet, CSV or Excel file `in_path` into the Parquet, CSV or Excel file `out_path`.
+    """Fill the missing cells of the Parquet, CSV or Excel file `in_path` into the Parquet, CSV or Excel
+    file `out_path`.
 
     The model: `imputer` (already fitted), or the one saved in `checkpoint`, or else one fitted on the
     file with the `fit` settings and the `categorical` / `numeric` overrides (`fit_on_file`), then saved

@@ -1,22 +1,24 @@
-"""How a CSV file writes its numbers: the decimal mark (``3.14`` or ``3,14``) and digit groups
-(``1,234.5``, ``1.234,5``, ``1 234,5``, ``1'234.5``), read from the file's first lines.
+"""How a CSV file writes its numbers: the decimal mark (``3.14`` or ``3,14``), digit groups
+(``1,234.5``, ``1.234,5``, ``1 234,5``, ``1'234.5``) and unit signs (``$1,250``, ``1.234,50 €``,
+``12%``), read from the file's first lines.
 
-`decimal_mark` and `grouped_columns` look at sampled records (a header and rows of fields, as
-`seqdiff.tabular.files` samples them); `ungroup` turns a column of grouped numbers, read as text, into
+`decimal_mark` and `number_styles` look at sampled records (a header and rows of fields, as
+`seqdiff.tabular.files` samples them); `to_numbers` turns a column of such numbers, read as text, into
 numbers.
 
 Example:
-    >>> header, rows = ["kg", "income"], [["70,5", "1.250"], ["3,25", "12.500,75"]]
+    >>> header, rows = ["kg", "income", "rate"], [["70,5", "1.250 €", "5%"], ["3,25", "12.500,75 €", "12%"]]
     >>> decimal_mark(header, rows)
     ','
-    >>> grouped_columns(header, rows, ",")
-    {'income': ('.', 'float64')}
+    >>> number_styles(header, rows, ",")
+    {'income': NumberStyle(group='.', prefix='', suffix='€', type_='float64'), 'rate': NumberStyle(group=None, prefix='', suffix='%', type_='int64')}
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +31,13 @@ SPACE_GROUPS = (" ", "\u00a0", "\u202f", "'")
 # Distinct words tolerated, and reported, among a column's numbers (here and in
 # `seqdiff.tabular.schema.check_stray_tokens`): more, and the column is text, not numbers.
 MAX_STRAY_WORDS = 3
+# Currency signs written before or after amounts; a percent sign follows its number. A space may stand
+# between sign and number (``1 234,50 €``): a plain, no-break or narrow no-break space.
+CURRENCIES = "$€£¥₹₩₽₺₪"
+_SPACE = "[ \u00a0\u202f]"
+_UNIT = re.compile(
+    rf"(?P<sign>[+-]?)(?P<prefix>[{CURRENCIES}]?){_SPACE}?(?P<number>.*?){_SPACE}?(?P<suffix>%|[{CURRENCIES}])?"
+)
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}
 
@@ -58,12 +67,42 @@ def _column_mark(values: list[str]) -> str | None:
     return None
 
 
-def _columns(header: list[str], rows: list[list[str]], missing: set[str]) -> dict[str, list[str]]:
-    """Each column's sampled values, stripped, besides missing ones."""
-    return {
-        name: [v for v in (r[j].strip() for r in rows if j < len(r)) if v and v not in missing]
-        for j, name in enumerate(header)
-    }
+class NumberStyle(NamedTuple):
+    """How a CSV column writes numbers that Arrow does not read as numbers: the digit group separator
+    (None: no groups), the unit sign before and after each number ("$" in ``$1,250``, "%" in ``12%``;
+    "" for none) and the type the sampled numbers fit ("int64" or "float64")."""
+
+    group: str | None
+    prefix: str
+    suffix: str
+    type_: str
+
+
+def _unit(values: list[str]) -> tuple[str, str]:
+    """The (prefix, suffix) unit signs a column's values carry: ("", "") when none do, or when they
+    carry different ones (``$5`` and ``5 €``: text, not numbers)."""
+    units = {(m["prefix"], m["suffix"] or "") for m in map(_UNIT.fullmatch, values)} - {("", "")}
+    return units.pop() if len(units) == 1 else ("", "")
+
+
+def _without_unit(value: str, unit: tuple[str, str]) -> str:
+    """`value` with the `unit` signs around it removed (``-$1,250`` -> ``-1,250``); as it is when it
+    carries no unit or another."""
+    m = _UNIT.fullmatch(value)
+    return m["sign"] + m["number"] if unit != ("", "") and (m["prefix"], m["suffix"] or "") == unit else value
+
+
+def _columns(
+    header: list[str], rows: list[list[str]], missing: set[str]
+) -> dict[str, tuple[tuple[str, str], list[str]]]:
+    """Each column's unit signs (`_unit`) and its sampled values, stripped of spaces and those signs,
+    besides missing ones."""
+    columns = {}
+    for j, name in enumerate(header):
+        values = [v for v in (r[j].strip() for r in rows if j < len(r)) if v and v not in missing]
+        unit = _unit(values)
+        columns[name] = (unit, [_without_unit(v, unit) for v in values])
+    return columns
 
 
 def decimal_mark(
@@ -81,7 +120,7 @@ def decimal_mark(
         seqdiff.errors.SeqdiffError: t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
     """
     columns: dict[str, tuple[str, str]] = {}  # mark -> (column, an example value)
-    for name, values in _columns(header, rows, missing).items():
+    for name, (_, values) in _columns(header, rows, missing).items():
         mark = _column_mark(values)
         if mark is not None and mark not in columns:
             columns[mark] = (name, next(v for v in values if mark in v))
@@ -94,58 +133,86 @@ def decimal_mark(
     return "," if "," in columns else "."
 
 
-def grouped_columns(
-    header: list[str], rows: list[list[str]], decimal: str, missing: set[str] = frozenset()
-) -> dict[str, tuple[str, str]]:
+def number_styles(
+    header: list[str],
+    rows: list[list[str]],
+    decimal: str,
+    missing: set[str] = frozenset(),
+    plain: bool = False,
+) -> dict[str, NumberStyle]:
     """The columns whose sampled numbers are written with digit groups (``1,234.5`` when `decimal` is a
-    point): name -> (the group separator, "int64" or "float64"). A column qualifies when some of its
-    values are grouped and the others are plain numbers, but for at most `MAX_STRAY_WORDS` distinct
-    words in fewer than half its cells (which `ungroup` then reports).
+    point) or unit signs (``$1,250``, ``12%``), and with `plain` columns of plain numbers too: name ->
+    their `NumberStyle`. A column qualifies when its values are such numbers and plain ones, but for at
+    most `MAX_STRAY_WORDS` distinct words in fewer than half its cells (which `to_numbers` reports).
 
     Example:
-        >>> grouped_columns(["n", "id"], [["1,250", "7"], ["980", "8"], ["12,000", "9"]], ".")
-        {'n': (',', 'int64')}
-        >>> grouped_columns(["size"], [["small"], ["large"], ["1,000"]], ".")  # mostly words: text
+        >>> number_styles(["n", "id"], [["1,250", "7"], ["980", "8"], ["12,000", "9"]], ".")
+        {'n': NumberStyle(group=',', prefix='', suffix='', type_='int64')}
+        >>> number_styles(["price"], [["-$5.5"], ["$12"], ["$3,100"]], ".")["price"].prefix
+        '$'
+        >>> number_styles(["size"], [["small"], ["large"], ["1,000"]], ".")  # mostly words: text
         {}
     """
-    plain = re.compile(rf"{_INTEGER.pattern}|{_DECIMAL[decimal].pattern}")
+    number = re.compile(rf"{_INTEGER.pattern}|{_DECIMAL[decimal].pattern}")
     found = {}
-    for name, values in _columns(header, rows, missing).items():
-        for group in ("," if decimal == "." else ".", *SPACE_GROUPS):
-            grouped = _grouped(decimal, group)
-            n_grouped = sum(1 for v in values if grouped.fullmatch(v))
-            stray = [v for v in values if not grouped.fullmatch(v) and not plain.fullmatch(v)]
+    for name, ((prefix, suffix), values) in _columns(header, rows, missing).items():
+        # Groups first: numbers below a thousand among grouped ones are plain, not the reverse.
+        for group in ("," if decimal == "." else ".", *SPACE_GROUPS, None):
+            grouped = group and _grouped(decimal, group)
+            n_grouped = sum(1 for v in values if grouped and grouped.fullmatch(v))
+            stray = [v for v in values if not (grouped and grouped.fullmatch(v)) and not number.fullmatch(v)]
             words = set(stray)
-            if n_grouped and len(words) <= MAX_STRAY_WORDS and 2 * len(stray) < len(values):
+            styled = n_grouped if group else prefix or suffix or plain
+            if styled and len(words) <= MAX_STRAY_WORDS and 2 * len(stray) < len(values):
                 whole = not any(decimal in v for v in values if v not in words)
-                found[name] = (group, "int64" if whole else "float64")
+                found[name] = NumberStyle(group, prefix, suffix, "int64" if whole else "float64")
                 break
     return found
 
 
-def ungroup(
+def blank_to_null(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """`text` with its empty strings missing.
+
+    Example:
+        >>> blank_to_null(pa.array(["a", ""])).to_pylist()
+        ['a', None]
+    """
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+
+
+def to_numbers(
     column: pa.ChunkedArray | pa.Array,
     name: str,
-    group: str,
+    style: NumberStyle,
     decimal: str,
-    type_: str | None = None,
+    *,
+    stream: bool = False,
     source: str = "",
     na_values: tuple[str, ...] = (),
 ) -> pa.ChunkedArray | pa.Array:
-    """The text column `name` of grouped numbers (`grouped_columns`) as numbers: of `type_`, or when None,
-    int64 unless a value has a fraction. A one-line SeqdiffError names the values that are not numbers
-    and the ``--na-values`` (besides `na_values`) that reads them as missing, or a fraction in an int64
-    column (a stream's later rows).
+    """The text column `name` of numbers written in `style` (`number_styles`) as numbers: in a `stream`
+    (whose batches share a schema) of the style's type, else int64 unless a value has a fraction. A
+    one-line SeqdiffError names the values that are not numbers and the ``--na-values`` (besides
+    `na_values`) that reads them as missing, or a fraction in an int64 column (a stream's later rows).
 
     Example:
-        >>> ungroup(pa.array(["1.234,5", None, "-12"]), "kg", ".", ",").to_pylist()
+        >>> to_numbers(pa.array(["1.234,5", None, "-12"]), "kg", NumberStyle(".", "", "", "float64"), ",").to_pylist()
         [1234.5, None, -12.0]
-        >>> ungroup(pa.array(["1,250", "none"]), "n", ",", ".", source="t.csv", na_values=("?",))
+        >>> to_numbers(pa.array(["-$1,250", "$ 7"]), "usd", NumberStyle(",", "$", "", "int64"), ".").to_pylist()
+        [-1250, 7]
+        >>> style = NumberStyle(",", "", "", "int64")
+        >>> to_numbers(pa.array(["1,250", "none"]), "n", style, ".", source="t.csv", na_values=("?",))
         Traceback (most recent call last):
         ...
         seqdiff.errors.SeqdiffError: t.csv: column 'n' holds numbers written like 1,250 but for 'none': read them as missing (--na-values '?' none)
     """
-    text = pc.replace_substring(pc.utf8_trim_whitespace(column), group, "")
+    text = blank_to_null(pc.utf8_trim_whitespace(column))
+    if style.prefix:  # the sign may stand before the unit or after it: -$5, $-5
+        text = pc.replace_substring_regex(text, rf"^([+-]?){re.escape(style.prefix)}{_SPACE}?", r"\1")
+    if style.suffix:
+        text = pc.replace_substring_regex(text, rf"{_SPACE}?{re.escape(style.suffix)}$", "")
+    if style.group:
+        text = pc.replace_substring(text, style.group, "")
     if decimal != ".":
         text = pc.replace_substring(text, decimal, ".")
     bad = pc.invert(pc.fill_null(pc.match_substring_regex(text, r"^[+-]?(\d+\.?\d*|\.\d+)$"), True))
@@ -154,17 +221,21 @@ def ungroup(
         shown = ", ".join(map(repr, words[:MAX_STRAY_WORDS])) + (
             ", ..." if len(words) > MAX_STRAY_WORDS else ""
         )
-        example = next(v for v in pc.filter(column, pc.invert(bad)).to_pylist() if v and group in v)
+        signs = [sign for sign in (style.group, style.prefix, style.suffix) if sign]
+        good = pc.filter(column, pc.invert(bad)).to_pylist()
+        example = next((v for v in good if v and any(s in v for s in signs)), None)
+        written = f" written like {example.strip()}" if example else ""
         quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*na_values, *words]))
         raise SeqdiffError(
-            f"{source}: column {name!r} holds numbers written like {example} but for {shown}: read them "
+            f"{source}: column {name!r} holds numbers{written} but for {shown}: read them "
             f"as missing (--na-values {quoted})"
         )
     fractions = pc.match_substring(text, ".")
-    if type_ == "int64" and pc.any(fractions).as_py():
+    if stream and style.type_ == "int64" and pc.any(fractions).as_py():
         value = pc.filter(column, pc.fill_null(fractions, False))[0].as_py()
         raise SeqdiffError(
             f"{source}: column {name!r}: {value} has a fraction, but the column's numbers in the file's "
             "first lines were whole (read as integers)"
         )
-    return pc.cast(text, type_ or ("float64" if pc.any(fractions).as_py() else "int64"))
+    type_ = style.type_ if stream else "float64" if pc.any(fractions).as_py() else "int64"
+    return pc.cast(text, type_)

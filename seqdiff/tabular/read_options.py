@@ -30,7 +30,7 @@ class ReadOptions:
 
     Example:
         >>> ReadOptions(na_values=("?",)).null_values()
-        ['', '?', ' ?']
+        ['', ' ', '?', ' ?']
     """
 
     na_values: tuple[str, ...] = NA_VALUES
@@ -40,9 +40,10 @@ class ReadOptions:
     sheet: str | None = None
 
     def null_values(self) -> list[str]:
-        """Arrow's ``null_values``: empty, each token, and each token after a space (``a, ?, b``)."""
-        tokens = [t for t in dict.fromkeys(self.na_values) if t]
-        return ["", *tokens, *(f" {t}" for t in tokens)]
+        """Arrow's ``null_values``: empty, a lone space, each token, and each token after a space
+        (``a, ?, b``)."""
+        tokens = [t for t in dict.fromkeys(self.na_values) if t.strip()]
+        return ["", " ", *tokens, *(f" {t}" for t in tokens)]
 
 
 def add_read_flags(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
-"""Numbers written with digit groups in CSV files (``1,234.5``, ``1.234,5``, ``1 234,5``): read as
-numbers, whole and streamed, and imputed; a grouped column with a stray word is one line naming it."""
+"""Numbers written with digit groups (``1,234.5``, ``1.234,5``, ``1 234,5``) and unit signs (``$1,250``,
+``1.234,50 €``, ``12%``) in CSV files: read as numbers, whole and streamed, and imputed; such a column
+with a stray word is one line naming it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.csv_numbers import decimal_mark, grouped_columns
+from seqdiff.tabular.csv_numbers import NumberStyle, decimal_mark, number_styles
 from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.read_options import NA_VALUES
 from tests.test_bad_input import assert_one_line_error, seqdiff
@@ -65,7 +66,7 @@ def test_grouped_integers_stay_integers_and_a_zero_led_group_is_no_group() -> No
     header = ["n", "ratio"]
     rows = [["1,250", "0.250"], ["980", "0.5"], ["12,000", "0.125"]]
     assert decimal_mark(header, rows) == "."
-    assert grouped_columns(header, rows, ".") == {"n": (",", "int64")}
+    assert number_styles(header, rows, ".") == {"n": NumberStyle(",", "", "", "int64")}
 
 
 def test_a_column_with_both_marks_shows_its_decimal_mark() -> None:
@@ -107,3 +108,85 @@ def test_a_fraction_after_whole_numbers_in_a_stream_is_one_line(tmp_path: Path) 
     assert str(read_table(src).column("n").type) == "double"
     with pytest.raises(SeqdiffError, match=r"t.csv: column 'n': 1,234.5 has a fraction"):
         list(iter_record_batches(src))
+
+
+# How spreadsheets write amounts and rates with their unit signs: (delimiter, decimal mark, group
+# separator, how -1234567.5 and 12.5 are written), the sign before or after the currency.
+UNITS = {
+    "us": (",", ".", ",", '"-$1,234,567.50"', "12.5%"),
+    "us-sign-after-unit": (",", ".", ",", '"$-1,234,567.50"', "12.5 %"),
+    "de": (";", ",", ".", "-1.234.567,50 €", "12,5 %"),
+    "fr": (";", ",", "\u202f", "-1\u202f234\u202f567,50\u00a0€", "12,5\u00a0%"),
+    "uk": (",", ".", ",", '"-£1,234,567.50"', "12.5%"),
+}
+
+
+def write_units(path: Path, locale: str, amounts: np.ndarray, rates: np.ndarray) -> Path:
+    sep, decimal, group, amount_example, rate_example = UNITS[locale]
+    lines = [f"amount{sep}rate{sep}city"]
+    for i, (a, r) in enumerate(zip(amounts, rates, strict=True)):
+        number = grouped(abs(a), decimal, group).strip('"')
+        amount = amount_example.replace(grouped(1234567.5, decimal, group).strip('"'), number)
+        if a >= 0:
+            amount = amount.replace("-", "", 1)
+        rate = rate_example.replace("12" + decimal + "5", f"{r:.1f}".replace(".", decimal))
+        lines.append(f"{'' if i % 5 == 0 else amount}{sep}{'' if i % 7 == 0 else rate}{sep}c{i % 2}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("locale", UNITS)
+def test_amounts_and_rates_with_unit_signs_are_read_as_numbers(locale: str, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    amounts, rates = np.round(rng.uniform(-2e6, 2e6, 80), 2), np.round(rng.uniform(0, 100, 80), 1)
+    src = write_units(tmp_path / "t.csv", locale, amounts, rates)
+    table = read_table(src)
+    assert str(table.column("amount").type) == str(table.column("rate").type) == "double"
+    assert table.column("amount").to_pylist() == pytest.approx(
+        [None if i % 5 == 0 else a for i, a in enumerate(amounts)]
+    )
+    assert table.column("rate").to_pylist() == pytest.approx(
+        [None if i % 7 == 0 else r for i, r in enumerate(rates)]
+    )
+    streamed = [x for b in iter_record_batches(src, batch_size=9) for x in b.column("amount").to_pylist()]
+    assert streamed == table.column("amount").to_pylist()
+
+
+def test_unit_signs_without_groups_and_whole_numbers_stay_integers() -> None:
+    header, rows = (
+        ["usd", "pct", "mixed", "word"],
+        [["$12", "5%", "$3", "5% off"], ["$980", "12%", "4 €", "10% off"]],
+    )
+    styles = number_styles(header, rows, ".")
+    assert styles == {"usd": NumberStyle(None, "$", "", "int64"), "pct": NumberStyle(None, "", "%", "int64")}
+
+
+def test_unit_signs_show_a_decimal_comma() -> None:
+    assert decimal_mark(["price"], [["12,50 €"], ["3 €"]]) == ","
+
+
+def test_an_amount_column_with_a_stray_word_is_one_line_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    src = write_units(tmp_path / "t.csv", "us", rng.uniform(0, 5000, 80), rng.uniform(0, 100, 80))
+    text = src.read_text().splitlines()
+    text[3] = "call us" + text[3][text[3].index('",') + 1 :]
+    src.write_text("\n".join(text) + "\n")
+    out = tmp_path / "o.csv"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert_one_line_error(result, "t.csv", "'amount'", "written like $", "'call us'", "--na-values")
+    assert not out.exists()
+
+
+def test_amounts_are_imputed_as_numbers_and_written_plain(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    amounts, rates = np.round(rng.uniform(0, 5000, 80), 2), np.round(rng.uniform(0, 100, 80), 1)
+    src = write_units(tmp_path / "t.csv", "de", amounts, rates)
+    out = tmp_path / "o.csv"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "imputed 28 cells" in result.stderr  # 16 amounts and 12 rates
+    table = read_table(out)
+    assert table.column("amount").null_count == table.column("rate").null_count == 0
+    observed = np.arange(80) % 5 != 0
+    np.testing.assert_allclose(table.column("amount").to_numpy()[observed], amounts[observed])
+    assert "€" not in out.read_text(encoding="utf-8")

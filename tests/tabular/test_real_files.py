@@ -236,25 +236,34 @@ def test_a_one_column_file_and_a_tsv_are_read_by_their_extension(tmp_path: Path)
     assert detect_delimiter(tsv, "tsv") == "\t"
 
 
-def test_adult_like_placeholders_are_missing(tmp_path: Path) -> None:
-    # UCI adult's own files: ", " between fields and "?" for a missing value.
+@pytest.mark.parametrize("header", ["age,workclass,hours", "age, workclass, hours"])
+def test_adult_like_files_are_read_without_the_spaces_and_placeholders_are_missing(
+    header: str, tmp_path: Path
+) -> None:
+    # UCI adult's own files: ", " between fields and "?" for a missing value; " , " an empty field.
     rows = [
-        f"{20 + i % 50}, {'?' if i % 7 == 0 else ['Private', 'State-gov'][i % 2]}, {i * 3 % 11}"
+        f"{20 + i % 50}, {'?' if i % 7 == 0 else ['Private', 'State-gov'][i % 2]}, {' ' if i % 9 == 0 else i * 3 % 11}"
         for i in range(70)
     ]
     src = tmp_path / "adult.csv"
-    src.write_text("age,workclass,hours\n" + "\n".join(rows) + "\n40, Private, ?\n")
+    src.write_text(header + "\n" + "\n".join(rows) + "\n40, Private, ?\n")
     table = read_table(src)
+    assert table.column_names == ["age", "workclass", "hours"]
     assert table.column("workclass").null_count == 10
-    assert table.column("hours").type.id != table.column("workclass").type.id  # numbers, not strings
-    assert table.column("hours").null_count == 1
-    out = tmp_path / "out.parquet"
+    assert set(table.column("workclass").drop_null().to_pylist()) == {"Private", "State-gov"}
+    assert pa.types.is_integer(table.column("hours").type)
+    assert table.column("hours").null_count == 9
+    streamed = pa.Table.from_batches(list(iter_record_batches(src, batch_size=16)))
+    assert streamed.equals(table)
+    out = tmp_path / "out.csv"
     result = seqdiff("impute", str(src), "-o", str(out), *TINY)
     assert result.returncode == 0, result.stderr
-    back = pq.read_table(out)
-    assert back.column("workclass").null_count == 0
-    assert set(back.column("workclass").to_pylist()) <= {" Private", " State-gov"}
+    assert "imputed 19 cells" in result.stderr
+    back = read_table(out)
+    assert back.column_names == table.column_names and back.column("workclass").null_count == 0
+    assert set(back.column("workclass").to_pylist()) <= {"Private", "State-gov"}
     assert back.column("hours").type == table.column("hours").type
+    assert out.read_text().splitlines()[0] == '"age","workclass","hours"'
 
 
 @pytest.mark.parametrize("token", ["?", "NA", "N/A", "null", "-", ""])
@@ -373,3 +382,15 @@ def test_a_column_of_ten_thousand_categories_fits_and_imputes(tmp_path: Path) ->
     observed = df["code"].notna()
     assert back["code"][observed].equals(df["code"][observed])
     assert set(back["code"]) <= set(df["code"].dropna())
+
+
+def test_a_stray_word_among_spaced_numbers_is_named(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("x, c\n" + "".join(f"{i}, {'ab'[i % 2]}\n" for i in range(30)) + "unknown, a\n")
+    out = tmp_path / "o.csv"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert_one_line_error(result, "t.csv", "column 'x' holds numbers but for 'unknown'", "--na-values")
+    assert not out.exists()
+    result = seqdiff("impute", str(src), "-o", str(out), "--na-values", "unknown", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert read_table(out).column("x").to_pylist()[:3] == [0, 1, 2]

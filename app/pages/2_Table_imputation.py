@@ -102,8 +102,8 @@ def settings_sidebar() -> dict:
 
 
 def file_options() -> ReadOptions:
-    """How a CSV upload is read: detected, or as the user sets it (the CLI's --delimiter, --decimal and
-    --encoding); and an Excel upload's sheet (--sheet)."""
+    """How a CSV upload is read: detected, or as the user sets it (the CLI's --delimiter, --decimal,
+    --encoding and --no-header); and an Excel upload's sheet (--sheet)."""
     with st.expander("CSV and Excel options"):
         left, middle, right, sheet = st.columns(4)
         delimiter = left.selectbox(
@@ -126,7 +126,14 @@ def file_options() -> ReadOptions:
             help="detect: the one the file's byte-order mark names, else utf-8.",
         )
         name = sheet.text_input("Excel sheet (--sheet)", key="table_sheet", placeholder="the first")
-    return ReadOptions(delimiter=delimiter, decimal=decimal, encoding=encoding, sheet=name.strip() or None)
+        no_header = st.checkbox(
+            "The first line is data, not column names (--no-header)",
+            key="table_no_header",
+            help="The columns are then named 1, 2, ... and a CSV download has no header line either.",
+        )
+    return ReadOptions(
+        delimiter=delimiter, decimal=decimal, encoding=encoding, header=not no_header, sheet=name.strip() or None
+    )
 
 
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)

@@ -170,6 +170,20 @@ def number_styles(
     return found
 
 
+def numbers_named_by_numbers(
+    header: list[str], rows: list[list[str]], decimal: str, missing: set[str] = frozenset()
+) -> list[str]:
+    """The names in `header` that are numbers over columns of numbers (`number_styles`' plain ones too).
+
+    Example:
+        >>> numbers_named_by_numbers(["39", "clerk", "2024"], [["50", "nurse", "x"]], ".")
+        ['39']
+    """
+    number = re.compile(rf"{_INTEGER.pattern}|{_DECIMAL[decimal].pattern}")
+    numeric = number_styles(header, rows, decimal, missing, plain=True)
+    return [name.strip() for name in header if number.fullmatch(name.strip()) and name in numeric]
+
+
 def blank_to_null(text: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """`text` with its empty strings missing.
 

@@ -38,7 +38,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.csv_numbers import NumberStyle, blank_to_null, decimal_mark, number_styles, to_numbers
+from seqdiff.tabular.csv_numbers import (
+    NumberStyle,
+    blank_to_null,
+    decimal_mark,
+    number_styles,
+    numbers_named_by_numbers,
+    to_numbers,
+)
 from seqdiff.tabular.excel import read_sheet
 from seqdiff.tabular.read_options import DELIMITERS, ReadOptions
 
@@ -175,6 +182,25 @@ def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
     return "\t" if fmt == "tsv" else ","
 
 
+def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> list[str]:
+    """The header fields of a CSV file that are numbers over columns of numbers: "39" over ages, as when
+    a first line of data is read as column names (give ``--no-header``). Empty for other files and
+    without a header (`ReadOptions.header`).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("39,clerk,40\\n50,nurse,38\\n")
+        >>> numbers_in_header(path)
+        ['39', '40']
+    """
+    path = Path(path)
+    fmt = file_format(path)
+    return (
+        [] if fmt in ("parquet", "excel") else list(_CsvRead.of(path, fmt, options or ReadOptions()).numbered)
+    )
+
+
 def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None = None) -> str:
     """The decimal mark of a CSV file split by `delimiter`: a comma when, in its first 64 KiB, a column's
     values (besides missing ones) are all numbers and some are written like ``3,14`` (not only like
@@ -199,33 +225,36 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
     return decimal_mark(header, rows, set(options.null_values()), str(path))
 
 
-def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str]:
-    """The delimiter, decimal mark and encoding a CSV file is read with: `options`' or else detected.
+def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool]:
+    """The delimiter, decimal mark, encoding and header (whether there is one) a CSV file is read with:
+    `options`' or else detected.
 
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "t.csv"
         >>> _ = path.write_text("kg;n\\n70,5;1\\n")
         >>> csv_dialect(path)
-        (';', ',', 'utf-8')
+        (';', ',', 'utf-8', True)
     """
     path = Path(path)
     read = _CsvRead.of(path, file_format(path), options or ReadOptions())
-    return (*read.dialect, read.options.encoding)
+    return (*read.dialect, read.options.encoding, read.options.header)
 
 
 @dataclass(frozen=True)
 class _CsvRead:
     """How one CSV file is read: its dialect, its columns of numbers written with digit groups or unit
     signs (name -> `NumberStyle`, `number_styles`), read as text and then converted (`to_numbers`),
-    and in a file with a space after each delimiter (`_spaced`) the header's names without it."""
+    and its column names when not the header's: 1, 2, ... without a header (`ReadOptions.header`),
+    without the spaces in a file with a space after each delimiter (`_spaced`)."""
 
     path: Path
     options: ReadOptions
     dialect: tuple[str, str]
     styles: dict[str, NumberStyle]
-    skip_rows: int = 0  # 1 for Excel's ``sep=`` line
-    names: tuple[str, ...] | None = None  # a spaced file's column names (else the header's, by Arrow)
+    skip_rows: int = 0
+    names: tuple[str, ...] | None = None  # the column names, when not the header's as Arrow reads it
+    numbered: tuple[str, ...] = ()  # the header's numbers over columns of numbers (`numbers_in_header`)
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
@@ -234,14 +263,19 @@ class _CsvRead:
         options = replace(options, encoding=encoding)
         delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
         header, *rows = _records(text, whole, delimiter) or [[]]
+        if not options.header:
+            header, rows = [str(j) for j in range(1, len(header) + 1)], [header, *rows]
         missing = set(options.null_values())
         decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
         spaced = _spaced(rows)  # its numbers read as text: a blank field would make them text
         styles = number_styles(header, rows, decimal, missing, plain=spaced)
-        names = tuple(name.strip() for name in header) if spaced else None
-        if spaced:
+        names = tuple(name.strip() for name in header) if spaced or not options.header else None
+        if names is not None:
             styles = {name.strip(): style for name, style in styles.items()}
-        return cls(path, options, (delimiter, decimal), styles, int(named is not None), names)
+        # Lines before the first record: Excel's ``sep=`` line, and the header when named here.
+        skip = int(named is not None) + (names is not None and options.header)
+        numbered = tuple(numbers_named_by_numbers(header, rows, decimal, missing)) if options.header else ()
+        return cls(path, options, (delimiter, decimal), styles, skip, names, numbered)
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
         delimiter, decimal = self.dialect
@@ -250,7 +284,7 @@ class _CsvRead:
             # Arrow skips a UTF-8 byte-order mark itself, and reads UTF-8 without transcoding.
             "read_options": pacsv.ReadOptions(
                 encoding="utf-8" if self.options.encoding == "utf-8-sig" else self.options.encoding,
-                skip_rows=self.skip_rows + (self.names is not None),  # the header, when named here
+                skip_rows=self.skip_rows,
                 column_names=self.names,
             ),
             "parse_options": pacsv.ParseOptions(delimiter=delimiter),

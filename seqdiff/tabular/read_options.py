@@ -25,8 +25,9 @@ class ReadOptions:
     `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
     detect it (`seqdiff.tabular.files.detect_delimiter`); `decimal`: the decimal mark, "." or ",", or
     None to detect it (`detect_decimal`); `encoding`: the text encoding (a Python codec name), or None
-    for the one the file's byte-order mark names, else UTF-8 (`byte_order_encoding`); `sheet`: a
-    workbook's sheet (None: the first).
+    for the one the file's byte-order mark names, else UTF-8 (`byte_order_encoding`); `header`: whether
+    the first line names the columns (without, they are named 1, 2, ...); `sheet`: a workbook's sheet
+    (None: the first).
 
     Example:
         >>> ReadOptions(na_values=("?",)).null_values()
@@ -37,6 +38,7 @@ class ReadOptions:
     delimiter: str | None = None
     decimal: str | None = None
     encoding: str | None = None
+    header: bool = True
     sheet: str | None = None
 
     def null_values(self) -> list[str]:
@@ -47,7 +49,8 @@ class ReadOptions:
 
 
 def add_read_flags(parser: argparse.ArgumentParser) -> None:
-    """``--na-values`` and ``--delimiter``: the `ReadOptions` of a CSV input."""
+    """``--na-values``, ``--delimiter``, ``--decimal``, ``--encoding``, ``--no-header`` and ``--sheet``:
+    the `ReadOptions` of a CSV or Excel input."""
     parser.add_argument(
         "--na-values",
         nargs="*",
@@ -73,6 +76,12 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
         help="CSV input: the text encoding (default: the one its byte-order mark names, else utf-8; "
         "e.g. cp1252 for Windows files from Western Europe, latin-1)",
     )
+    parser.add_argument(
+        "--no-header",
+        action="store_true",
+        help="CSV input: the first line is data, not column names; the columns are named 1, 2, ... "
+        "and a CSV output has no header line either",
+    )
     parser.add_argument("--sheet", help="Excel input: the sheet to read (default: the first)")
 
 
@@ -83,7 +92,7 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
         >>> parser = argparse.ArgumentParser()
         >>> add_read_flags(parser)
         >>> read_options(parser.parse_args(["--na-values", "?", "--delimiter", "tab"]))
-        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding=None, sheet=None)
+        ReadOptions(na_values=('?',), delimiter='\\t', decimal=None, encoding=None, header=True, sheet=None)
     """
     delimiter = "\t" if args.delimiter == "tab" else args.delimiter
     if delimiter is not None and (len(delimiter) != 1 or delimiter in "\r\n\"'"):
@@ -96,4 +105,4 @@ def read_options(args: argparse.Namespace) -> ReadOptions:
         raise SeqdiffError(
             f"--encoding: unknown encoding {args.encoding!r} (e.g. utf-8, cp1252, latin-1)"
         ) from None
-    return ReadOptions(na_values, delimiter, args.decimal, args.encoding, args.sheet)
+    return ReadOptions(na_values, delimiter, args.decimal, args.encoding, not args.no_header, args.sheet)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.files import numbers_in_header
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.stream import StreamReport, check_output, impute_file, read_sample
@@ -63,10 +64,15 @@ def fit_on_file(
     """An imputer with the `fit` settings (`seqdiff.tabular.settings.FitSettings`), fitted on the file at
     `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`,
     a CSV file with `read_options`); `progress`: its tqdm bars (None: when stderr is a terminal); `say`
-    gets one line on the sample, one on identifier columns and one on early stopping."""
+    gets one line on the sample, one on identifier columns and one on early stopping, and one when the
+    header's names look like data (`numbers_in_header`)."""
     imputer = MaskedDiffusionImputer(
         categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
     )
+    numbers = numbers_in_header(path, read_options)
+    if numbers:
+        shown = ", ".join(numbers[:3]) + (", ..." if len(numbers) > 3 else "")
+        say(f"the first line names columns {shown}, numbers over columns of numbers; if it is data: --no-header")
     table, total = read_sample(
         path, imputer.max_fit_rows, seed=seed, batch_rows=batch_rows, read_options=read_options
     )

@@ -3,9 +3,9 @@ atomically.
 
 The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, ``.csv`` / ``.tsv`` /
 ``.txt`` (optionally ``.gz`` or ``.bz2`` compressed), or ``.xlsx`` (one sheet,
-`seqdiff.tabular.excel.SheetWriter`). A CSV output has a header line and is written in the
-`CsvDialect` given: `output_dialect` hands back a CSV input's delimiter, decimal mark and encoding, so a
-semicolon file with decimal commas from a European spreadsheet comes back as one. Missing cells are
+`seqdiff.tabular.excel.SheetWriter`). A CSV output is written in the `CsvDialect` given:
+`output_dialect` hands back a CSV input's delimiter, decimal mark, encoding and header line (or none), so
+a semicolon file with decimal commas from a European spreadsheet comes back as one. Missing cells are
 empty fields; numbers are written in their shortest exact form (``70.50`` comes back as ``70.5``).
 
 Example:
@@ -45,11 +45,12 @@ OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".txt", ".xlsx", ".xlsm")
 @dataclass(frozen=True)
 class CsvDialect:
     """How a CSV output is written: the field `delimiter`, the `decimal` mark of numbers, the text
-    `encoding` (a Python codec name)."""
+    `encoding` (a Python codec name), and whether it starts with a `header` line."""
 
     delimiter: str = ","
     decimal: str = "."
     encoding: str = "utf-8"
+    header: bool = True
 
 
 def output_format(path: str | Path) -> str:
@@ -78,8 +79,8 @@ def output_dialect(
     out_path: str | Path, in_path: str | Path | None = None, options: ReadOptions | None = None
 ) -> CsvDialect:
     """The dialect of the CSV output `out_path`: tab-separated for a ``.tsv`` name, else the delimiter of
-    the CSV input `in_path` (read with `options`), or a comma; the input's decimal mark and encoding, or
-    a point and UTF-8 (also for a Parquet or Excel input)."""
+    the CSV input `in_path` (read with `options`), or a comma; the input's decimal mark, encoding and
+    header line or none, or a point, UTF-8 and a header (also for a Parquet or Excel input)."""
     if in_path is None or file_format(Path(in_path)) in ("parquet", "excel"):
         dialect = CsvDialect()
     else:
@@ -152,7 +153,7 @@ class TableWriter:
         sink = self._stack.enter_context(pa.output_stream(str(self._tmp), compression=compression))
         if codecs.lookup(self.dialect.encoding).name != "utf-8":
             sink = self._stack.enter_context(pa.PythonFile(_Encoded(sink, self.dialect.encoding), mode="w"))
-        options = pacsv.WriteOptions(delimiter=self.dialect.delimiter)
+        options = pacsv.WriteOptions(delimiter=self.dialect.delimiter, include_header=self.dialect.header)
         text_schema = _with_decimal(schema.empty_table(), self.dialect.decimal).schema
         return self._stack.enter_context(pacsv.CSVWriter(sink, text_schema, write_options=options))
 

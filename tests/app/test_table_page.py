@@ -153,6 +153,27 @@ def test_csv_options_read_a_windows_spreadsheet_export(monkeypatch: pytest.Monke
     assert at.button(key="table_impute_run").disabled
 
 
+def test_a_file_without_a_header_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """UCI's adult.data: no header line, ", " between fields. The option names the columns 1, 2, 3 and
+    the CSV download has no header line either."""
+    data = "".join(
+        f"{20 + i % 50}, {'?' if i % 7 == 0 else ['Private', 'Never'][i % 2]}, {i % 11}\n" for i in range(80)
+    )
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload("adult.data.csv", data.encode()).run()
+    assert "79 rows × 3 columns" in captions(at)
+    at.checkbox(key="table_no_header").check().run()
+    assert not at.exception and not errors(at)
+    assert "80 rows × 3 columns" in captions(at)
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    click(at, "table_impute_run")
+    run = at.session_state["table_run"]
+    assert list(run.frame.columns) == ["1", "2", "3"] and not run.frame["2"].isna().any()
+    lines = run.export.decode().splitlines()
+    assert len(lines) == 80 and lines[1] == '21,"Never",1'
+
+
 def test_excels_unicode_text_is_read_by_its_byte_order_mark(monkeypatch: pytest.MonkeyPatch) -> None:
     """Excel's "Unicode Text" (.txt: UTF-16 with a byte-order mark, tabs) reads with the detected
     encoding, and its download comes back as a .txt file in that encoding, byte-order mark first."""

@@ -394,3 +394,35 @@ def test_a_stray_word_among_spaced_numbers_is_named(tmp_path: Path) -> None:
     result = seqdiff("impute", str(src), "-o", str(out), "--na-values", "unknown", *TINY)
     assert result.returncode == 0, result.stderr
     assert read_table(out).column("x").to_pylist()[:3] == [0, 1, 2]
+
+
+def adult_data(rows: int = 70) -> str:
+    """Lines as UCI's adult.data writes them: no header, ", " between fields, "?" for missing."""
+    return "".join(
+        f"{20 + i % 50}, {'?' if i % 7 == 0 else ['Private', 'State-gov'][i % 2]}, {i * 3 % 11 + 30}\n"
+        for i in range(rows)
+    )
+
+
+def test_a_file_without_a_header_is_read_with_no_header_and_written_without(tmp_path: Path) -> None:
+    src = tmp_path / "adult.data.csv"
+    src.write_text(adult_data())
+    # Read with a header, the first line names the columns, and impute says so.
+    out = tmp_path / "o.csv"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "the first line names columns 20, 30, numbers over columns of numbers" in result.stderr
+    assert "--no-header" in result.stderr
+    table = read_table(src, options=ReadOptions(header=False))
+    assert table.column_names == ["1", "2", "3"] and table.num_rows == 70
+    assert table.column("1").to_pylist()[:2] == [20, 21] and table.column("2").null_count == 10
+    result = seqdiff("impute", str(src), "-o", str(out), "--no-header", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "imputed 10 cells in 70 rows" in result.stderr and "first line" not in result.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 70 and lines[1] == '21,"State-gov",33'
+    back = read_table(out, options=ReadOptions(header=False))
+    assert back.column("2").null_count == 0 and back.column("1").equals(table.column("1"))
+    parquet = tmp_path / "o.parquet"
+    assert seqdiff("impute", str(src), "-o", str(parquet), "--no-header", *TINY).returncode == 0
+    assert pq.read_table(parquet).column_names == ["1", "2", "3"]

@@ -28,7 +28,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.csv_dates import date_formats, to_dates
 from seqdiff.tabular.csv_numbers import (
     NumberStyle,
     blank_to_null,
@@ -244,9 +245,10 @@ def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[s
 @dataclass(frozen=True)
 class _CsvRead:
     """How one CSV file is read: its dialect, its columns of numbers written with digit groups or unit
-    signs (name -> `NumberStyle`, `number_styles`), read as text and then converted (`to_numbers`),
-    and its column names when not the header's: 1, 2, ... without a header (`ReadOptions.header`),
-    without the spaces in a file with a space after each delimiter (`_spaced`)."""
+    signs (name -> `NumberStyle`, `number_styles`) and of dates in a local style (`date_formats`),
+    read as text and then converted (`to_numbers`, `to_dates`), and its column names when not the
+    header's: 1, 2, ... without a header (`ReadOptions.header`), without the spaces in a file with a
+    space after each delimiter (`_spaced`)."""
 
     path: Path
     options: ReadOptions
@@ -255,6 +257,7 @@ class _CsvRead:
     skip_rows: int = 0
     names: tuple[str, ...] | None = None  # the column names, when not the header's as Arrow reads it
     numbered: tuple[str, ...] = ()  # the header's numbers over columns of numbers (`numbers_in_header`)
+    dates: dict[str, str] = field(default_factory=dict)  # name -> strptime format (`date_formats`)
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
@@ -275,11 +278,14 @@ class _CsvRead:
         # Lines before the first record: Excel's ``sep=`` line, and the header when named here.
         skip = int(named is not None) + (names is not None and options.header)
         numbered = tuple(numbers_named_by_numbers(header, rows, decimal, missing)) if options.header else ()
-        return cls(path, options, (delimiter, decimal), styles, skip, names, numbered)
+        dates = {
+            name.strip() if names else name: fmt for name, fmt in date_formats(header, rows, missing).items()
+        }
+        return cls(path, options, (delimiter, decimal), styles, skip, names, numbered, dates)
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
         delimiter, decimal = self.dialect
-        as_text = {name: pa.string() for name in self.styles}
+        as_text = {name: pa.string() for name in [*self.styles, *self.dates]}
         return {
             # Arrow skips a UTF-8 byte-order mark itself, and reads UTF-8 without transcoding.
             "read_options": pacsv.ReadOptions(
@@ -298,26 +304,36 @@ class _CsvRead:
 
     def convert(self, table: pa.Table | pa.RecordBatch, stream: bool) -> pa.Table | pa.RecordBatch:
         """`table` with its styled columns as numbers: of the type their sampled values fit when read
-        in a `stream` (its batches share a schema), else of the type all their values fit; in a spaced
-        file, its text without the spaces after the delimiters, and blank fields missing."""
-        for i, field in enumerate(table.schema):
-            if not pa.types.is_string(field.type):
+        in a `stream` (its batches share a schema), else of the type all their values fit; its date
+        columns as dates; in a spaced file, its text without the spaces after the delimiters, and
+        blank fields missing."""
+        for i, column_field in enumerate(table.schema):
+            name = column_field.name
+            if not pa.types.is_string(column_field.type):
                 continue
-            if field.name in self.styles:
+            if name in self.styles:
                 column = to_numbers(
                     table.column(i),
-                    field.name,
-                    self.styles[field.name],
+                    name,
+                    self.styles[name],
                     self.dialect[1],
                     stream=stream,
                     source=str(self.path),
                     na_values=self.options.na_values,
                 )
+            elif name in self.dates:
+                column = to_dates(
+                    table.column(i),
+                    name,
+                    self.dates[name],
+                    str(self.path),
+                    self.options.na_values,
+                )
             elif self.names is not None:
                 column = blank_to_null(pc.utf8_ltrim(table.column(i), " "))
             else:
                 continue
-            table = table.set_column(i, field.name, column)
+            table = table.set_column(i, name, column)
         return table
 
 

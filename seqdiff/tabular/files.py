@@ -2,12 +2,10 @@
 (`iter_record_batches`); Excel workbooks (.xlsx) as `seqdiff.tabular.excel` reads them.
 
 Missing, unreadable or other files are one-line SeqdiffErrors naming the path. A CSV file is read as
-its `seqdiff.tabular.read_options.ReadOptions` say: its delimiter (`detect_delimiter`: comma,
-semicolon, tab or pipe, or the one Excel's first line ``sep=;`` names), decimal mark (`detect_decimal`;
-digit groups and unit signs such as ``1.234,5 €``: `seqdiff.tabular.csv_numbers`) and encoding (`byte_order_encoding`:
-its byte-order mark's, else UTF-8) are detected from its first 64 KiB unless given; empty fields and the
-`NA_VALUES` tokens are missing cells. What cannot be told apart is a one-line error that names the
-flag that settles it.
+its `seqdiff.tabular.read_options.ReadOptions` say, and what they leave open (its encoding, delimiter,
+decimal mark, number and date styles) as its first 64 KiB show (`seqdiff.tabular.csv_sniff`); empty
+fields and the `NA_VALUES` tokens are missing cells. What cannot be told apart is a one-line error that
+names the flag that settles it.
 
 Example:
     >>> read_table("no/such.parquet")
@@ -23,55 +21,19 @@ Example:
 
 from __future__ import annotations
 
-import codecs
-import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.csv_dates import date_formats, to_dates
-from seqdiff.tabular.csv_numbers import (
-    NumberStyle,
-    blank_to_null,
-    decimal_mark,
-    number_styles,
-    numbers_named_by_numbers,
-    to_numbers,
-)
+from seqdiff.tabular.csv_sniff import CsvRead
 from seqdiff.tabular.excel import read_sheet
-from seqdiff.tabular.read_options import DELIMITERS, ReadOptions
-
-SNIFF_BYTES = 65_536
-# Byte-order marks and the codecs that read them (and write them back); UTF-32's little-endian mark
-# begins with UTF-16's, so it is looked for first.
-BYTE_ORDER_MARKS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-_SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n')
-
-
-def byte_order_encoding(start: bytes) -> str:
-    """The encoding that text starting with the bytes `start` is read in: the one its byte-order mark
-    names, else UTF-8.
-
-    Example:
-        >>> byte_order_encoding("a,b".encode("utf-16")), byte_order_encoding(b"a,b")
-        ('utf-16', 'utf-8')
-    """
-    return next((name for mark, name in BYTE_ORDER_MARKS if start.startswith(mark)), "utf-8")
+from seqdiff.tabular.read_options import ReadOptions
 
 
 def file_format(path: Path, exists: bool = True) -> str:
@@ -96,93 +58,6 @@ def file_format(path: Path, exists: bool = True) -> str:
     raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv, .tsv, .txt or .xlsx)")
 
 
-class _Sample(NamedTuple):
-    """A CSV file's first `SNIFF_BYTES` (decompressed) as text, in the encoding it is read in."""
-
-    text: str  # without a byte-order mark or Excel's ``sep=`` line
-    whole: bool  # the sample is the whole file
-    named_delimiter: str | None  # the one Excel's optional first line ``sep=;`` names
-    encoding: str  # `ReadOptions.encoding`, else `byte_order_encoding`'s
-
-
-def _sample_lines(path: Path, encoding: str | None) -> _Sample:
-    """The `_Sample` of the file at `path`, read in `encoding` (None: `byte_order_encoding`); a one-line
-    SeqdiffError when it is not text in that encoding."""
-    with pa.input_stream(str(path), compression="detect") as stream:
-        data = stream.read(SNIFF_BYTES + 1)
-    whole, data = len(data) <= SNIFF_BYTES, data[:SNIFF_BYTES]
-    encoding = encoding or byte_order_encoding(data[:4])
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        if whole or exc.start < len(data) - 4:  # not just a character cut at the sample's end
-            raise SeqdiffError(
-                f"{path}: not {encoding} text (byte 0x{data[exc.start]:02x} at offset {exc.start:,}); "
-                "give its encoding, e.g. --encoding cp1252 (Windows, Western Europe)"
-            ) from None
-        text = data[: exc.start].decode(encoding)
-    text = text.removeprefix("\ufeff")
-    sep_line = _SEP_LINE.match(text)
-    if sep_line:
-        return _Sample(text[sep_line.end() :], whole, sep_line[1], encoding)
-    return _Sample(text, whole, None, encoding)
-
-
-def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
-    """The sampled records (blank lines skipped; a cut last one dropped)."""
-    records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
-    if not whole and len(records) > 1:
-        records = records[:-1]
-    return records
-
-
-def _spaced(rows: list[list[str]]) -> bool:
-    """Whether sampled rows write a space after each delimiter (``39, State-gov``, as UCI's adult.data
-    does): 90% of their fields after the first start with one."""
-    after = [field for row in rows for field in row[1:]]
-    return bool(after) and sum(field.startswith(" ") for field in after) >= 0.9 * len(after)
-
-
-def detect_delimiter(path: str | Path, fmt: str = "csv", options: ReadOptions | None = None) -> str:
-    """The delimiter of a CSV file: the one of comma, semicolon, tab and pipe that splits every line of
-    its first 64 KiB into the same number, two or more, of fields. When several do, a one-line
-    SeqdiffError names them; when none does (one column, or ragged rows), the extension's: tab for
-    `fmt` "tsv", else comma.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
-        >>> _ = path.write_text("a|b\\n1|x\\n")
-        >>> detect_delimiter(path)
-        '|'
-        >>> _ = path.write_text("a,b;c\\n1,2;3\\n")
-        >>> detect_delimiter(path)
-        Traceback (most recent call last):
-        ...
-        seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
-    """
-    sample = _sample_lines(Path(path), options and options.encoding)
-    return sample.named_delimiter or _delimiter_in(sample.text, sample.whole, fmt, path)
-
-
-def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
-    """`detect_delimiter` on the sampled text of the file at `path`."""
-    fits = {}
-    for delimiter in DELIMITERS:
-        counts = {len(r) for r in _records(text, whole, delimiter)}
-        if len(counts) == 1 and min(counts) >= 2:
-            fits[delimiter] = min(counts)
-    if len(fits) == 1:
-        return next(iter(fits))
-    if len(fits) > 1:
-        named = [f"{DELIMITERS[d]} ({n} fields per line)" for d, n in fits.items()]
-        raise SeqdiffError(
-            f"{path}: cannot tell the delimiter: {', '.join(named[:-1])} and {named[-1]} both fit; "
-            "give --delimiter"
-        )
-    return "\t" if fmt == "tsv" else ","
-
-
 def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> list[str]:
     """The header fields of a CSV file that are numbers over columns of numbers: "39" over ages, as when
     a first line of data is read as column names (give ``--no-header``). Empty for other files and
@@ -198,32 +73,8 @@ def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> l
     path = Path(path)
     fmt = file_format(path)
     return (
-        [] if fmt in ("parquet", "excel") else list(_CsvRead.of(path, fmt, options or ReadOptions()).numbered)
+        [] if fmt in ("parquet", "excel") else list(CsvRead.of(path, fmt, options or ReadOptions()).numbered)
     )
-
-
-def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None = None) -> str:
-    """The decimal mark of a CSV file split by `delimiter`: a comma when, in its first 64 KiB, a column's
-    values (besides missing ones) are all numbers and some are written like ``3,14`` (not only like
-    ``1,250``, which could be a thousands group); else a point. When another column's are written like
-    ``3.14``, a one-line SeqdiffError names both (give --decimal).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
-        >>> _ = path.write_text("kg;n\\n70,5;1\\n-3,25;2\\n")
-        >>> detect_decimal(path, ";")
-        ','
-        >>> _ = path.write_text("kg;m\\n70,5;1.5\\n")
-        >>> detect_decimal(path, ";")
-        Traceback (most recent call last):
-        ...
-        seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the decimal mark: column 'kg' writes 70,5 and column 'm' 1.5; give --decimal
-    """
-    options = options or ReadOptions()
-    sample = _sample_lines(Path(path), options.encoding)
-    header, *rows = _records(sample.text, sample.whole, delimiter) or [[]]
-    return decimal_mark(header, rows, set(options.null_values()), str(path))
 
 
 def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool]:
@@ -238,103 +89,8 @@ def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[s
         (';', ',', 'utf-8', True)
     """
     path = Path(path)
-    read = _CsvRead.of(path, file_format(path), options or ReadOptions())
+    read = CsvRead.of(path, file_format(path), options or ReadOptions())
     return (*read.dialect, read.options.encoding, read.options.header)
-
-
-@dataclass(frozen=True)
-class _CsvRead:
-    """How one CSV file is read: its dialect, its columns of numbers written with digit groups or unit
-    signs (name -> `NumberStyle`, `number_styles`) and of dates in a local style (`date_formats`),
-    read as text and then converted (`to_numbers`, `to_dates`), and its column names when not the
-    header's: 1, 2, ... without a header (`ReadOptions.header`), without the spaces in a file with a
-    space after each delimiter (`_spaced`)."""
-
-    path: Path
-    options: ReadOptions
-    dialect: tuple[str, str]
-    styles: dict[str, NumberStyle]
-    skip_rows: int = 0
-    names: tuple[str, ...] | None = None  # the column names, when not the header's as Arrow reads it
-    numbered: tuple[str, ...] = ()  # the header's numbers over columns of numbers (`numbers_in_header`)
-    dates: dict[str, str] = field(default_factory=dict)  # name -> strptime format (`date_formats`)
-
-    @classmethod
-    def of(cls, path: Path, fmt: str, options: ReadOptions) -> _CsvRead:
-        # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
-        text, whole, named, encoding = _sample_lines(path, options.encoding)
-        options = replace(options, encoding=encoding)
-        delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
-        header, *rows = _records(text, whole, delimiter) or [[]]
-        if not options.header:
-            header, rows = [str(j) for j in range(1, len(header) + 1)], [header, *rows]
-        missing = set(options.null_values())
-        decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
-        spaced = _spaced(rows)  # its numbers read as text: a blank field would make them text
-        styles = number_styles(header, rows, decimal, missing, plain=spaced)
-        names = tuple(name.strip() for name in header) if spaced or not options.header else None
-        if names is not None:
-            styles = {name.strip(): style for name, style in styles.items()}
-        # Lines before the first record: Excel's ``sep=`` line, and the header when named here.
-        skip = int(named is not None) + (names is not None and options.header)
-        numbered = tuple(numbers_named_by_numbers(header, rows, decimal, missing)) if options.header else ()
-        dates = {
-            name.strip() if names else name: fmt for name, fmt in date_formats(header, rows, missing).items()
-        }
-        return cls(path, options, (delimiter, decimal), styles, skip, names, numbered, dates)
-
-    def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
-        delimiter, decimal = self.dialect
-        as_text = {name: pa.string() for name in [*self.styles, *self.dates]}
-        return {
-            # Arrow skips a UTF-8 byte-order mark itself, and reads UTF-8 without transcoding.
-            "read_options": pacsv.ReadOptions(
-                encoding="utf-8" if self.options.encoding == "utf-8-sig" else self.options.encoding,
-                skip_rows=self.skip_rows,
-                column_names=self.names,
-            ),
-            "parse_options": pacsv.ParseOptions(delimiter=delimiter),
-            "convert_options": pacsv.ConvertOptions(
-                column_types=as_text | (column_types or {}),
-                null_values=self.options.null_values(),
-                strings_can_be_null=True,
-                decimal_point=decimal,
-            ),
-        }
-
-    def convert(self, table: pa.Table | pa.RecordBatch, stream: bool) -> pa.Table | pa.RecordBatch:
-        """`table` with its styled columns as numbers: of the type their sampled values fit when read
-        in a `stream` (its batches share a schema), else of the type all their values fit; its date
-        columns as dates; in a spaced file, its text without the spaces after the delimiters, and
-        blank fields missing."""
-        for i, column_field in enumerate(table.schema):
-            name = column_field.name
-            if not pa.types.is_string(column_field.type):
-                continue
-            if name in self.styles:
-                column = to_numbers(
-                    table.column(i),
-                    name,
-                    self.styles[name],
-                    self.dialect[1],
-                    stream=stream,
-                    source=str(self.path),
-                    na_values=self.options.na_values,
-                )
-            elif name in self.dates:
-                column = to_dates(
-                    table.column(i),
-                    name,
-                    self.dates[name],
-                    str(self.path),
-                    self.options.na_values,
-                )
-            elif self.names is not None:
-                column = blank_to_null(pc.utf8_ltrim(table.column(i), " "))
-            else:
-                continue
-            table = table.set_column(i, name, column)
-        return table
 
 
 def _check_text(path: Path, schema: pa.Schema, encoding: str) -> None:
@@ -389,7 +145,7 @@ def read_table(
             return pq.read_table(path)
         if fmt == "excel":
             return read_sheet(path, options.sheet, options.na_values)
-        csv_read = _CsvRead.of(path, fmt, options)
+        csv_read = CsvRead.of(path, fmt, options)
         options = csv_read.options
         table = csv_read.convert(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
@@ -428,7 +184,7 @@ def iter_record_batches(
         elif fmt == "excel":
             batches = read_sheet(path, options.sheet, options.na_values).to_batches()
         else:
-            csv_read = _CsvRead.of(path, fmt, options)
+            csv_read = CsvRead.of(path, fmt, options)
             options = csv_read.options
             batches = pacsv.open_csv(path, **csv_read.arrow_options(column_types))
             _check_text(path, batches.schema, options.encoding)

@@ -23,7 +23,7 @@ class ReadOptions:
     Parquet file none (it has types and nulls of its own).
 
     `na_values`: the fields read as missing besides empty ones; `delimiter`: one character, or None to
-    detect it (`seqdiff.tabular.files.detect_delimiter`); `decimal`: the decimal mark, "." or ",", or
+    detect it (`seqdiff.tabular.csv_sniff.detect_delimiter`); `decimal`: the decimal mark, "." or ",", or
     None to detect it (`detect_decimal`); `encoding`: the text encoding (a Python codec name), or None
     for the one the file's byte-order mark names, else UTF-8 (`byte_order_encoding`); `header`: whether
     the first line names the columns (without, they are named 1, 2, ...); `sheet`: a workbook's sheet

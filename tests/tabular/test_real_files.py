@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import detect_decimal, detect_delimiter, iter_record_batches, read_table
+from seqdiff.tabular.csv_sniff import detect_decimal, detect_delimiter
+from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.read_options import NA_VALUES, ReadOptions
 from seqdiff.tabular.schema import infer_schema

@@ -28,9 +28,8 @@ from typing import Any
 import pyarrow as pa
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.read_options import ERROR_VALUES
 
-# Excel's error values: a formula that could not be computed.
-ERROR_VALUES = frozenset({"#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!"})
 MAX_ROWS = 1_048_576  # rows of an Excel sheet, its header included
 _TYPES = {  # the Arrow type of a column whose cells are all of one Python type
     bool: pa.bool_(),

@@ -13,6 +13,9 @@ from seqdiff.errors import SeqdiffError
 # Cells a CSV file spells missing besides empty ones: the issue's list (UCI adult writes "?") and the
 # spellings pandas and Arrow read as missing by default.
 NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan")
+# Excel's error values, a formula that could not be computed: missing in a workbook, and in the CSV
+# files Excel exports (whatever ``--na-values`` says).
+ERROR_VALUES: tuple[str, ...] = ("#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!")
 DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 DECIMAL_MARKS = (".", ",")
 
@@ -30,8 +33,8 @@ class ReadOptions:
     (None: the first).
 
     Example:
-        >>> ReadOptions(na_values=("?",)).null_values()
-        ['', ' ', '?', ' ?']
+        >>> ReadOptions(na_values=("?",)).null_values()[:4]
+        ['', ' ', '?', '#N/A']
     """
 
     na_values: tuple[str, ...] = NA_VALUES
@@ -42,9 +45,9 @@ class ReadOptions:
     sheet: str | None = None
 
     def null_values(self) -> list[str]:
-        """Arrow's ``null_values``: empty, a lone space, each token, and each token after a space
-        (``a, ?, b``)."""
-        tokens = [t for t in dict.fromkeys(self.na_values) if t.strip()]
+        """Arrow's ``null_values``: empty, a lone space, each token and Excel error value, and each of
+        them after a space (``a, ?, b``)."""
+        tokens = [t for t in dict.fromkeys([*self.na_values, *ERROR_VALUES]) if t.strip()]
         return ["", " ", *tokens, *(f" {t}" for t in tokens)]
 
 

@@ -19,7 +19,7 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_sniff import detect_decimal, detect_delimiter
 from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
-from seqdiff.tabular.read_options import NA_VALUES, ReadOptions
+from seqdiff.tabular.read_options import ERROR_VALUES, NA_VALUES, ReadOptions
 from seqdiff.tabular.schema import infer_schema
 from tests.test_bad_input import assert_one_line_error, seqdiff
 
@@ -267,14 +267,16 @@ def test_adult_like_files_are_read_without_the_spaces_and_placeholders_are_missi
     assert out.read_text().splitlines()[0] == '"age","workclass","hours"'
 
 
-@pytest.mark.parametrize("token", ["?", "NA", "N/A", "null", "-", ""])
+@pytest.mark.parametrize("token", ["?", "NA", "N/A", "null", "-", "", "#N/A", "#DIV/0!"])
 def test_every_default_placeholder_is_missing(token: str, tmp_path: Path) -> None:
-    assert token == "" or token in NA_VALUES
+    assert token == "" or token in NA_VALUES or token in ERROR_VALUES
     src = tmp_path / "t.csv"
     src.write_text("x,c\n" + "".join(f"{i / 2},{'ab'[i % 2]}\n" for i in range(30)) + f"{token},{token}\n")
     table = read_table(src)
     assert table.column("x").type == "double" and table.column("x").null_count == 1
     assert table.column("c").null_count == 1
+    if token in ERROR_VALUES:  # as Excel exports a formula that failed: missing whatever --na-values says
+        assert read_table(src, options=ReadOptions(na_values=())).column("x").null_count == 1
 
 
 def test_na_values_replaces_the_placeholders(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ MAX_STRAY_WORDS = 3
 # between sign and number (``1 234,50 €``): a plain, no-break or narrow no-break space.
 CURRENCIES = "$€£¥₹₩₽₺₪"
 _SPACE = "[ \u00a0\u202f]"
+# Accounting's negative numbers: ``(1,250)`` or ``($1,250)`` for -1,250.
+_ACCOUNTING = re.compile(r"^\((.*)\)$")
 _UNIT = re.compile(
     rf"(?P<sign>[+-]?)(?P<prefix>[{CURRENCIES}]?){_SPACE}?(?P<number>.*?){_SPACE}?(?P<suffix>%|[{CURRENCIES}])?"
 )
@@ -96,10 +98,11 @@ def _columns(
     header: list[str], rows: list[list[str]], missing: set[str]
 ) -> dict[str, tuple[tuple[str, str], list[str]]]:
     """Each column's unit signs (`_unit`) and its sampled values, stripped of spaces and those signs,
-    besides missing ones."""
+    a negative number in parentheses with a minus sign, besides missing ones."""
     columns = {}
     for j, name in enumerate(header):
         values = [v for v in (r[j].strip() for r in rows if j < len(r)) if v and v not in missing]
+        values = [_ACCOUNTING.sub(r"-\1", v) for v in values]
         unit = _unit(values)
         columns[name] = (unit, [_without_unit(v, unit) for v in values])
     return columns
@@ -212,8 +215,8 @@ def to_numbers(
     Example:
         >>> to_numbers(pa.array(["1.234,5", None, "-12"]), "kg", NumberStyle(".", "", "", "float64"), ",").to_pylist()
         [1234.5, None, -12.0]
-        >>> to_numbers(pa.array(["-$1,250", "$ 7"]), "usd", NumberStyle(",", "$", "", "int64"), ".").to_pylist()
-        [-1250, 7]
+        >>> to_numbers(pa.array(["-$1,250", "$ 7", "($12)"]), "usd", NumberStyle(",", "$", "", "int64"), ".").to_pylist()
+        [-1250, 7, -12]
         >>> style = NumberStyle(",", "", "", "int64")
         >>> to_numbers(pa.array(["1,250", "none"]), "n", style, ".", source="t.csv", na_values=("?",))
         Traceback (most recent call last):
@@ -221,6 +224,7 @@ def to_numbers(
         seqdiff.errors.SeqdiffError: t.csv: column 'n' holds numbers written like 1,250 but for 'none': read them as missing (--na-values '?' none)
     """
     text = blank_to_null(pc.utf8_trim_whitespace(column))
+    text = pc.replace_substring_regex(text, _ACCOUNTING.pattern, r"-\1")
     if style.prefix:  # the sign may stand before the unit or after it: -$5, $-5
         text = pc.replace_substring_regex(text, rf"^([+-]?){re.escape(style.prefix)}{_SPACE}?", r"\1")
     if style.suffix:

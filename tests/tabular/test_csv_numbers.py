@@ -190,3 +190,11 @@ def test_amounts_are_imputed_as_numbers_and_written_plain(tmp_path: Path) -> Non
     observed = np.arange(80) % 5 != 0
     np.testing.assert_allclose(table.column("amount").to_numpy()[observed], amounts[observed])
     assert "€" not in out.read_text(encoding="utf-8")
+
+
+def test_accounting_negatives_in_parentheses(tmp_path: Path) -> None:
+    amounts = np.round(np.random.default_rng(4).uniform(-5000, 5000, 60), 2)
+    text = [f'"(${-a:,.2f})"' if a < 0 else f'"${a:,.2f}"' for a in amounts]
+    src = tmp_path / "t.csv"
+    src.write_text("amount,k\n" + "".join(f"{t},{i % 2}\n" for i, t in enumerate(text)))
+    assert read_table(src).column("amount").to_pylist() == pytest.approx(amounts.tolist())

@@ -132,7 +132,11 @@ def file_options() -> ReadOptions:
             help="The columns are then named 1, 2, ... and a CSV download has no header line either.",
         )
     return ReadOptions(
-        delimiter=delimiter, decimal=decimal, encoding=encoding, header=not no_header, sheet=name.strip() or None
+        delimiter=delimiter,
+        decimal=decimal,
+        encoding=encoding,
+        header=not no_header,
+        sheet=name.strip() or None,
     )
 
 

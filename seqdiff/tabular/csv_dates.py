@@ -2,7 +2,7 @@
 ``15/03/2024 14:30``), read from the file's first lines. ISO dates (``2024-03-15``) Arrow reads itself.
 
 `date_formats` finds each column's format in sampled records (a header and rows of fields, as
-`seqdiff.tabular.files` samples them); `to_dates` turns such a column, read as text, into dates, or
+`seqdiff.tabular.csv_sniff` samples them); `to_dates` turns such a column, read as text, into dates, or
 timestamps when the format has a time of day.
 
 Example:
@@ -76,7 +76,7 @@ def to_dates(
         >>> to_dates(pa.array(["15.03.2024", "soon"]), "due", "%d.%m.%Y", "t.csv")
         Traceback (most recent call last):
         ...
-        seqdiff.errors.SeqdiffError: t.csv: column 'due' holds dates written like 15.03.2024 but for 'soon': read it as missing (--na-values soon)
+        seqdiff.errors.SeqdiffError: t.csv: column 'due' holds dates written like 15.03.2024 but for 'soon': ...
     """
     text = pc.utf8_trim_whitespace(column)
     stamps = pc.strptime(text, format=fmt, unit="s", error_is_null=True)

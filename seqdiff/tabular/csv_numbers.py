@@ -3,15 +3,19 @@
 ``12%``), read from the file's first lines.
 
 `decimal_mark` and `number_styles` look at sampled records (a header and rows of fields, as
-`seqdiff.tabular.files` samples them); `to_numbers` turns a column of such numbers, read as text, into
-numbers.
+`seqdiff.tabular.csv_sniff` samples them); `to_numbers` turns a column of such numbers, read as text,
+into numbers.
 
 Example:
-    >>> header, rows = ["kg", "income", "rate"], [["70,5", "1.250 €", "5%"], ["3,25", "12.500,75 €", "12%"]]
+    >>> header = ["kg", "income", "rate"]
+    >>> rows = [["70,5", "1.250 €", "5%"], ["3,25", "12.500,75 €", "12%"]]
     >>> decimal_mark(header, rows)
     ','
-    >>> number_styles(header, rows, ",")
-    {'income': NumberStyle(group='.', prefix='', suffix='€', type_='float64'), 'rate': NumberStyle(group=None, prefix='', suffix='%', type_='int64')}
+    >>> styles = number_styles(header, rows, ",")
+    >>> styles["income"]
+    NumberStyle(group='.', prefix='', suffix='€', type_='float64')
+    >>> styles["rate"]
+    NumberStyle(group=None, prefix='', suffix='%', type_='int64')
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ _SPACE = "[ \u00a0\u202f]"
 # Accounting's negative numbers: ``(1,250)`` or ``($1,250)`` for -1,250.
 _ACCOUNTING = re.compile(r"^\((.*)\)$")
 _UNIT = re.compile(
-    rf"(?P<sign>[+-]?)(?P<prefix>[{CURRENCIES}]?){_SPACE}?(?P<number>.*?){_SPACE}?(?P<suffix>%|[{CURRENCIES}])?"
+    rf"(?P<sign>[+-]?)(?P<prefix>[{CURRENCIES}]?){_SPACE}?"
+    rf"(?P<number>.*?){_SPACE}?(?P<suffix>%|[{CURRENCIES}])?"
 )
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}
@@ -213,9 +218,11 @@ def to_numbers(
     `na_values`) that reads them as missing, or a fraction in an int64 column (a stream's later rows).
 
     Example:
-        >>> to_numbers(pa.array(["1.234,5", None, "-12"]), "kg", NumberStyle(".", "", "", "float64"), ",").to_pylist()
+        >>> kg = NumberStyle(".", "", "", "float64")
+        >>> to_numbers(pa.array(["1.234,5", None, "-12"]), "kg", kg, ",").to_pylist()
         [1234.5, None, -12.0]
-        >>> to_numbers(pa.array(["-$1,250", "$ 7", "($12)"]), "usd", NumberStyle(",", "$", "", "int64"), ".").to_pylist()
+        >>> usd = NumberStyle(",", "$", "", "int64")
+        >>> to_numbers(pa.array(["-$1,250", "$ 7", "($12)"]), "usd", usd, ".").to_pylist()
         [-1250, 7, -12]
         >>> style = NumberStyle(",", "", "", "int64")
         >>> to_numbers(pa.array(["1,250", "none"]), "n", style, ".", source="t.csv", na_values=("?",))

@@ -73,7 +73,8 @@ def fit_on_file(
     if numbers:
         shown = ", ".join(numbers[:3]) + (", ..." if len(numbers) > 3 else "")
         say(
-            f"the first line names columns {shown}, numbers over columns of numbers; if it is data: --no-header"
+            f"the first line names columns {shown}, numbers over columns of numbers; "
+            "if it is data: --no-header"
         )
     table, total = read_sample(
         path, imputer.max_fit_rows, seed=seed, batch_rows=batch_rows, read_options=read_options

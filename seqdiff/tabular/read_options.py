@@ -58,8 +58,9 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
         "--na-values",
         nargs="*",
         metavar="TOKEN",
-        help="CSV input: the fields read as missing besides empty ones; replaces the default list "
-        f"({' '.join(NA_VALUES)}); give none for empty fields only",
+        help="CSV input: the fields read as missing besides empty ones and Excel's error values "
+        f"(#N/A, #DIV/0!, ...); replaces the default list ({' '.join(NA_VALUES)}); give none for "
+        "empty fields only",
     )
     parser.add_argument(
         "--delimiter",

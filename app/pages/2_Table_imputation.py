@@ -22,7 +22,7 @@ from table_results import TableRun, show_results
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import file_format, read_table
+from seqdiff.tabular.files import file_format, numbers_in_header, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, ReadOptions
 from seqdiff.tabular.schema import Schema, infer_schema
@@ -141,10 +141,11 @@ def file_options() -> ReadOptions:
 
 
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)
-def read_upload(name: str, data: bytes, options: ReadOptions) -> pa.Table:
-    """The uploaded Parquet, CSV or Excel file as an Arrow table (cached: Arrow tables are immutable)."""
+def read_upload(name: str, data: bytes, options: ReadOptions) -> tuple[pa.Table, list[str]]:
+    """The uploaded Parquet, CSV or Excel file as an Arrow table (cached: Arrow tables are immutable),
+    and the header's names that look like data (`numbers_in_header`)."""
     with common.as_file(name, data) as path:
-        return read_table(path, options=options)
+        return read_table(path, options=options), numbers_in_header(path, options)
 
 
 def upload_key(upload: UploadedFile, options: ReadOptions) -> str:
@@ -352,13 +353,18 @@ if upload is None:
     st.info("Upload a Parquet, CSV or Excel table with some missing cells.")
     st.stop()
 with common.user_errors():
-    table = read_upload(upload.name, upload.getvalue(), options)
+    table, header_numbers = read_upload(upload.name, upload.getvalue(), options)
     inferred = infer_schema(table, source=upload.name)
 missing = null_mask(table)
 st.caption(
     f"{upload.name}: {table.num_rows:,} rows × {table.num_columns} columns; {int(missing.sum()):,} of "
     f"{missing.size:,} cells missing ({missing.mean():.1%})."
 )
+if header_numbers:
+    st.warning(
+        f"The first line names columns {', '.join(header_numbers[:3])}: numbers over columns of numbers. "
+        "If it is data, tick “The first line is data” in the CSV and Excel options."
+    )
 
 st.subheader("Columns")
 schema = review_schema(table, inferred, upload, upload_key(upload, options), missing)

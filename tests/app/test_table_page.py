@@ -162,8 +162,11 @@ def test_a_file_without_a_header_line(monkeypatch: pytest.MonkeyPatch) -> None:
     at = page(monkeypatch)
     at.file_uploader(key="table_upload").upload("adult.data.csv", data.encode()).run()
     assert "79 rows × 3 columns" in captions(at)
+    assert (
+        len(at.warning) == 1 and "names columns 20, 0: numbers over columns of numbers" in at.warning[0].value
+    )
     at.checkbox(key="table_no_header").check().run()
-    assert not at.exception and not errors(at)
+    assert not at.exception and not errors(at) and not at.warning
     assert "80 rows × 3 columns" in captions(at)
     at.number_input(key="table_steps").set_value(FIT_STEPS).run()
     click(at, "table_fit_run")

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,7 +44,23 @@ _TYPES = {  # the Arrow type of a column whose cells are all of one Python type
 
 def read_sheet(path: str | Path, sheet: str | None = None, na_values: Sequence[str] = ()) -> pa.Table:
     """The sheet `sheet` (None: the first) of the workbook at `path` as a table; a one-line SeqdiffError
-    for a file that is not a workbook, an unknown sheet, or a column with cells but no name."""
+    for a file that is not a workbook, an unknown sheet, or a column with cells but no name.
+
+    The last sheet read is kept until the file changes: ``seqdiff impute`` reads it to fit, then to
+    impute, and openpyxl reads a sheet cell by cell (seconds per hundred thousand rows). Arrow tables
+    are immutable, so the two reads may share one."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        raise SeqdiffError(f"{path}: no such file") from None
+    return _read_sheet(str(path), stat.st_mtime_ns, stat.st_size, sheet, tuple(na_values))
+
+
+@functools.lru_cache(maxsize=1)
+def _read_sheet(
+    path: str, mtime_ns: int, size: int, sheet: str | None, na_values: tuple[str, ...]
+) -> pa.Table:
+    """`read_sheet` of the file at `path`, keyed by its modification time and size as well."""
     # Imported here: a quarter of a second that every seqdiff command would otherwise pay at start-up.
     import openpyxl
     from openpyxl.utils import get_column_letter

@@ -14,7 +14,7 @@ import pytest
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular import excel
 from seqdiff.tabular.files import iter_record_batches, read_table
-from seqdiff.tabular.read_options import ReadOptions
+from seqdiff.tabular.read_options import NA_VALUES, ReadOptions
 from seqdiff.tabular.writing import write_table
 from tests.test_bad_input import assert_one_line_error, seqdiff
 
@@ -152,3 +152,24 @@ def test_the_sheet_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(SeqdiffError, match="more than 2 rows do not fit an Excel sheet"):
         write_table(pa.table({"x": [1, 2, 3]}), bad)
     assert not bad.exists() and list(tmp_path.iterdir()) == [out]
+
+
+def test_a_sheet_is_read_once_for_a_fit_and_its_imputation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seqdiff.tabular.task import impute_table
+
+    src = workbook(tmp_path / "clinic.xlsx")
+    opened = []
+    load = openpyxl.load_workbook
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *a, **k: opened.append(a[0]) or load(*a, **k))
+    tiny = {"max_steps": 5, "early_stopping": False, "dim": 16, "n_heads": 2}
+    report, _ = impute_table(src, tmp_path / "o.parquet", fit=tiny, device="cpu")
+    assert report.imputed_cells > 0 and opened == [str(src)]
+    assert excel.read_sheet(src, na_values=NA_VALUES) is excel.read_sheet(src, na_values=NA_VALUES)
+    assert len(opened) == 1
+    # A changed file is read again.
+    book = load(src)
+    book["visits"]["B2"] = 99
+    book.save(src)
+    assert excel.read_sheet(src, na_values=NA_VALUES).column("age")[0].as_py() == 99 and len(opened) == 2

@@ -242,10 +242,9 @@ def test_adult_like_files_are_read_without_the_spaces_and_placeholders_are_missi
     header: str, tmp_path: Path
 ) -> None:
     # UCI adult's own files: ", " between fields and "?" for a missing value; " , " an empty field.
-    rows = [
-        f"{20 + i % 50}, {'?' if i % 7 == 0 else ['Private', 'State-gov'][i % 2]}, {' ' if i % 9 == 0 else i * 3 % 11}"
-        for i in range(70)
-    ]
+    work = ["?" if i % 7 == 0 else ["Private", "State-gov"][i % 2] for i in range(70)]
+    hours = [" " if i % 9 == 0 else i * 3 % 11 for i in range(70)]
+    rows = [f"{20 + i % 50}, {work[i]}, {hours[i]}" for i in range(70)]
     src = tmp_path / "adult.csv"
     src.write_text(header + "\n" + "\n".join(rows) + "\n40, Private, ?\n")
     table = read_table(src)

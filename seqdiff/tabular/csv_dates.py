@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.csv_numbers import sampled_values
 
 # Day, month and year split by one of / . -, then an optional time of day (hours, minutes, seconds).
 _DATE = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?: (\d{1,2}):(\d{2})(:\d{2})?)?")
@@ -54,8 +55,7 @@ def date_formats(header: list[str], rows: list[list[str]], missing: set[str] = f
     """
     found = {}
     for j, name in enumerate(header):
-        values = [v for v in (r[j].strip() for r in rows if j < len(r)) if v and v not in missing]
-        fmt = _format(values)
+        fmt = _format(sampled_values(rows, j, missing))
         if fmt is not None:
             found[name] = fmt
     return found

@@ -99,6 +99,16 @@ def _without_unit(value: str, unit: tuple[str, str]) -> str:
     return m["sign"] + m["number"] if unit != ("", "") and (m["prefix"], m["suffix"] or "") == unit else value
 
 
+def sampled_values(rows: list[list[str]], j: int, missing: set[str]) -> list[str]:
+    """Column `j`'s values in sampled rows, stripped of spaces, besides empty and `missing` ones.
+
+    Example:
+        >>> sampled_values([["1", " 2 "], ["3", "?"], ["4"]], 1, {"?"})
+        ['2']
+    """
+    return [v for v in (r[j].strip() for r in rows if j < len(r)) if v and v not in missing]
+
+
 def _columns(
     header: list[str], rows: list[list[str]], missing: set[str]
 ) -> dict[str, tuple[tuple[str, str], list[str]]]:
@@ -106,8 +116,7 @@ def _columns(
     a negative number in parentheses with a minus sign, besides missing ones."""
     columns = {}
     for j, name in enumerate(header):
-        values = [v for v in (r[j].strip() for r in rows if j < len(r)) if v and v not in missing]
-        values = [_ACCOUNTING.sub(r"-\1", v) for v in values]
+        values = [_ACCOUNTING.sub(r"-\1", v) for v in sampled_values(rows, j, missing)]
         unit = _unit(values)
         columns[name] = (unit, [_without_unit(v, unit) for v in values])
     return columns
@@ -178,17 +187,16 @@ def number_styles(
     return found
 
 
-def numbers_named_by_numbers(
-    header: list[str], rows: list[list[str]], decimal: str, missing: set[str] = frozenset()
-) -> list[str]:
-    """The names in `header` that are numbers over columns of numbers (`number_styles`' plain ones too).
+def numbers_named_by_numbers(header: list[str], numeric: dict[str, NumberStyle], decimal: str) -> list[str]:
+    """The names in `header` that are numbers over columns of numbers: over the columns in `numeric`
+    (`number_styles` with ``plain``).
 
     Example:
-        >>> numbers_named_by_numbers(["39", "clerk", "2024"], [["50", "nurse", "x"]], ".")
+        >>> header, rows = ["39", "clerk", "2024"], [["50", "nurse", "x"]]
+        >>> numbers_named_by_numbers(header, number_styles(header, rows, ".", plain=True), ".")
         ['39']
     """
     number = re.compile(rf"{_INTEGER.pattern}|{_DECIMAL[decimal].pattern}")
-    numeric = number_styles(header, rows, decimal, missing, plain=True)
     return [name.strip() for name in header if number.fullmatch(name.strip()) and name in numeric]
 
 

@@ -201,19 +201,18 @@ class CsvRead:
         header, *rows = _records(text, whole, delimiter) or [[]]
         if not options.header:
             header, rows = [str(j) for j in range(1, len(header) + 1)], [header, *rows]
+        spaced = _spaced(rows)
+        names = tuple(name.strip() for name in header) if spaced or not options.header else None
+        header = list(names) if names is not None else header
         missing = set(options.null_values())
         decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
-        spaced = _spaced(rows)  # its numbers read as text: a blank field would make them text
-        styles = number_styles(header, rows, decimal, missing, plain=spaced)
-        names = tuple(name.strip() for name in header) if spaced or not options.header else None
-        if names is not None:
-            styles = {name.strip(): style for name, style in styles.items()}
+        numeric = number_styles(header, rows, decimal, missing, plain=True)
+        # Arrow reads plain numbers itself, but not past a spaced file's blank fields: read those as text.
+        styles = {name: s for name, s in numeric.items() if spaced or s.group or s.prefix or s.suffix}
+        numbered = tuple(numbers_named_by_numbers(header, numeric, decimal)) if options.header else ()
         # Lines before the first record: Excel's ``sep=`` line, and the header when named here.
         skip = int(named is not None) + (names is not None and options.header)
-        numbered = tuple(numbers_named_by_numbers(header, rows, decimal, missing)) if options.header else ()
-        dates = {
-            name.strip() if names else name: fmt for name, fmt in date_formats(header, rows, missing).items()
-        }
+        dates = date_formats(header, rows, missing)
         return cls(path, options, (delimiter, decimal), styles, skip, names, numbered, dates)
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:

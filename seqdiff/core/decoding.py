@@ -16,6 +16,13 @@ Each step from time t to s < t decides some masked positions. The strategies dif
   the model sees inputs like the ones it was trained on. The cap keeps each re-masking chance
   small, and (1 - alpha_s) / alpha_t takes it to zero as t nears 0, so the last steps settle.
   GenMD4's per-value alpha gives a per-value sigma.
+- ``first-hitting``: the first-hitting sampler (Zheng et al. 2024, arXiv 2409.02908). Under MD4's
+  schedules the masked positions of a row are decided one at a time, in uniformly random order, and a
+  time-agnostic model's prediction does not depend on when. So a row with m masked positions needs
+  exactly m steps, each deciding one position given every earlier decision: draws from the model's
+  joint distribution, with no two positions drawn independently in the same step (as the ancestral
+  step draws them). With fewer steps than masked positions a row decides an even share at each step.
+  It ignores the time grid's pace (and GenMD4's per-value rates, whose order depends on the value).
 
 Given positions are never touched. The last step decides every position still masked.
 """
@@ -92,3 +99,14 @@ def most_confident(score: Tensor, todo: Tensor, count: Tensor) -> Tensor:
         -1, order, torch.arange(score.shape[-1], device=score.device).expand_as(order)
     )
     return todo & (rank < count[:, None])
+
+
+def even_counts(masked: Tensor, steps_left: int) -> Tensor:
+    """First-hitting's decisions per row this step: its masked positions shared evenly over the steps
+    left (one a step when there are as many steps as positions; all of them at the last step).
+
+    Example:
+        >>> even_counts(torch.tensor([3, 7, 0]), 3).tolist()
+        [1, 3, 0]
+    """
+    return (masked + steps_left - 1) // steps_left

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
-DECODINGS = ("ancestral", "confidence", "remask")
+DECODINGS = ("ancestral", "confidence", "remask", "first-hitting")
 GRIDS = ("cosine", "uniform")
 
 
@@ -57,7 +57,8 @@ class SamplerSettings:
     decoding: str = _one_of(
         "ancestral",
         "which masked positions each step decides: ancestral (MD4, each on its own), confidence "
-        "(the most confident first), remask (ancestral, and decided positions may be masked again)",
+        "(the most confident first), remask (ancestral, and decided positions may be masked again), "
+        "first-hitting (one position a step in random order: exact joint draws in as many steps as masks)",
         DECODINGS,
     )
     order_noise: float = _setting(

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from seqdiff.core.decoding import gumbel, most_confident, remask_probability, unmask_counts, unmask_rate
+from seqdiff.core.decoding import (
+    even_counts,
+    gumbel,
+    most_confident,
+    remask_probability,
+    unmask_counts,
+    unmask_rate,
+)
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import GeneratorNoise
 from seqdiff.core.sampler_settings import DEFAULT_SETTINGS, GRIDS, SamplerSettings
@@ -129,6 +136,10 @@ def _unmask(
     """
     shape, slots = tuple(todo.shape), probs.shape[-1]
     u = noise(TOKEN_STREAM * settings.steps + i, shape, todo.device)
+    if settings.decoding == "first-hitting":
+        order_u = noise(ORDER_STREAM * settings.steps + i, shape, todo.device)
+        decided = most_confident(order_u, todo, even_counts(todo.sum(-1), settings.steps - i))
+        return draw_categorical(probs, u), decided, owed
     if settings.decoding == "confidence":
         chosen = draw_categorical(probs, u)
         if rate is None:

@@ -1,4 +1,5 @@
-"""The sampler's decoding strategies (``seqdiff.core.decoding``): ancestral, confidence, remask.
+"""The sampler's decoding strategies (``seqdiff.core.decoding``): ancestral, confidence, remask,
+first-hitting.
 
 Every strategy must fill every mask, keep given positions and padding, and give a row the same result
 alone as in a batch under keyed noise. Confidence decoding is checked against a denoiser whose
@@ -133,6 +134,39 @@ def test_confidence_keeps_the_ancestral_pace(grid):
     assert float((decided - expected).abs().max()) <= 1.0, (decided.tolist(), expected.tolist())
 
 
+class EqualPair(torch.nn.Module):
+    """A known joint distribution of two positions: equal values, 0 or 1 with probability 1/2. Each
+    position predicts the other's value once it is given, and 0 or 1 evenly while it is masked."""
+
+    cfg = DenoiserConfig(vocab_size=3, time_conditioning=False)
+
+    def forward(self, tokens, valid=None, t=None):
+        other = tokens[:, [1, 0]]
+        logits = torch.full((*tokens.shape, 3), -1e4)
+        logits[..., :2] = 0.0
+        given = other < 2
+        copied = torch.nn.functional.one_hot(other.clamp(max=1), 3).float() * 1e4 - 1e4
+        return torch.where(given[..., None], copied, logits)
+
+
+def test_first_hitting_decides_one_position_a_step_in_random_order_and_keeps_the_dependence():
+    model = MaskedDiffusion(EqualPair(), LinearSchedule(), mask_id=2, allowed=torch.tensor([1, 1, 0]))
+    z = torch.full((400, 2), 2)
+    noise = KeyedNoise(0, torch.arange(400))
+    out = sample(model, z, steps=2, decoding="first-hitting", noise=noise)
+    assert sorted(out.unmask_step[0].tolist()) == [0, 1], "one position a step"
+    assert bool((out.unmask_step.sort(-1).values == torch.tensor([0, 1])).all())
+    first = (out.unmask_step[:, 0] == 0).float().mean()
+    assert 0.4 < float(first) < 0.6, "either position first, evenly"
+    assert torch.equal(out.tokens[:, 0], out.tokens[:, 1]), "the second draw sees the first: always equal"
+    assert 0.4 < float(out.tokens[:, 0].float().mean()) < 0.6
+    ancestral = sample(model, z, steps=2, noise=noise).tokens
+    unequal = float((ancestral[:, 0] != ancestral[:, 1]).float().mean())
+    assert unequal > 0.05, "the ancestral step draws positions decided together independently"
+    shared = sample(model, z, steps=1, decoding="first-hitting", noise=noise)
+    assert bool((shared.unmask_step == 0).all()), "one step: an even share, both at once"
+
+
 def seen_inputs(model) -> list[torch.Tensor]:
     """Every input the denoiser receives from now on."""
     seen: list[torch.Tensor] = []
@@ -234,7 +268,7 @@ def test_ordered_values_are_placed_with_every_decoding(decoding):
         ({"grid": "log"}, "grid must be one of cosine, uniform"),
         ({"temperature": 0.0}, "temperature must be > 0"),
         ({"top_p": 1.5}, "top_p must be in (0, 1]"),
-        ({"decoding": "greedy"}, "decoding must be one of ancestral, confidence, remask"),
+        ({"decoding": "greedy"}, "decoding must be one of ancestral, confidence, remask, first-hitting"),
         ({"order_noise": -1.0}, "order_noise must be >= 0"),
         ({"order_noise": math.nan}, "order_noise must be >= 0"),
         ({"remask_eta": 1.5}, "remask_eta must be in [0, 1]"),

@@ -18,6 +18,7 @@ DECODING_FLAGS = {
     "ancestral": ([], ["decoding=ancestral"], ["order_noise", "remask_eta"]),
     "confidence": (["--decoding", "confidence", "--order-noise", "0.5"], ["decoding=confidence", "order_noise=0.5"], ["remask_eta"]),
     "remask": (["--decoding", "remask", "--remask-eta", "0.1"], ["decoding=remask", "remask_eta=0.1"], ["order_noise"]),
+    "first-hitting": (["--decoding", "first-hitting"], ["decoding=first-hitting"], ["order_noise", "remask_eta"]),
 }  # fmt: skip
 
 
@@ -37,7 +38,7 @@ def test_decoding_flags_reach_the_designs_and_their_headers(tiny_protein_model: 
             assert not any(key in r.description for key in absent), r.description
         designed[name] = [r.sequence for r in records]
     # The same seed, another decoding: other designs (the setting reaches the sampler).
-    assert designed["confidence"] != designed["ancestral"] != designed["remask"]
+    assert len({tuple(sequences) for sequences in designed.values()}) == len(DECODING_FLAGS)
 
 
 def test_sample_protein_takes_the_decoding_flags(tiny_protein_model: Path, tmp_path: Path) -> None:
@@ -71,5 +72,7 @@ def test_unknown_decoding_is_refused() -> None:
         main(["design", "in.fasta", "--fix", "1-5", "--decoding", "greedy"])
     assert exit_.value.code == 2
     jobs = plan_from_records([ProteinRecord("x", "", "MKTAYIAKQR")], fix="1-3")
-    with pytest.raises(SeqdiffError, match="^--decoding must be one of ancestral, confidence, remask$"):
+    with pytest.raises(
+        SeqdiffError, match="^--decoding must be one of ancestral, confidence, remask, first-hitting$"
+    ):
         design(jobs, decoding="greedy")

@@ -81,8 +81,8 @@ def settings_sidebar() -> dict:
         0,
         key="table_sampling_steps",
         disabled=draws == 0,
-        help="With draws: 0 takes one step per cell to fill; fewer steps are faster on wide tables, and "
-        "decide several cells of a row at once.",
+        help="With draws: 0 takes one step per cell to fill, each drawn given the cells before it; fewer "
+        "steps are faster on wide tables, and draw several cells of a row at once, independently.",
     )
     numeric_point = side.radio(
         "Numeric estimate",

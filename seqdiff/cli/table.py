@@ -96,8 +96,9 @@ def add_sampling_steps_flag(p: argparse.ArgumentParser, prefix: str = "") -> Non
         "--sampling-steps",
         type=int,
         metavar="S",
-        help=prefix + "sampler steps per row of a draw (default: one per cell to fill; fewer is faster on "
-        "wide tables, and decides several cells of a row at once)",
+        help=prefix + "sampler steps per row of a draw (default: one per cell to fill, each drawn given "
+        "the cells before it; fewer is faster on wide tables, and draws several cells at once, "
+        "independently)",
     )
 
 

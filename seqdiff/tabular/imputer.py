@@ -88,7 +88,9 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         batch_rows: rows per training batch (None: 256, or 4,096 cells' worth for tables of fewer than
             16 columns: a step has a fixed cost, so a narrow table's step carries more rows).
         lr: peak AdamW learning rate.
-        sampling_steps: sampler steps per row (None: as many as the row has cells to fill).
+        sampling_steps: sampler steps per row of a draw (None: one per cell to fill, each drawn given
+            the cells drawn before it: joint draws; fewer is faster, and draws the cells decided in
+            the same step independently of each other).
         point: how `transform` makes one value per missing cell: "predictive" (from the predictive
             distribution given the row's observed cells, one network pass) or "draws" (from n_samples
             joint draws of the row's missing cells).

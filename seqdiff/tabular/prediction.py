@@ -1,5 +1,5 @@
 """Values for the missing cells of a table from a fitted model: the predictive point estimate (one network
-pass per row), or K joint draws from the ancestral sampler and their point estimate.
+pass per row), or K joint draws (first-hitting sampling: one cell per step) and their point estimate.
 
 Randomness is keyed by (seed, draw, global row number), and rows go through the network in blocks aligned
 to global row numbers, so a row gets the same values whatever batch or file slice it comes in.
@@ -38,7 +38,7 @@ POINT_ESTIMATES = ("predictive", "draws")
 PREDICT_BLOCK = 1024  # rows per network call of the predictive estimate at most (see rows_per_pass)
 DECODE_BLOCK = 1024  # global rows per in-bin-draw generator: values do not depend on the batching
 SAMPLER_CELLS = 8_000_000  # rows x columns x slots per sampler call: it holds float64 tensors of that size
-SAMPLING_GRID = "cosine"
+DECODING = "first-hitting"
 
 
 @dataclass
@@ -145,9 +145,10 @@ def sample_draws(
     sampled = np.empty((n_draws, len(rows), n_columns), np.int64)
     sampled_within = np.full(sampled.shape, np.nan)
     device = next(model.parameters()).device
-    # A row takes as many steps as it has masked cells (one cell decided per step on average), or
-    # `sampling_steps`: a row's steps depend on the row alone, so batching does not change it. Rows
-    # with the same steps are sampled together.
+    # First-hitting decoding: a row takes as many steps as it has masked cells, one cell decided per
+    # step given the earlier ones (joint draws), or `sampling_steps`, an even share of its cells per
+    # step. A row's steps depend on the row alone, so batching does not change it. Rows with the same
+    # steps are sampled together.
     steps_of = (tokens[rows] == encoder.mask_id).sum(axis=1)
     if sampling_steps is not None:
         steps_of = np.full(len(rows), sampling_steps)
@@ -166,7 +167,7 @@ def sample_draws(
                     w = torch.as_tensor(within[rows[part]], dtype=torch.float32, device=device)
                     keys = torch.as_tensor(first_row + rows[part], dtype=torch.long)
                     noise = KeyedNoise(noise_seed, keys)
-                    result = sample(model, z, steps=steps, grid=SAMPLING_GRID, noise=noise, within=w)
+                    result = sample(model, z, steps=steps, noise=noise, within=w, decoding=DECODING)
                     sampled[k, part] = result.tokens.cpu().numpy()
                     if result.within is not None:
                         sampled_within[k, part] = result.within.cpu().numpy()

@@ -213,6 +213,27 @@ def test_sampling_steps_bound_a_draws_network_passes(fitted, holed, monkeypatch)
     assert not fast.equals(exact)
 
 
+def test_draws_are_joint_the_cells_of_a_row_drawn_given_one_another(fitted):
+    """y = x1 + x2: with y given and x1, x2 missing, a joint draw of x2 follows the drawn x1 (their
+    deviations from their means of draws are anti-correlated, and they add up to y more closely); cells
+    decided in one step (sampling_steps=1) are drawn independently and lose that."""
+    query = complete_table(300, seed=5)
+    query[["x1", "x2"]] = np.nan
+    defaults, scores = fitted.get_params(), {}
+    try:
+        for steps in (None, 1):
+            draws = fitted.set_params(sampling_steps=steps).transform_samples(query, 8)
+            x1, x2 = (np.stack([d[name].to_numpy(float) for d in draws]) for name in ("x1", "x2"))
+            r1, r2 = x1 - x1.mean(axis=0), x2 - x2.mean(axis=0)
+            correlation = (r1 * r2).sum() / np.sqrt((r1**2).sum() * (r2**2).sum())
+            scores[steps] = correlation, np.abs(x1 + x2 - query["y"].to_numpy()).mean()
+    finally:
+        fitted.set_params(**defaults)
+    (joint, joint_error), (apart, apart_error) = scores[None], scores[1]
+    assert joint < -0.4 and abs(apart) < 0.2, scores
+    assert joint_error < 0.8 * apart_error, scores
+
+
 def test_unseen_category_kept_and_used_as_missing(fitted, holed):
     new = holed.head(20).copy()
     new["a"] = "zzz"

@@ -22,5 +22,9 @@ def test_both_methods_are_scored(tmp_path: Path, shared: Path) -> None:
         assert 0 <= r["coverage_50"] <= r["coverage_80"] <= r["coverage_90"] <= 1
         assert r["width_80"] > 0 and 1 / 3 <= r["confidence"] <= 1 and 0 <= r["vote_accuracy"] <= 1
         assert set(SCORES) <= set(r)
+        assert r["dependent_pairs"] >= 0
     table = out.with_suffix(".md").read_text()
-    assert "| | calibrated | 0.250 / 0.400 / 0.450 |" in table and "| adult | miceforest |" in table
+    assert (
+        "| | calibrated | 0.250 / 0.400 / 0.450 | | equal | equal | |" in table
+        and "| adult | miceforest |" in table
+    )

@@ -14,7 +14,14 @@ from seqdiff.tabular.schema import infer_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # pipelines/ is a script folder, not part of the installed package
-from pipelines.masks import column_metrics, imputable_columns, make_missing_mask, metrics  # noqa: E402
+from pipelines.masks import (  # noqa: E402
+    MIN_PAIR_ROWS,
+    column_metrics,
+    imputable_columns,
+    make_missing_mask,
+    metrics,
+    pair_dependence,
+)
 from pipelines.tabular_baselines import (  # noqa: E402
     BASELINES,
     mean_mode_impute,
@@ -91,6 +98,30 @@ def test_metrics():
     assert 0.5 < mean["mae"] < 1.0 and mean["rmse"] > mean["mae"] and mean["accuracy"] < 0.7
     with pytest.raises(SeqdiffError, match="column 'longitude' still has missing cells"):
         metrics(df, df.mask(mask), mask)
+
+
+def test_pair_dependence_tells_joint_draws_from_independent_ones():
+    """a = x + e, b = -x + e': correlation -0.8. Every row misses a and b, so the conditional
+    distribution is the joint one; c misses too few cells with the others to be scored."""
+    rng = np.random.default_rng(0)
+
+    def rows(n):
+        x = rng.normal(size=n)
+        return pd.DataFrame({"a": x + 0.5 * rng.normal(size=n), "b": -x + 0.5 * rng.normal(size=n)})
+
+    truth = rows(2000).assign(c=rng.normal(size=2000), k=rng.choice(["u", "v"], 2000))
+    mask = np.zeros((2000, 4), bool)
+    mask[:, :2] = True
+    mask[: MIN_PAIR_ROWS - 1, 2] = True
+    joint = [truth.assign(**rows(2000)) for _ in range(10)]
+    apart = [truth.assign(a=rows(2000)["a"], b=rows(2000)["b"]) for _ in range(10)]
+    kept, lost = (pair_dependence(truth, draws, mask) for draws in (joint, apart))
+    assert kept["dependent_pairs"] == lost["dependent_pairs"] == 1
+    assert abs(kept["pair_corr_truth"] - 0.8) < 0.05 and abs(kept["pair_corr_draws"] - 0.8) < 0.05
+    # The true values' deviations from a noisier mean of draws: a little less correlated.
+    assert abs(lost["pair_corr_draws"]) < 0.05 and 0.6 < lost["pair_corr_truth"] < 0.8
+    unscored = pair_dependence(truth, joint, np.zeros_like(mask))
+    assert unscored["dependent_pairs"] == 0 and np.isnan(unscored["pair_corr_draws"])
 
 
 def test_column_metrics_split_the_pooled_scores():

@@ -170,6 +170,24 @@ def compute_dtype(h: Tensor) -> torch.dtype:
     return h.dtype
 
 
+PACKED_SIZES = 32  # the packed row counts one batch shape can take (see padded_rows)
+
+
+def padded_rows(rows: Tensor, total: int) -> Tensor:
+    """``rows`` (of ``total`` positions) padded with position 0 to the next multiple of
+    total / PACKED_SIZES; the caller drops the padding's outputs. The packed matmuls then take a few
+    shapes, not a new one each batch: oneDNN (bf16 on a CPU) builds and caches a kernel per shape,
+    and a new row count every step grew that cache by gigabytes over a wide table's fit.
+
+    Example:
+        >>> padded_rows(torch.tensor([3, 5, 9]), 64).tolist()
+        [3, 5, 9, 0]
+    """
+    granule = -(-total // PACKED_SIZES)
+    size = min(total, -(-max(rows.numel(), 1) // granule) * granule)
+    return torch.cat([rows, rows.new_zeros(size - rows.numel())])
+
+
 class Block(nn.Module):
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
@@ -361,14 +379,17 @@ class Denoiser(nn.Module):
         attn_mask = valid[:, None, None, :] if valid is not None and not self.cfg.causal else None
         cond = self.time(t) if self.time is not None and t is not None else None
         # One nonzero() for the packing and the unpacking (each is a host sync on a GPU).
-        rows = None if needed is None else needed.flatten().nonzero()[:, 0]
+        rows, used = None, 0
+        if needed is not None:
+            rows = needed.flatten().nonzero()[:, 0]
+            used, rows = rows.numel(), padded_rows(rows, b * n)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None
             h = block(h, attn_mask, rope, cond, cache, rows if i == last else None)
         h = self.norm(h)
         if rows is not None:
-            h = h.new_zeros(b * n, h.shape[-1]).index_copy(0, rows, h).view(b, n, -1)
+            h = h.new_zeros(b * n, h.shape[-1]).index_copy(0, rows[:used], h[:used]).view(b, n, -1)
         return self.head(h) if logits else h
 
     def n_params(self) -> int:

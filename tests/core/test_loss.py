@@ -19,7 +19,7 @@ import math
 import pytest
 import torch
 
-from seqdiff.core.denoiser import Denoiser, DenoiserConfig
+from seqdiff.core.denoiser import PACKED_SIZES, Denoiser, DenoiserConfig
 from seqdiff.core.diffusion import GENMD4_T1, MaskedDiffusion
 from seqdiff.core.schedules import (
     EPS,
@@ -354,21 +354,24 @@ def test_per_position_heads_equal_the_masked_full_vocabulary(schedule):
 
 
 @pytest.mark.parametrize("time_conditioning", [False, True])
-def test_needed_positions_get_the_same_outputs_and_gradients(time_conditioning):
+@pytest.mark.parametrize("n", [7, 40])  # 40: 120 positions, the packed rows padded (padded_rows)
+def test_needed_positions_get_the_same_outputs_and_gradients(time_conditioning, n):
     """Training scores only the masked tokens: the denoiser's last block then runs its MLP at those
     positions alone. Their outputs and every parameter's gradient must not change."""
     torch.manual_seed(0)
-    cfg = DenoiserConfig(vocab_size=9, dim=32, n_layers=2, n_heads=4, time_conditioning=time_conditioning)
+    cfg = DenoiserConfig(
+        vocab_size=9, dim=32, n_layers=2, n_heads=4, max_len=64, time_conditioning=time_conditioning
+    )
     net = Denoiser(cfg)
     if time_conditioning:  # adaLN-Zero starts at zero; make it matter
         for block in net.blocks:
             torch.nn.init.normal_(block.ada.weight, std=0.1)
-    z = torch.randint(0, 9, (3, 7))
-    valid = torch.ones(3, 7, dtype=torch.bool)
+    z = torch.randint(0, 9, (3, n))
+    valid = torch.ones(3, n, dtype=torch.bool)
     valid[0, 5:] = False
-    needed = (torch.rand(3, 7) < 0.5) & valid
+    needed = (torch.rand(3, n) < 0.5) & valid
     t = torch.tensor([0.2, 0.5, 0.9])
-    weights = torch.randn(3, 7, 32)
+    weights = torch.randn(3, n, 32)
 
     def outputs_and_grads(**kwargs):
         net.zero_grad()
@@ -383,6 +386,21 @@ def test_needed_positions_get_the_same_outputs_and_gradients(time_conditioning):
     assert len(skipped_grads) == len(full_grads)
     for a, b in zip(skipped_grads, full_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_packed_rows_take_few_shapes():
+    """Whatever the number of scored tokens, the last block's packed matmuls see at most PACKED_SIZES
+    row counts (oneDNN caches a kernel per shape: one per count grew memory by gigabytes)."""
+    torch.manual_seed(0)
+    net = Denoiser(DenoiserConfig(vocab_size=9, dim=16, n_layers=1, n_heads=2, max_len=64))
+    seen = set()
+    net.blocks[-1].gate_up.register_forward_hook(lambda module, args, out: seen.add(args[0].shape[0]))
+    z = torch.randint(0, 9, (16, 64))
+    for count in range(0, 16 * 64 + 1, 7):
+        needed = torch.zeros(16 * 64, dtype=torch.bool)
+        needed[torch.randperm(16 * 64)[:count]] = True
+        net(z, logits=False, needed=needed.view(16, 64))
+    assert len(seen) <= PACKED_SIZES and max(seen) == 16 * 64, sorted(seen)
 
 
 @pytest.mark.parametrize("schedule", ["md4", "genmd4"])

@@ -183,7 +183,7 @@ def padded_rows(rows: Tensor, total: int) -> Tensor:
         >>> padded_rows(torch.tensor([3, 5, 9]), 64).tolist()
         [3, 5, 9, 0]
     """
-    granule = -(-total // PACKED_SIZES)
+    granule = max(1, -(-total // PACKED_SIZES))
     size = min(total, -(-max(rows.numel(), 1) // granule) * granule)
     return torch.cat([rows, rows.new_zeros(size - rows.numel())])
 

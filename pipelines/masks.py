@@ -315,22 +315,21 @@ def pair_dependence(
         0.9
     """
     numeric, _ = imputable_columns(true_df, schema)
+    truth = {c: _as_float(true_df[c]) for c in numeric}
+    drawn = {c: np.stack([_as_float(d[c]) for d in draws]) for c in numeric}  # [K, rows]
+    scored = {c: mask[:, true_df.columns.get_loc(c)] & ~np.isnan(truth[c]) for c in numeric}
     draws_corr, truth_corr = [], []
     for i, a in enumerate(numeric):
         for b in numeric[i + 1 :]:
-            ja, jb = true_df.columns.get_loc(a), true_df.columns.get_loc(b)
-            truth_a, truth_b = _as_float(true_df[a]), _as_float(true_df[b])
-            both = mask[:, ja] & mask[:, jb] & ~np.isnan(truth_a) & ~np.isnan(truth_b)
+            both = scored[a] & scored[b]
             if both.sum() < MIN_PAIR_ROWS:
                 continue
-            va = np.stack([_as_float(d[a])[both] for d in draws])
-            vb = np.stack([_as_float(d[b])[both] for d in draws])
+            va, vb = drawn[a][:, both], drawn[b][:, both]
             center_a, center_b = va.mean(axis=0), vb.mean(axis=0)
-            truth = _residual_correlation(truth_a[both] - center_a, truth_b[both] - center_b)
-            if abs(truth) >= DEPENDENT:
-                drawn = _residual_correlation(va - center_a, vb - center_b)
-                draws_corr.append(np.sign(truth) * drawn)
-                truth_corr.append(abs(truth))
+            true_r = _residual_correlation(truth[a][both] - center_a, truth[b][both] - center_b)
+            if abs(true_r) >= DEPENDENT:
+                draws_corr.append(np.sign(true_r) * _residual_correlation(va - center_a, vb - center_b))
+                truth_corr.append(abs(true_r))
     return {
         "pair_corr_draws": _mean(np.array(draws_corr)),
         "pair_corr_truth": _mean(np.array(truth_corr)),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,7 @@ from seqdiff.tabular.csv_numbers import (
     numbers_named_by_numbers,
     to_numbers,
 )
-from seqdiff.tabular.read_options import DELIMITERS, ReadOptions
+from seqdiff.tabular.read_options import DELIMITERS, ReadOptions, file_state
 
 SNIFF_BYTES = 65_536
 # Byte-order marks and the codecs that read them (and write them back); UTF-32's little-endian mark
@@ -194,26 +195,10 @@ class CsvRead:
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> CsvRead:
-        # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
-        text, whole, named, encoding = _sample_lines(path, options.encoding)
-        options = replace(options, encoding=encoding)
-        delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
-        header, *rows = _records(text, whole, delimiter) or [[]]
-        if not options.header:
-            header, rows = [str(j) for j in range(1, len(header) + 1)], [header, *rows]
-        spaced = _spaced(rows)
-        names = tuple(name.strip() for name in header) if spaced or not options.header else None
-        header = list(names) if names is not None else header
-        missing = set(options.null_values())
-        decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
-        numeric = number_styles(header, rows, decimal, missing, plain=True)
-        # Arrow reads plain numbers itself, but not past a spaced file's blank fields: read those as text.
-        styles = {name: s for name, s in numeric.items() if spaced or s.group or s.prefix or s.suffix}
-        numbered = tuple(numbers_named_by_numbers(header, numeric, decimal)) if options.header else ()
-        # Lines before the first record: Excel's ``sep=`` line, and the header when named here.
-        skip = int(named is not None) + (names is not None and options.header)
-        dates = date_formats(header, rows, missing)
-        return cls(path, options, (delimiter, decimal), styles, skip, names, numbered, dates)
+        """What the file at `path` holds, as `options` leave it to detection. Kept for the file's
+        state (`file_state`): a command opens a file several times (its sample, the imputation, the
+        output's dialect) and detects once."""
+        return _detect(*file_state(path), fmt, replace(options, na_values=tuple(options.na_values)))
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
         delimiter, decimal = self.dialect
@@ -267,3 +252,29 @@ class CsvRead:
                 continue
             table = table.set_column(i, name, column)
         return table
+
+
+@functools.lru_cache(maxsize=4)
+def _detect(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOptions) -> CsvRead:
+    """`CsvRead.of` of the file at `path_name`, keyed by its modification time and size as well."""
+    path = Path(path_name)
+    # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
+    text, whole, named, encoding = _sample_lines(path, options.encoding)
+    options = replace(options, encoding=encoding)
+    delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
+    header, *rows = _records(text, whole, delimiter) or [[]]
+    if not options.header:
+        header, rows = [str(j) for j in range(1, len(header) + 1)], [header, *rows]
+    spaced = _spaced(rows)
+    names = tuple(name.strip() for name in header) if spaced or not options.header else None
+    header = list(names) if names is not None else header
+    missing = set(options.null_values())
+    decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
+    numeric = number_styles(header, rows, decimal, missing, plain=True)
+    # Arrow reads plain numbers itself, but not past a spaced file's blank fields: read those as text.
+    styles = {name: s for name, s in numeric.items() if spaced or s.group or s.prefix or s.suffix}
+    numbered = tuple(numbers_named_by_numbers(header, numeric, decimal)) if options.header else ()
+    # Lines before the first record: Excel's ``sep=`` line, and the header when named here.
+    skip = int(named is not None) + (names is not None and options.header)
+    dates = date_formats(header, rows, missing)
+    return CsvRead(path, options, (delimiter, decimal), styles, skip, names, numbered, dates)

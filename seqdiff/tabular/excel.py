@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.read_options import ERROR_VALUES
+from seqdiff.tabular.read_options import ERROR_VALUES, file_state
 
 MAX_ROWS = 1_048_576  # rows of an Excel sheet, its header included
 _TYPES = {  # the Arrow type of a column whose cells are all of one Python type
@@ -50,10 +50,10 @@ def read_sheet(path: str | Path, sheet: str | None = None, na_values: Sequence[s
     impute, and openpyxl reads a sheet cell by cell (seconds per hundred thousand rows). Arrow tables
     are immutable, so the two reads may share one."""
     try:
-        stat = Path(path).stat()
+        state = file_state(path)
     except FileNotFoundError:
         raise SeqdiffError(f"{path}: no such file") from None
-    return _read_sheet(str(path), stat.st_mtime_ns, stat.st_size, sheet, tuple(na_values))
+    return _read_sheet(*state, sheet, tuple(na_values))
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import codecs
 from dataclasses import dataclass
+from pathlib import Path
 
 from seqdiff.errors import SeqdiffError
 
@@ -87,6 +88,21 @@ def add_read_flags(parser: argparse.ArgumentParser) -> None:
         "and a CSV output has no header line either",
     )
     parser.add_argument("--sheet", help="Excel input: the sheet to read (default: the first)")
+
+
+def file_state(path: str | Path) -> tuple[str, int, int]:
+    """The path as given, the file's modification time (ns) and size: the key of a cached read of
+    the file, so that a changed file is read again. FileNotFoundError for a missing file.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("a\\n1\\n")
+        >>> file_state(path)[2]
+        4
+    """
+    stat = Path(path).stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
 
 
 def read_options(args: argparse.Namespace) -> ReadOptions:

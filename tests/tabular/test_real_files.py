@@ -59,6 +59,27 @@ def test_each_delimiter_is_detected_and_imputed(sep: str, tmp_path: Path) -> Non
     assert back.column("hours").null_count == 0 and back.column("job").null_count == 0
 
 
+def test_a_csv_file_is_sniffed_once_for_a_fit_its_imputation_and_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seqdiff.tabular import csv_sniff
+    from seqdiff.tabular.task import impute_table
+
+    df = frame()
+    df.loc[::4, "hours"] = np.nan
+    src = write(tmp_path / "in.csv", df, ";")
+    sampled = []
+    sample_lines = csv_sniff._sample_lines
+    monkeypatch.setattr(csv_sniff, "_sample_lines", lambda *a: sampled.append(a[0]) or sample_lines(*a))
+    tiny = {"max_steps": 5, "early_stopping": False, "dim": 16, "n_heads": 2}
+    report, _ = impute_table(src, tmp_path / "out.csv", fit=tiny, device="cpu")
+    assert report.imputed_cells == 15 and sampled == [src]
+    assert (tmp_path / "out.csv").read_text().splitlines()[0] == '"age";"job";"hours"'
+    # A changed file is sniffed again.
+    write(src, df, "|")
+    assert detect_delimiter(src) == "|" and len(sampled) == 2
+
+
 def test_an_ambiguous_delimiter_is_one_line_error_and_delimiter_settles_it(tmp_path: Path) -> None:
     src = tmp_path / "amb.csv"
     src.write_text("a,b;c\n" + "".join(f"{i},x;{i % 3}\n" for i in range(60)))

@@ -2,7 +2,8 @@
 one, and the conversions between Arrow columns and numpy values they share.
 
 A numeric column gets quantile bins, with bins in a heavy tail split further (`bin_edges`); each bin keeps
-the mean and a sorted sample of its training values, for point estimates and draws inside the bin.
+the mean and a sorted sample of its training values, for point estimates and draws inside the bin. Its
+decoded numbers keep the precision its values were recorded with (`decimal_places`).
 
 Example:
     >>> codec = NumericCodec.fit("x", pa.array([0.0, 1.0, 2.0, 3.0]), n_bins=2, max_width=0.0)
@@ -24,6 +25,8 @@ from seqdiff.tabular.schema import is_temporal
 
 MIN_SPLIT_ROWS = 8  # a split never leaves a bin with fewer training values than this
 SAMPLES_PER_BIN = 256
+# More decimal places than this, and a column's numbers are taken as computed, not recorded: not rounded.
+MAX_DECIMALS = 6
 
 
 def _storage_type(arrow_type: pa.DataType) -> pa.DataType:
@@ -108,15 +111,32 @@ def bin_edges(values: np.ndarray, n_bins: int, max_width: float = 0.0) -> np.nda
     return edges
 
 
+def decimal_places(values: np.ndarray) -> int | None:
+    """The fewest decimal places, at most MAX_DECIMALS, that write each of `values` (floats) exactly,
+    or None: a column recorded as ``70.5, 81.25`` has 2, and its imputed numbers are rounded to 2, not
+    written as ``76.83419...``. Binary floats' own noise (``0.1 + 0.2``) is not a decimal.
+
+    Example:
+        >>> decimal_places(np.array([70.5, 81.25, 0.1 + 0.2])), decimal_places(np.array([np.pi]))
+        (2, None)
+    """
+    for places in range(MAX_DECIMALS + 1):
+        if np.all(np.abs(np.round(values, places) - values) <= 1e-9 * np.abs(values)):
+            return places
+    return None
+
+
 @dataclass
 class NumericCodec:
-    """Quantile bins of one numeric column; each bin keeps its mean and a sorted sample of its values."""
+    """Quantile bins of one numeric column; each bin keeps its mean and a sorted sample of its values.
+    ``decimals``: the decimal places decoded floats are rounded to (None: not rounded)."""
 
     name: str
     arrow_type: pa.DataType
     edges: np.ndarray
     means: np.ndarray
     samples: list[np.ndarray]
+    decimals: int | None = None
     kind: str = field(default="numeric", init=False)
 
     def __post_init__(self) -> None:
@@ -148,7 +168,8 @@ class NumericCodec:
             values[np.unique(np.linspace(s, e - 1, min(SAMPLES_PER_BIN, e - s)).round().astype(np.int64))]
             for s, e in zip(starts, ends, strict=True)
         ]
-        return cls(name, arr.type, edges, means, samples)
+        decimals = decimal_places(values) if pa.types.is_floating(arr.type) else None
+        return cls(name, arr.type, edges, means, samples, decimals)
 
     def _bin(self, values: np.ndarray) -> np.ndarray:
         # np.searchsorted rather than a numba loop: a single-threaded binary search in numba was no faster.
@@ -179,6 +200,8 @@ class NumericCodec:
     def _output(self, values: np.ndarray) -> pa.Array:
         if self.integral:
             values = np.rint(values).astype(np.int64)
+        elif self.decimals is not None:
+            values = np.round(values, self.decimals)
         return from_values(values, self.arrow_type)
 
     def decode_point(self, probs: np.ndarray, statistic: str = "mean") -> pa.Array:
@@ -235,6 +258,7 @@ class NumericCodec:
             "edges": self.edges.tolist(),
             "means": self.means.tolist(),
             "samples": [s.tolist() for s in self.samples],
+            "decimals": self.decimals,
         }
 
     @classmethod
@@ -246,6 +270,7 @@ class NumericCodec:
             np.array(state["edges"], dtype),
             np.array(state["means"], np.float64),
             [np.array(s, dtype) for s in state["samples"]],
+            state.get("decimals"),  # None in models saved before decimals were kept
         )
 
 

@@ -1,5 +1,7 @@
 """Dates a CSV file writes in a spreadsheet's local style (``03/15/2024``, ``15.03.2024``,
-``15/03/2024 14:30``), read from the file's first lines. ISO dates (``2024-03-15``) Arrow reads itself.
+``15/03/2024 14:30``, ``3/15/2024 2:30:00 PM``), read from the file's first lines. ISO dates
+(``2024-03-15``) Arrow reads itself. Two-digit years (``3/15/24``) stay text: their century is a guess,
+and a birth year of ``65`` read as 2065 would change a given value.
 
 `date_formats` finds each column's format in sampled records (a header and rows of fields, as
 `seqdiff.tabular.csv_sniff` samples them); `to_dates` turns such a column, read as text, into dates, or
@@ -23,8 +25,9 @@ import pyarrow.compute as pc
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_numbers import sampled_values
 
-# Day, month and year split by one of / . -, then an optional time of day (hours, minutes, seconds).
-_DATE = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?: (\d{1,2}):(\d{2})(:\d{2})?)?")
+# Day, month and year split by one of / . -, then an optional time of day (hours, minutes, seconds, and
+# AM or PM on a 12-hour clock, as US spreadsheets export it).
+_DATE = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?: (\d{1,2}):(\d{2})(:\d{2})?(?:( ?)([AaPp][Mm]))?)?")
 
 
 def _format(values: list[str]) -> str | None:
@@ -32,17 +35,21 @@ def _format(values: list[str]) -> str | None:
     without a time, or the order of day and month cannot be told (no day past the 12th). A point
     splits day.month.year, as everywhere it is used."""
     matches = [_DATE.fullmatch(v) for v in values]
-    if not values or not all(matches) or len({(m[2], bool(m[5]), bool(m[7])) for m in matches}) > 1:
+    if not values or not all(matches) or len({(m[2], bool(m[5]), bool(m[7]), m[8]) for m in matches}) > 1:
         return None
     first, second = max(int(m[1]) for m in matches), max(int(m[3]) for m in matches)
-    sep, time, seconds = matches[0][2], matches[0][5], matches[0][7]
+    sep, time, seconds, meridiem = matches[0][2], matches[0][5], matches[0][7], matches[0][8]
     if second <= 12 and (first > 12 or sep == "."):
         order = f"%d{sep}%m"
     elif first <= 12 < second and sep != ".":
         order = f"%m{sep}%d"
     else:
         return None
-    return f"{order}{sep}%Y" + (" %H:%M" if time else "") + (":%S" if seconds else "")
+    clock = ""
+    if time:
+        clock = " %H:%M" if meridiem is None else " %I:%M"
+        clock += (":%S" if seconds else "") + ("" if meridiem is None else f"{meridiem}%p")
+    return f"{order}{sep}%Y{clock}"
 
 
 def date_formats(header: list[str], rows: list[list[str]], missing: set[str] = frozenset()) -> dict[str, str]:
@@ -91,4 +98,4 @@ def to_dates(
             f"{source}: column {name!r} holds dates written like {example} but for {word!r}: read it as "
             f"missing (--na-values {quoted})"
         )
-    return stamps if "%H" in fmt else stamps.cast(pa.date32())
+    return stamps if "%M" in fmt else stamps.cast(pa.date32())

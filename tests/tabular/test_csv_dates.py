@@ -1,6 +1,7 @@
 """Dates in a spreadsheet's local style in CSV files (``03/15/2024``, ``15.03.2024``, ``15/03/2024
-14:30``): their format found, read as dates (or timestamps), whole and streamed, and imputed; a later
-value that is no such date is one line naming it."""
+14:30``, ``3/15/2024 2:30:00 PM``): their format found, read as dates (or timestamps), whole and
+streamed, and imputed; a later value that is no such date is one line naming it; two-digit years stay
+text."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from seqdiff.tabular.csv_dates import date_formats
+from seqdiff.tabular.csv_dates import date_formats, to_dates
 from seqdiff.tabular.files import iter_record_batches, read_table
 from tests.test_bad_input import assert_one_line_error, seqdiff
 
@@ -33,6 +34,9 @@ def moments(rows: int = 80) -> list[datetime.datetime]:
         ("%d-%m-%Y", "date32[day]"),
         ("%m/%d/%Y %H:%M", "timestamp[s]"),
         ("%d.%m.%Y %H:%M:%S", "timestamp[s]"),
+        ("%m/%d/%Y %I:%M %p", "timestamp[s]"),
+        ("%m/%d/%Y %I:%M:%S %p", "timestamp[s]"),
+        ("%d/%m/%Y %I:%M%p", "timestamp[s]"),
     ],
 )
 def test_local_dates_are_read_as_dates_whole_and_streamed(fmt: str, typ: str, tmp_path: Path) -> None:
@@ -42,7 +46,7 @@ def test_local_dates_are_read_as_dates_whole_and_streamed(fmt: str, typ: str, tm
     src.write_text("when,n\n" + "\n".join(lines) + "\n")
     table = read_table(src)
     assert str(table.column("when").type) == typ
-    expected = [None if i % 5 == 0 else w if "%H" in fmt else w.date() for i, w in enumerate(when)]
+    expected = [None if i % 5 == 0 else w if "%M" in fmt else w.date() for i, w in enumerate(when)]
     if "%S" not in fmt:
         expected = [e.replace(second=0) if isinstance(e, datetime.datetime) else e for e in expected]
     assert table.column("when").to_pylist() == expected
@@ -58,6 +62,23 @@ def test_formats_that_cannot_be_told_stay_text() -> None:
     # a: no day past the 12th; b: day first; c: with and without a time; d: not dates
     assert date_formats(["a", "b", "c", "d"], rows) == {"b": "%d/%m/%Y"}
     assert date_formats(["a"], [["13.01.2024"], ["01.13.2024"]]) == {}  # a point: day.month only
+
+
+def test_twelve_hour_clocks_and_two_digit_years() -> None:
+    rows = [
+        ["3/15/2024 2:30 PM", "3/15/2024 2:30 pm", "3/15/24", "3/15/2024 2:30 PM"],
+        ["12/1/2024 12:05 AM", "12/1/2024 9:00 am", "12/1/24", "12/1/2024 14:00"],
+    ]
+    # c: a two-digit year's century is a guess; d: a 12-hour and a 24-hour clock mixed
+    assert date_formats(["a", "b", "c", "d"], rows) == {"a": "%m/%d/%Y %I:%M %p", "b": "%m/%d/%Y %I:%M %p"}
+    src_rows = [[f"{v}"] for v in ("3/15/2024 2:30 PM", "12/1/2024 12:05 AM", "7/4/2024 12:00 PM")]
+    fmt = date_formats(["a"], src_rows)["a"]
+    stamps = to_dates(pa.array([r[0] for r in src_rows]), "a", fmt).to_pylist()
+    assert stamps == [
+        datetime.datetime(2024, 3, 15, 14, 30),
+        datetime.datetime(2024, 12, 1, 0, 5),
+        datetime.datetime(2024, 7, 4, 12, 0),
+    ]
 
 
 def test_a_later_value_that_is_no_date_is_one_line_error(tmp_path: Path) -> None:

@@ -238,11 +238,11 @@ def test_low_cardinality_numeric_round_trips_exactly():
 
 
 def test_decode_point():
-    df = pd.DataFrame({"x": [0.0, 10.0, 10.0], "n": [1, 2, 2], "c": ["a", "b", "b"]})
+    df = pd.DataFrame({"x": [0.25, 10.25, 10.25], "n": [1, 2, 2], "c": ["a", "b", "b"]})
     enc = TableEncoder.fit(df, infer_schema(df, numeric=["n"]))
     probs = [np.array([[0.25, 0.75]]), np.array([[3.0, 1.0]]), np.array([[0.4, 0.6]])]
     out = enc.decode_point(probs).to_pylist()
-    assert out == [{"x": 7.5, "n": 1, "c": "b"}]  # n: 0.75 * 1 + 0.25 * 2 = 1.25 rounds to 1
+    assert out == [{"x": 7.75, "n": 1, "c": "b"}]  # n: 0.75 * 1 + 0.25 * 2 = 1.25 rounds to 1
     flat = np.zeros((1, 3, enc.vocab_size + 1))
     for j, p in enumerate(probs):
         flat[0, j, enc.offsets[j] : enc.offsets[j] + enc.vocab_sizes[j]] = p[0]
@@ -250,16 +250,42 @@ def test_decode_point():
 
 
 def test_decode_point_median():
-    # Two bins of 0..99 (50 values each); the median follows the cumulative mass inside a bin.
-    df = pd.DataFrame({"x": np.arange(100.0)})
+    # Two bins of 0..99 (50 values each, shifted by a third: no decimal rounding); the median follows
+    # the cumulative mass inside a bin.
+    df = pd.DataFrame({"x": np.arange(100.0) + 1 / 3})
     enc = TableEncoder.fit(df, n_bins=2, max_bin_width=0)
     probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.25, 0.75], [0.9, 0.1]])
-    median = enc.decode_point([probs], numeric="median").column("x").to_numpy()
+    median = enc.decode_point([probs], numeric="median").column("x").to_numpy() - 1 / 3
     assert median.tolist() == pytest.approx([24.5, 74.5, 49.0, 50 + 49 / 3, 49 * 0.5 / 0.9])
-    mean = enc.decode_point([probs]).column("x").to_numpy()
+    mean = enc.decode_point([probs]).column("x").to_numpy() - 1 / 3
     assert mean[2] == pytest.approx(49.5) and mean[3] == pytest.approx(0.25 * 24.5 + 0.75 * 74.5)
     with pytest.raises(ValueError, match="numeric must be one of"):
         enc.decode_point([probs], numeric="mode")
+
+
+def test_decoded_numbers_keep_the_precision_they_were_recorded_with():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "kg": rng.normal(70, 8, 300).round(1),
+            "price": rng.lognormal(3, 1, 300).round(2),
+            "count": rng.integers(0, 50, 300).astype(float),  # whole numbers stored as floats
+            "ratio": rng.random(300),  # computed, full precision
+        }
+    )
+    enc = TableEncoder.fit(df)
+    assert [c.decimals for c in enc._codecs] == [1, 2, 0, None]
+    probs = [rng.dirichlet(np.ones(enc.vocab_sizes[j]), 50) for j in range(4)]
+    for decoded in (enc.decode_point(probs, numeric="median"), enc.decode_sample(enc.encode(df), rng=1)):
+        out = decoded.to_pandas()
+        for name, places in [("kg", 1), ("price", 2), ("count", 0)]:
+            assert np.array_equal(out[name], out[name].round(places)), name
+        assert not np.array_equal(out["ratio"], out["ratio"].round(6))
+    state = enc.to_dict()
+    assert [c.decimals for c in TableEncoder.from_dict(state)._codecs] == [1, 2, 0, None]
+    for column in state["columns"]:  # a model saved before decimals were kept: numbers not rounded
+        column.pop("decimals")
+    assert [c.decimals for c in TableEncoder.from_dict(state)._codecs] == [None] * 4
 
 
 def test_state_json_round_trip():

@@ -119,9 +119,13 @@ def decimal_places(values: np.ndarray) -> int | None:
     Example:
         >>> decimal_places(np.array([70.5, 81.25, 0.1 + 0.2])), decimal_places(np.array([np.pi]))
         (2, None)
+        >>> decimal_places(np.array([123456789.123, 0.5])), decimal_places(np.array([2e-7]))
+        (3, None)
     """
+    # A few units in the last place: rounding by multiplying, rounding and dividing is not exact.
+    tolerance = 8 * np.spacing(np.abs(values))
     for places in range(MAX_DECIMALS + 1):
-        if np.all(np.abs(np.round(values, places) - values) <= 1e-9 * np.abs(values)):
+        if np.all(np.abs(np.round(values, places) - values) <= tolerance):
             return places
     return None
 

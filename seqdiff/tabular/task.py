@@ -85,7 +85,7 @@ def fit_on_file(
     if imputer.schema_.identifiers:
         names = ", ".join(map(repr, imputer.schema_.identifiers))
         say(
-            f"column(s) {names}: a distinct value in every row, identifiers: copied unchanged, not imputed "
+            f"column(s) {names}: a distinct value in every filled row, identifiers: copied unchanged, not imputed "
             "(to model one: --categorical COL, or --numeric COL)"
         )
     if "best_step" in imputer.training_:

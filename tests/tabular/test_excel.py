@@ -89,7 +89,7 @@ def test_impute_writes_a_workbook_whose_observed_cells_are_the_inputs(tmp_path: 
     before = src.read_bytes()
     result = seqdiff("impute", str(src), "-o", str(out), "--samples", "2", "--keep-draws", *TINY)
     assert result.returncode == 0, result.stderr
-    assert "'patient': a distinct value in every row" in result.stderr
+    assert "'patient': a distinct value in every filled row" in result.stderr
     assert src.read_bytes() == before
     given, filled = read_table(src), read_table(out)
     assert filled.schema.equals(given.schema)

@@ -24,7 +24,8 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
 from seqdiff.tabular.files import file_format, numbers_in_header, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
-from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, ReadOptions
+from seqdiff.tabular.missing_codes import missing_codes
+from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, NA_VALUES, ReadOptions
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import SCHEDULES
 from seqdiff.tabular.task import impute_table
@@ -131,7 +132,15 @@ def file_options() -> ReadOptions:
             key="table_no_header",
             help="The columns are then named 1, 2, ... and a CSV download has no header line either.",
         )
+        na_values = st.text_input(
+            "Read as missing (--na-values)",
+            " ".join(NA_VALUES),
+            key="table_na_values",
+            help="Fields (and Excel cells) read as missing besides empty ones, separated by spaces: add a "
+            "code such as -999.",
+        )
     return ReadOptions(
+        na_values=tuple(dict.fromkeys(na_values.split())),
         delimiter=delimiter,
         decimal=decimal,
         encoding=encoding,
@@ -364,6 +373,12 @@ if header_numbers:
     st.warning(
         f"The first line names columns {', '.join(header_numbers[:3])}: numbers over columns of numbers. "
         "If it is data, tick “The first line is data” in the CSV and Excel options."
+    )
+for code in missing_codes(table):
+    said = code.describe()
+    st.warning(
+        f"{said[:1].upper()}{said[1:]}: a code for missing? If so, add {code.token} to “Read as missing” "
+        "in the CSV and Excel options (a Parquet file stores such cells as nulls)."
     )
 
 st.subheader("Columns")

@@ -39,7 +39,7 @@ from seqdiff.tabular.csv_numbers import (
     numbers_named_by_numbers,
     to_numbers,
 )
-from seqdiff.tabular.read_options import DELIMITERS, ReadOptions, file_state
+from seqdiff.tabular.read_options import DELIMITERS, ReadOptions, file_state, null_numbers
 
 SNIFF_BYTES = 65_536
 # Byte-order marks and the codecs that read them (and write them back); UTF-32's little-endian mark
@@ -223,14 +223,13 @@ class CsvRead:
         """`table` with its styled columns as numbers: of the type their sampled values fit when read
         in a `stream` (its batches share a schema), else of the type all their values fit; its date
         columns as dates; in a spaced file, its text without the spaces after the delimiters, and
-        blank fields missing."""
+        blank fields missing; numbers equal to a number among ``na_values`` missing (`null_numbers`)."""
         for i, column_field in enumerate(table.schema):
-            name = column_field.name
-            if not pa.types.is_string(column_field.type):
-                continue
+            name, column = column_field.name, table.column(i)
+            read = column
             if name in self.styles:
                 column = to_numbers(
-                    table.column(i),
+                    column,
                     name,
                     self.styles[name],
                     self.dialect[1],
@@ -239,18 +238,12 @@ class CsvRead:
                     na_values=self.options.na_values,
                 )
             elif name in self.dates:
-                column = to_dates(
-                    table.column(i),
-                    name,
-                    self.dates[name],
-                    str(self.path),
-                    self.options.na_values,
-                )
-            elif self.names is not None:
-                column = blank_to_null(pc.utf8_ltrim(table.column(i), " "))
-            else:
-                continue
-            table = table.set_column(i, name, column)
+                column = to_dates(column, name, self.dates[name], str(self.path), self.options.na_values)
+            elif self.names is not None and pa.types.is_string(column.type):
+                column = blank_to_null(pc.utf8_ltrim(column, " "))
+            column = null_numbers(column, self.options.na_values)
+            if column is not read:
+                table = table.set_column(i, name, column)
         return table
 
 

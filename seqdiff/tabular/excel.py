@@ -5,8 +5,8 @@ A sheet's first row that is not blank is its header; blank rows are skipped, as 
 column's type follows its cells: booleans, integers, numbers (integers and fractions), dates with times,
 else text. Numbers among words stay text, so that a column of numbers with a few placeholder words is
 reported as a CSV column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank
-text), Excel's error values (``#N/A``, ``#DIV/0!``, ...) and text cells that are one of the
-`na_values` are missing. A formula is read as the value Excel last saved for it.
+text), Excel's error values (``#N/A``, ``#DIV/0!``, ...), text cells that are one of the `na_values`
+and number cells equal to a number among them (`null_numbers`) are missing. A formula is read as the value Excel last saved for it.
 
 Example:
     >>> import tempfile
@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.read_options import ERROR_VALUES, file_state
+from seqdiff.tabular.read_options import ERROR_VALUES, file_state, null_numbers
 
 MAX_ROWS = 1_048_576  # rows of an Excel sheet, its header included
 _TYPES = {  # the Arrow type of a column whose cells are all of one Python type
@@ -97,7 +97,7 @@ def _read_sheet(
                 )
             continue
         names.append(str(name))
-        arrays.append(_column(cells, missing))
+        arrays.append(null_numbers(_column(cells, missing), na_values))
     return pa.Table.from_arrays(arrays, names=names)
 
 

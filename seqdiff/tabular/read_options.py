@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
 
@@ -50,6 +55,32 @@ class ReadOptions:
         them after a space (``a, ?, b``)."""
         tokens = [t for t in dict.fromkeys([*self.na_values, *ERROR_VALUES]) if t.strip()]
         return ["", " ", *tokens, *(f" {t}" for t in tokens)]
+
+
+def null_numbers(column: pa.ChunkedArray | pa.Array, na_values: Sequence[str]) -> pa.ChunkedArray | pa.Array:
+    """A numeric `column` with its numbers equal to a number among `na_values` missing: ``-999`` reads
+    a field written ``-999.0`` or a workbook's number cell as missing too, not only the text ``-999``.
+    Other columns are returned as they are.
+
+    Example:
+        >>> null_numbers(pa.array([12.5, -999.0, 3.0]), ["NA", "-999"]).to_pylist()
+        [12.5, None, 3.0]
+    """
+    integers = pa.types.is_integer(column.type)
+    if not (integers or pa.types.is_floating(column.type)):
+        return column
+    numbers = []
+    for token in na_values:
+        try:
+            number = float(token)
+        except ValueError:
+            continue
+        if math.isfinite(number) and (number.is_integer() or not integers):
+            numbers.append(number)
+    if not numbers:
+        return column
+    hit = pc.is_in(column, value_set=pa.array(numbers, pa.float64()).cast(column.type))
+    return pc.if_else(hit, pa.scalar(None, column.type), column)
 
 
 def add_read_flags(parser: argparse.ArgumentParser) -> None:

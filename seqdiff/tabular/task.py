@@ -14,13 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import numbers_in_header
+from seqdiff.tabular.files import file_format, numbers_in_header
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.stream import StreamReport, check_output, impute_file, read_sample
 
@@ -47,6 +49,17 @@ def _quiet(message: str) -> None:
     """The default `say`: the task's messages go nowhere."""
 
 
+def _read_as_missing(path: str | Path, token: str, read_options: ReadOptions | None) -> str:
+    """How to read `token` as missing in the file at `path`: the ``--na-values`` in use and it (they
+    replace the default list), or, in a Parquet file, nulls."""
+    if file_format(Path(path)) == "parquet":
+        return "If so, store those cells as nulls."
+    tokens = (read_options or ReadOptions()).na_values
+    return "To read it as missing: --na-values " + " ".join(
+        shlex.quote(t) for t in dict.fromkeys([*tokens, token])
+    )
+
+
 def fit_on_file(
     path: str | Path,
     fit: Mapping[str, Any],
@@ -64,8 +77,9 @@ def fit_on_file(
     """An imputer with the `fit` settings (`seqdiff.tabular.settings.FitSettings`), fitted on the file at
     `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`,
     a CSV file with `read_options`); `progress`: its tqdm bars (None: when stderr is a terminal); `say`
-    gets one line on the sample, one on identifier columns and one on early stopping, and one when the
-    header's names look like data (`numbers_in_header`)."""
+    gets one line on the sample, one on identifier columns and one on early stopping, one when the
+    header's names look like data (`numbers_in_header`), and one per number that looks like a code for
+    missing (`missing_codes`)."""
     imputer = MaskedDiffusionImputer(
         categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
     )
@@ -81,6 +95,8 @@ def fit_on_file(
     )
     if table.num_rows < total:
         say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
+    for code in missing_codes(table):
+        say(f"{code.describe()}: a code for missing? {_read_as_missing(path, code.token, read_options)}")
     imputer.fit(table, source=str(path), on_step=on_step)
     if imputer.schema_.identifiers:
         names = ", ".join(map(repr, imputer.schema_.identifiers))

@@ -177,6 +177,24 @@ def test_a_file_without_a_header_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(lines) == 80 and lines[1] == '21,"Never",1'
 
 
+def test_a_code_for_missing_is_named_and_read_as_missing_from_the_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """-999 in every fifth row of a column of temperatures: a warning names it, and adding it to the
+    tokens read as missing makes those cells missing."""
+    data = "temp,site\n" + "".join(
+        f"{'-999' if i % 5 == 0 else f'{10 + i % 9}.5'},{'ab'[i % 2]}\n" for i in range(60)
+    )
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload("readings.csv", data.encode()).run()
+    assert "0 of 120 cells missing" in captions(at)
+    assert len(at.warning) == 1 and "Column 'temp': -999 in 12 rows" in at.warning[0].value
+    tokens = at.text_input(key="table_na_values")
+    tokens.set_value(f"{tokens.value} -999").run()
+    assert not at.exception and not errors(at) and not at.warning
+    assert "12 of 120 cells missing (10.0%)" in captions(at)
+
+
 def test_excels_unicode_text_is_read_by_its_byte_order_mark(monkeypatch: pytest.MonkeyPatch) -> None:
     """Excel's "Unicode Text" (.txt: UTF-16 with a byte-order mark, tabs) reads with the detected
     encoding, and its download comes back as a .txt file in that encoding, byte-order mark first."""

@@ -52,6 +52,7 @@ BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n')
+_NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?")  # either decimal mark
 
 
 def byte_order_encoding(start: bytes) -> str:
@@ -97,6 +98,33 @@ def _sample_lines(path: Path, encoding: str | None) -> _Sample:
     return _Sample(text, whole, None, encoding)
 
 
+def _leading_comments(text: str, whole: bool, delimiter: str | None, fmt: str, path: str | Path) -> str:
+    """The lines at the top of sampled `text` that start with ``#`` (an instrument's or a lab system's
+    notes before the header), verbatim; the last of them stays, as the header, when it splits into as
+    many fields as the next line and names a number there (``#CHROM,POS`` over ``1,20``, as in a VCF
+    file). `delimiter` None: the one the other lines show (`_delimiter_in`).
+
+    Example:
+        >>> _leading_comments("# exported 2024-03-15\\n# units: C\\ntemp,site\\n3.5,a\\n", True, None, "csv", "t.csv")
+        '# exported 2024-03-15\\n# units: C\\n'
+        >>> _leading_comments("##format 4\\n#CHROM,POS\\n1,20\\n", True, None, "csv", "t.csv")
+        '##format 4\\n'
+    """
+    lines = text.splitlines(keepends=True)
+    count = next((n for n, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    if count in (0, len(lines)):
+        return ""
+    delimiter = delimiter or _delimiter_in("".join(lines[count:]), whole, fmt, path)
+    last, first = (next(csv.reader([lines[n]], delimiter=delimiter), []) for n in (count - 1, count))
+    names_numbers = any(
+        _NUMBER.fullmatch(value.strip()) and not _NUMBER.fullmatch(name.strip())
+        for name, value in zip(last, first, strict=False)
+    )
+    if len(last) == len(first) > 1 and names_numbers:
+        count -= 1
+    return "".join(lines[:count])
+
+
 def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:
     """The sampled records (blank lines skipped; a cut last one dropped)."""
     records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
@@ -131,7 +159,10 @@ def detect_delimiter(path: str | Path, fmt: str = "csv", options: ReadOptions | 
         seqdiff.errors.SeqdiffError: ...t.csv: cannot tell the delimiter: comma (2 fields per line) and semicolon (2 fields per line) both fit; give --delimiter
     """
     sample = _sample_lines(Path(path), options and options.encoding)
-    return sample.named_delimiter or _delimiter_in(sample.text, sample.whole, fmt, path)
+    if sample.named_delimiter:
+        return sample.named_delimiter
+    text = sample.text[len(_leading_comments(sample.text, sample.whole, None, fmt, path)) :]
+    return _delimiter_in(text, sample.whole, fmt, path)
 
 
 def _delimiter_in(text: str, whole: bool, fmt: str, path: str | Path) -> str:
@@ -172,7 +203,8 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
     """
     options = options or ReadOptions()
     sample = _sample_lines(Path(path), options.encoding)
-    header, *rows = _records(sample.text, sample.whole, delimiter) or [[]]
+    text = sample.text[len(_leading_comments(sample.text, sample.whole, delimiter, "csv", path)) :]
+    header, *rows = _records(text, sample.whole, delimiter) or [[]]
     return decimal_mark(header, rows, set(options.null_values()), str(path))
 
 
@@ -182,7 +214,8 @@ class CsvRead:
     signs (name -> `NumberStyle`, `number_styles`) and of dates in a local style (`date_formats`),
     read as text and then converted (`to_numbers`, `to_dates`), and its column names when not the
     header's: 1, 2, ... without a header (`ReadOptions.header`), without the spaces in a file with a
-    space after each delimiter (`_spaced`)."""
+    space after each delimiter (`_spaced`); and the ``#`` lines above its header (`_leading_comments`),
+    skipped and written back at the top of a CSV output."""
 
     path: Path
     options: ReadOptions
@@ -192,6 +225,7 @@ class CsvRead:
     names: tuple[str, ...] | None = None  # the column names, when not the header's as Arrow reads it
     numbered: tuple[str, ...] = ()  # the header's numbers over columns of numbers (`numbers_in_header`)
     dates: dict[str, str] = field(default_factory=dict)  # name -> strptime format (`date_formats`)
+    comments: str = ""  # the lines above the header that start with "#", as the file writes them
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> CsvRead:
@@ -254,6 +288,8 @@ def _detect(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOpt
     # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
     text, whole, named, encoding = _sample_lines(path, options.encoding)
     options = replace(options, encoding=encoding)
+    comments = _leading_comments(text, whole, options.delimiter or named, fmt, path)
+    text = text[len(comments) :]
     delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
     header, *rows = _records(text, whole, delimiter) or [[]]
     if not options.header:
@@ -267,7 +303,7 @@ def _detect(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOpt
     # Arrow reads plain numbers itself, but not past a spaced file's blank fields: read those as text.
     styles = {name: s for name, s in numeric.items() if spaced or s.group or s.prefix or s.suffix}
     numbered = tuple(numbers_named_by_numbers(header, numeric, decimal)) if options.header else ()
-    # Lines before the first record: Excel's ``sep=`` line, and the header when named here.
-    skip = int(named is not None) + (names is not None and options.header)
+    # Lines before the first record: Excel's ``sep=`` line, comments, and the header when named here.
+    skip = int(named is not None) + comments.count("\n") + (names is not None and options.header)
     dates = date_formats(header, rows, missing)
-    return CsvRead(path, options, (delimiter, decimal), styles, skip, names, numbered, dates)
+    return CsvRead(path, options, (delimiter, decimal), styles, skip, names, numbered, dates, comments)

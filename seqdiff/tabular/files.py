@@ -77,20 +77,20 @@ def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> l
     )
 
 
-def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool]:
+def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool, str]:
     """The delimiter, decimal mark, encoding and header (whether there is one) a CSV file is read with:
-    `options`' or else detected.
+    `options`' or else detected; and the ``#`` comment lines above its header.
 
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "t.csv"
-        >>> _ = path.write_text("kg;n\\n70,5;1\\n")
+        >>> _ = path.write_text("# scale 2\\nkg;n\\n70,5;1\\n")
         >>> csv_dialect(path)
-        (';', ',', 'utf-8', True)
+        (';', ',', 'utf-8', True, '# scale 2\\n')
     """
     path = Path(path)
     read = CsvRead.of(path, file_format(path), options or ReadOptions())
-    return (*read.dialect, read.options.encoding, read.options.header)
+    return (*read.dialect, read.options.encoding, read.options.header, read.comments)
 
 
 def _check_text(path: Path, schema: pa.Schema, encoding: str) -> None:

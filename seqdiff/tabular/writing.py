@@ -4,8 +4,9 @@ atomically.
 The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, ``.csv`` / ``.tsv`` /
 ``.txt`` (optionally ``.gz`` or ``.bz2`` compressed), or ``.xlsx`` (one sheet,
 `seqdiff.tabular.excel.SheetWriter`). A CSV output is written in the `CsvDialect` given:
-`output_dialect` hands back a CSV input's delimiter, decimal mark, encoding and header line (or none), so
-a semicolon file with decimal commas from a European spreadsheet comes back as one. Missing cells are
+`output_dialect` hands back a CSV input's delimiter, decimal mark, encoding, header line (or none) and
+``#`` comment lines above it, so a semicolon file with decimal commas from a European spreadsheet comes
+back as one. Missing cells are
 empty fields; numbers are written in their shortest exact form (``70.50`` comes back as ``70.5``).
 
 Example:
@@ -45,12 +46,14 @@ OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".txt", ".xlsx", ".xlsm")
 @dataclass(frozen=True)
 class CsvDialect:
     """How a CSV output is written: the field `delimiter`, the `decimal` mark of numbers, the text
-    `encoding` (a Python codec name), and whether it starts with a `header` line."""
+    `encoding` (a Python codec name), whether it starts with a `header` line, and the `comments` lines
+    above it (a CSV input's ``#`` lines, as it wrote them)."""
 
     delimiter: str = ","
     decimal: str = "."
     encoding: str = "utf-8"
     header: bool = True
+    comments: str = ""
 
 
 def output_format(path: str | Path) -> str:
@@ -79,8 +82,9 @@ def output_dialect(
     out_path: str | Path, in_path: str | Path | None = None, options: ReadOptions | None = None
 ) -> CsvDialect:
     """The dialect of the CSV output `out_path`: tab-separated for a ``.tsv`` name, else the delimiter of
-    the CSV input `in_path` (read with `options`), or a comma; the input's decimal mark, encoding and
-    header line or none, or a point, UTF-8 and a header (also for a Parquet or Excel input)."""
+    the CSV input `in_path` (read with `options`), or a comma; the input's decimal mark, encoding,
+    header line or none and ``#`` comment lines, or a point, UTF-8 and a header (also for a Parquet or
+    Excel input)."""
     if in_path is None or file_format(Path(in_path)) in ("parquet", "excel"):
         dialect = CsvDialect()
     else:
@@ -153,6 +157,8 @@ class TableWriter:
         sink = self._stack.enter_context(pa.output_stream(str(self._tmp), compression=compression))
         if codecs.lookup(self.dialect.encoding).name != "utf-8":
             sink = self._stack.enter_context(pa.PythonFile(_Encoded(sink, self.dialect.encoding), mode="w"))
+        if self.dialect.comments:
+            sink.write(self.dialect.comments.encode("utf-8"))  # transcoded, as the rows are, by _Encoded
         options = pacsv.WriteOptions(delimiter=self.dialect.delimiter, include_header=self.dialect.header)
         text_schema = _with_decimal(schema.empty_table(), self.dialect.decimal).schema
         return self._stack.enter_context(pacsv.CSVWriter(sink, text_schema, write_options=options))

@@ -22,7 +22,7 @@ from table_results import TableRun, show_results
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import file_format, numbers_in_header, read_table
+from seqdiff.tabular.files import csv_dialect, file_format, numbers_in_header, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, NA_VALUES, ReadOptions
@@ -150,11 +150,14 @@ def file_options() -> ReadOptions:
 
 
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)
-def read_upload(name: str, data: bytes, options: ReadOptions) -> tuple[pa.Table, list[str]]:
+def read_upload(name: str, data: bytes, options: ReadOptions) -> tuple[pa.Table, list[str], int]:
     """The uploaded Parquet, CSV or Excel file as an Arrow table (cached: Arrow tables are immutable),
-    and the header's names that look like data (`numbers_in_header`)."""
+    the header's names that look like data (`numbers_in_header`), and the ``#`` comment lines above a
+    CSV file's header."""
     with common.as_file(name, data) as path:
-        return read_table(path, options=options), numbers_in_header(path, options)
+        csv = file_format(path) not in ("parquet", "excel")
+        comments = csv_dialect(path, options)[4].count("\n") if csv else 0
+        return read_table(path, options=options), numbers_in_header(path, options), comments
 
 
 def upload_key(upload: UploadedFile, options: ReadOptions) -> str:
@@ -362,13 +365,18 @@ if upload is None:
     st.info("Upload a Parquet, CSV or Excel table with some missing cells.")
     st.stop()
 with common.user_errors():
-    table, header_numbers = read_upload(upload.name, upload.getvalue(), options)
+    table, header_numbers, comment_lines = read_upload(upload.name, upload.getvalue(), options)
     inferred = infer_schema(table, source=upload.name)
 missing = null_mask(table)
 st.caption(
     f"{upload.name}: {table.num_rows:,} rows × {table.num_columns} columns; {int(missing.sum()):,} of "
     f"{missing.size:,} cells missing ({missing.mean():.1%})."
 )
+if comment_lines:
+    st.caption(
+        f"{comment_lines} line(s) above the header start with #: read as comments, and kept above the "
+        "header of a CSV download."
+    )
 if header_numbers:
     st.warning(
         f"The first line names columns {', '.join(header_numbers[:3])}: numbers over columns of numbers. "

@@ -195,6 +195,24 @@ def test_a_code_for_missing_is_named_and_read_as_missing_from_the_options(
     assert "12 of 120 cells missing (10.0%)" in captions(at)
 
 
+def test_comment_lines_are_skipped_and_kept_in_the_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    notes = "# exported by LabSystem 4.2\n# units: C\n"
+    data = (
+        notes
+        + "temp,site\n"
+        + "".join(f"{'' if i % 5 == 0 else 10 + i % 9},{'ab'[i % 2]}\n" for i in range(60))
+    )
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload("readings.csv", data.encode()).run()
+    assert "60 rows × 2 columns" in captions(at)
+    assert "2 line(s) above the header start with #" in captions(at)
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    click(at, "table_impute_run")
+    export = at.session_state["table_run"].export.decode()
+    assert export.startswith(notes + '"temp","site"\n') and len(export.splitlines()) == 63
+
+
 def test_excels_unicode_text_is_read_by_its_byte_order_mark(monkeypatch: pytest.MonkeyPatch) -> None:
     """Excel's "Unicode Text" (.txt: UTF-16 with a byte-order mark, tabs) reads with the detected
     encoding, and its download comes back as a .txt file in that encoding, byte-order mark first."""

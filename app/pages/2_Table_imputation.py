@@ -22,7 +22,7 @@ from table_results import TableRun, show_results
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import csv_dialect, file_format, numbers_in_header, read_table
+from seqdiff.tabular.files import comment_lines, file_format, numbers_in_header, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, NA_VALUES, ReadOptions
@@ -155,9 +155,11 @@ def read_upload(name: str, data: bytes, options: ReadOptions) -> tuple[pa.Table,
     the header's names that look like data (`numbers_in_header`), and the ``#`` comment lines above a
     CSV file's header."""
     with common.as_file(name, data) as path:
-        csv = file_format(path) not in ("parquet", "excel")
-        comments = csv_dialect(path, options)[4].count("\n") if csv else 0
-        return read_table(path, options=options), numbers_in_header(path, options), comments
+        return (
+            read_table(path, options=options),
+            numbers_in_header(path, options),
+            comment_lines(path, options),
+        )
 
 
 def upload_key(upload: UploadedFile, options: ReadOptions) -> str:

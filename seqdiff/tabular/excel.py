@@ -6,7 +6,8 @@ column's type follows its cells: booleans, integers, numbers (integers and fract
 else text. Numbers among words stay text, so that a column of numbers with a few placeholder words is
 reported as a CSV column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank
 text), Excel's error values (``#N/A``, ``#DIV/0!``, ...), text cells that are one of the `na_values`
-and number cells equal to a number among them (`null_numbers`) are missing. A formula is read as the value Excel last saved for it.
+and number cells equal to a number among them (`null_numbers`) are missing. A formula is read as the
+value Excel last saved for it.
 
 Example:
     >>> import tempfile

@@ -77,6 +77,26 @@ def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> l
     )
 
 
+def comment_lines(path: str | Path, options: ReadOptions | None = None) -> int:
+    """How many ``#`` comment lines stand above a CSV file's header (skipped when read, written back
+    above a CSV output's header); 0 for other files.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("# scale 2\\n# site B\\nkg,n\\n70.5,1\\n")
+        >>> comment_lines(path)
+        2
+    """
+    path = Path(path)
+    fmt = file_format(path)
+    return (
+        0
+        if fmt in ("parquet", "excel")
+        else CsvRead.of(path, fmt, options or ReadOptions()).comments.count("\n")
+    )
+
+
 def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool, str]:
     """The delimiter, decimal mark, encoding and header (whether there is one) a CSV file is read with:
     `options`' or else detected; and the ``#`` comment lines above its header.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import csv_dialect, file_format, numbers_in_header
+from seqdiff.tabular.files import comment_lines, file_format, numbers_in_header
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import ReadOptions
@@ -95,12 +95,9 @@ def fit_on_file(
     )
     if table.num_rows < total:
         say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
-    if file_format(Path(path)) not in ("parquet", "excel"):
-        comments = csv_dialect(path, read_options)[4].count("\n")
-        if comments:
-            say(
-                f"{comments} line(s) above the header start with '#': comments, kept above a CSV output's header"
-            )
+    comments = comment_lines(path, read_options)
+    if comments:
+        say(f"{comments} line(s) above the header start with '#': comments, kept above a CSV output's header")
     for code in missing_codes(table):
         say(f"{code.describe()}: a code for missing? {_read_as_missing(path, code.token, read_options)}")
     imputer.fit(table, source=str(path), on_step=on_step)

@@ -6,8 +6,8 @@ The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, ``
 `seqdiff.tabular.excel.SheetWriter`). A CSV output is written in the `CsvDialect` given:
 `output_dialect` hands back a CSV input's delimiter, decimal mark, encoding, header line (or none) and
 ``#`` comment lines above it, so a semicolon file with decimal commas from a European spreadsheet comes
-back as one. Missing cells are
-empty fields; numbers are written in their shortest exact form (``70.50`` comes back as ``70.5``).
+back as one. Missing cells are empty fields; numbers are written in their shortest exact form (``70.50``
+comes back as ``70.5``).
 
 Example:
     >>> import tempfile

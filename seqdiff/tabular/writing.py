@@ -157,8 +157,8 @@ class TableWriter:
         sink = self._stack.enter_context(pa.output_stream(str(self._tmp), compression=compression))
         if codecs.lookup(self.dialect.encoding).name != "utf-8":
             sink = self._stack.enter_context(pa.PythonFile(_Encoded(sink, self.dialect.encoding), mode="w"))
-        if self.dialect.comments:
-            sink.write(self.dialect.comments.encode("utf-8"))  # transcoded, as the rows are, by _Encoded
+        if self.dialect.comments:  # in the rows' line endings; transcoded, as the rows are, by _Encoded
+            sink.write("\n".join(self.dialect.comments.splitlines()).encode("utf-8") + b"\n")
         options = pacsv.WriteOptions(delimiter=self.dialect.delimiter, include_header=self.dialect.header)
         text_schema = _with_decimal(schema.empty_table(), self.dialect.decimal).schema
         return self._stack.enter_context(pacsv.CSVWriter(sink, text_schema, write_options=options))

@@ -48,6 +48,16 @@ def test_comment_lines_are_skipped_reported_and_written_back(tmp_path: Path) -> 
     assert pq.read_table(parquet).column_names == ["temp", "kg", "site"]
 
 
+def test_windows_line_endings_and_encodings_come_back_with_the_comments(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    body = readings(tmp_path / "plain.csv").read_text()
+    src.write_bytes(body.replace("\n", "\r\n").replace("units", "unités").encode("utf-16"))
+    out = tmp_path / "o.csv"
+    assert seqdiff("impute", str(src), "-o", str(out), *TINY).returncode == 0
+    text = out.read_bytes().decode("utf-16")
+    assert text.startswith(NOTES.replace("units", "unités") + '"temp","kg","site"\n') and "\r" not in text
+
+
 def test_comments_do_not_hide_the_dialect(tmp_path: Path) -> None:
     # The notes hold commas and semicolons; the rows are split by semicolons with decimal commas.
     src = tmp_path / "t.csv"

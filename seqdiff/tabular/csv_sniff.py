@@ -39,7 +39,7 @@ from seqdiff.tabular.csv_numbers import (
     numbers_named_by_numbers,
     to_numbers,
 )
-from seqdiff.tabular.read_options import DELIMITERS, ReadOptions, file_state, null_numbers
+from seqdiff.tabular.read_options import DELIMITERS, MAX_TITLE_LINES, ReadOptions, file_state, null_numbers
 
 SNIFF_BYTES = 65_536
 # Byte-order marks and the codecs that read them (and write them back); UTF-32's little-endian mark
@@ -98,24 +98,52 @@ def _sample_lines(path: Path, encoding: str | None) -> _Sample:
     return _Sample(text, whole, None, encoding)
 
 
-def _leading_comments(text: str, whole: bool, delimiter: str | None, fmt: str, path: str | Path) -> str:
-    """The lines at the top of sampled `text` that start with ``#`` (an instrument's or a lab system's
-    notes before the header), verbatim; the last of them stays, as the header, when it splits into as
-    many fields as the next line and names a number there (``#CHROM,POS`` over ``1,20``, as in a VCF
-    file). `delimiter` None: the one the other lines show (`_delimiter_in`).
+def _fields(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def _blank(line: str) -> bool:
+    """A line of no fields or only empty ones (``,,`` where a spreadsheet exports an empty row)."""
+    return not line.strip().strip("".join(DELIMITERS) + '"')
+
+
+def _preamble(text: str, whole: bool, delimiter: str | None, fmt: str, path: str | Path) -> str:
+    """The lines above the header at the top of sampled `text`, verbatim: lines that start with ``#`` (an
+    instrument's or a lab system's notes), then a title block (lines of one field each, such as a
+    report's title, ended by blank lines, as a spreadsheet exports a titled sheet). The last ``#`` line
+    stays, as the header, when it splits into as many fields as the next line and names a number there
+    (``#CHROM,POS`` over ``1,20``, as in a VCF file). `delimiter` None: the one the other lines show
+    (`_delimiter_in`).
 
     Example:
-        >>> _leading_comments("# exported 2024-03-15\\n# units: C\\ntemp,site\\n3.5,a\\n", True, None, "csv", "t.csv")
+        >>> _preamble("# exported 2024-03-15\\n# units: C\\ntemp,site\\n3.5,a\\n", True, None, "csv", "t.csv")
         '# exported 2024-03-15\\n# units: C\\n'
-        >>> _leading_comments("##format 4\\n#CHROM,POS\\n1,20\\n", True, None, "csv", "t.csv")
+        >>> _preamble("##format 4\\n#CHROM,POS\\n1,20\\n", True, None, "csv", "t.csv")
         '##format 4\\n'
+        >>> _preamble("Sales Q3,,\\n,,\\nregion,units,price\\nnorth,3,2.5\\n", True, None, "csv", "t.csv")
+        'Sales Q3,,\\n,,\\n'
     """
     lines = text.splitlines(keepends=True)
     count = next((n for n, line in enumerate(lines) if not line.startswith("#")), len(lines))
-    if count in (0, len(lines)):
+    if count == len(lines):
         return ""
-    delimiter = delimiter or _delimiter_in("".join(lines[count:]), whole, fmt, path)
-    last, first = (next(csv.reader([lines[n]], delimiter=delimiter), []) for n in (count - 1, count))
+    blank = next(
+        (n for n in range(count, min(len(lines), count + MAX_TITLE_LINES + 1)) if _blank(lines[n])), None
+    )
+    header = (
+        None if blank is None else next((n for n in range(blank, len(lines)) if not _blank(lines[n])), None)
+    )
+    delimiter = delimiter or _delimiter_in("".join(lines[header or count :]), whole, fmt, path)
+    if header is not None:
+        filled = [sum(bool(f.strip()) for f in _fields(lines[n], delimiter)) for n in range(count, blank)]
+        if (
+            all(n == 1 for n in filled)
+            and sum(bool(f.strip()) for f in _fields(lines[header], delimiter)) >= 2
+        ):
+            return "".join(lines[:header])
+    if count == 0:
+        return ""
+    last, first = _fields(lines[count - 1], delimiter), _fields(lines[count], delimiter)
     names_numbers = any(
         _NUMBER.fullmatch(value.strip()) and not _NUMBER.fullmatch(name.strip())
         for name, value in zip(last, first, strict=False)
@@ -161,7 +189,7 @@ def detect_delimiter(path: str | Path, fmt: str = "csv", options: ReadOptions | 
     sample = _sample_lines(Path(path), options and options.encoding)
     if sample.named_delimiter:
         return sample.named_delimiter
-    text = sample.text[len(_leading_comments(sample.text, sample.whole, None, fmt, path)) :]
+    text = sample.text[len(_preamble(sample.text, sample.whole, None, fmt, path)) :]
     return _delimiter_in(text, sample.whole, fmt, path)
 
 
@@ -203,7 +231,7 @@ def detect_decimal(path: str | Path, delimiter: str, options: ReadOptions | None
     """
     options = options or ReadOptions()
     sample = _sample_lines(Path(path), options.encoding)
-    text = sample.text[len(_leading_comments(sample.text, sample.whole, delimiter, "csv", path)) :]
+    text = sample.text[len(_preamble(sample.text, sample.whole, delimiter, "csv", path)) :]
     header, *rows = _records(text, sample.whole, delimiter) or [[]]
     return decimal_mark(header, rows, set(options.null_values()), str(path))
 
@@ -214,8 +242,8 @@ class CsvRead:
     signs (name -> `NumberStyle`, `number_styles`) and of dates in a local style (`date_formats`),
     read as text and then converted (`to_numbers`, `to_dates`), and its column names when not the
     header's: 1, 2, ... without a header (`ReadOptions.header`), without the spaces in a file with a
-    space after each delimiter (`_spaced`); and the ``#`` lines above its header (`_leading_comments`),
-    skipped and written back at the top of a CSV output."""
+    space after each delimiter (`_spaced`); and the lines above its header (`_preamble`: ``#`` notes, a
+    title), skipped and written back at the top of a CSV output."""
 
     path: Path
     options: ReadOptions
@@ -225,7 +253,7 @@ class CsvRead:
     names: tuple[str, ...] | None = None  # the column names, when not the header's as Arrow reads it
     numbered: tuple[str, ...] = ()  # the header's numbers over columns of numbers (`numbers_in_header`)
     dates: dict[str, str] = field(default_factory=dict)  # name -> strptime format (`date_formats`)
-    comments: str = ""  # the lines above the header that start with "#", as the file writes them
+    preamble: str = ""  # the lines above the header (`_preamble`), as the file writes them
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> CsvRead:
@@ -288,8 +316,8 @@ def _detect(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOpt
     # Read once: a one-line error for a file that is not in the encoding, then the detections' lines.
     text, whole, named, encoding = _sample_lines(path, options.encoding)
     options = replace(options, encoding=encoding)
-    comments = _leading_comments(text, whole, options.delimiter or named, fmt, path)
-    text = text[len(comments) :]
+    preamble = _preamble(text, whole, options.delimiter or named, fmt, path)
+    text = text[len(preamble) :]
     delimiter = options.delimiter or named or _delimiter_in(text, whole, fmt, path)
     header, *rows = _records(text, whole, delimiter) or [[]]
     if not options.header:
@@ -303,7 +331,7 @@ def _detect(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOpt
     # Arrow reads plain numbers itself, but not past a spaced file's blank fields: read those as text.
     styles = {name: s for name, s in numeric.items() if spaced or s.group or s.prefix or s.suffix}
     numbered = tuple(numbers_named_by_numbers(header, numeric, decimal)) if options.header else ()
-    # Lines before the first record: Excel's ``sep=`` line, comments, and the header when named here.
-    skip = int(named is not None) + comments.count("\n") + (names is not None and options.header)
+    # Lines before the first record: Excel's ``sep=`` line, the preamble, and the header when named here.
+    skip = int(named is not None) + preamble.count("\n") + (names is not None and options.header)
     dates = date_formats(header, rows, missing)
-    return CsvRead(path, options, (delimiter, decimal), styles, skip, names, numbered, dates, comments)
+    return CsvRead(path, options, (delimiter, decimal), styles, skip, names, numbered, dates, preamble)

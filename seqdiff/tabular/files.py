@@ -77,15 +77,15 @@ def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> l
     )
 
 
-def comment_lines(path: str | Path, options: ReadOptions | None = None) -> int:
-    """How many ``#`` comment lines stand above a CSV file's header (skipped when read, written back
-    above a CSV output's header); 0 for other files.
+def preamble_lines(path: str | Path, options: ReadOptions | None = None) -> int:
+    """How many lines stand above a CSV file's header (``#`` notes, a title: skipped when read, written
+    back above a CSV output's header); 0 for other files.
 
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "t.csv"
         >>> _ = path.write_text("# scale 2\\n# site B\\nkg,n\\n70.5,1\\n")
-        >>> comment_lines(path)
+        >>> preamble_lines(path)
         2
     """
     path = Path(path)
@@ -93,13 +93,13 @@ def comment_lines(path: str | Path, options: ReadOptions | None = None) -> int:
     return (
         0
         if fmt in ("parquet", "excel")
-        else CsvRead.of(path, fmt, options or ReadOptions()).comments.count("\n")
+        else CsvRead.of(path, fmt, options or ReadOptions()).preamble.count("\n")
     )
 
 
 def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool, str]:
     """The delimiter, decimal mark, encoding and header (whether there is one) a CSV file is read with:
-    `options`' or else detected; and the ``#`` comment lines above its header.
+    `options`' or else detected; and the lines above its header (``#`` notes, a title).
 
     Example:
         >>> import tempfile
@@ -110,7 +110,7 @@ def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[s
     """
     path = Path(path)
     read = CsvRead.of(path, file_format(path), options or ReadOptions())
-    return (*read.dialect, read.options.encoding, read.options.header, read.comments)
+    return (*read.dialect, read.options.encoding, read.options.header, read.preamble)
 
 
 def _check_text(path: Path, schema: pa.Schema, encoding: str) -> None:

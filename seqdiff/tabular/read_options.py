@@ -23,6 +23,8 @@ NA_VALUES: tuple[str, ...] = ("?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN
 # files Excel exports (whatever ``--na-values`` says).
 ERROR_VALUES: tuple[str, ...] = ("#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!")
 DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# A title above a table's header (a report's title and subtitle, then a blank row): this many lines at most.
+MAX_TITLE_LINES = 5
 DECIMAL_MARKS = (".", ",")
 
 

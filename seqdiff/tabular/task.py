@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import comment_lines, file_format, numbers_in_header
+from seqdiff.tabular.files import file_format, numbers_in_header, preamble_lines
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import ReadOptions
@@ -77,8 +77,8 @@ def fit_on_file(
     """An imputer with the `fit` settings (`seqdiff.tabular.settings.FitSettings`), fitted on the file at
     `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`,
     a CSV file with `read_options`); `progress`: its tqdm bars (None: when stderr is a terminal); `say`
-    gets one line on the sample, one on identifier columns and one on early stopping, one on ``#``
-    comment lines above the header, one when the header's names look like data (`numbers_in_header`),
+    gets one line on the sample, one on identifier columns and one on early stopping, one on the lines
+    above the header (``#`` notes, a title), one when the header's names look like data (`numbers_in_header`),
     and one per number that looks like a code for missing (`missing_codes`)."""
     imputer = MaskedDiffusionImputer(
         categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
@@ -95,9 +95,11 @@ def fit_on_file(
     )
     if table.num_rows < total:
         say(f"fitting on a random sample of {table.num_rows:,} of {total:,} rows")
-    comments = comment_lines(path, read_options)
-    if comments:
-        say(f"{comments} line(s) above the header start with '#': comments, kept above a CSV output's header")
+    above = preamble_lines(path, read_options)
+    if above:
+        say(
+            f"{above} line(s) above the header (# notes or a title): skipped, kept above a CSV output's header"
+        )
     for code in missing_codes(table):
         say(f"{code.describe()}: a code for missing? {_read_as_missing(path, code.token, read_options)}")
     imputer.fit(table, source=str(path), on_step=on_step)

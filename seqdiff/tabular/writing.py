@@ -5,7 +5,7 @@ The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, ``
 ``.txt`` (optionally ``.gz`` or ``.bz2`` compressed), or ``.xlsx`` (one sheet,
 `seqdiff.tabular.excel.SheetWriter`). A CSV output is written in the `CsvDialect` given:
 `output_dialect` hands back a CSV input's delimiter, decimal mark, encoding, header line (or none) and
-``#`` comment lines above it, so a semicolon file with decimal commas from a European spreadsheet comes
+the lines above it (``#`` notes, a title), so a semicolon file with decimal commas from a European spreadsheet comes
 back as one. Missing cells are empty fields; numbers are written in their shortest exact form (``70.50``
 comes back as ``70.5``).
 
@@ -46,14 +46,14 @@ OUTPUT_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".txt", ".xlsx", ".xlsm")
 @dataclass(frozen=True)
 class CsvDialect:
     """How a CSV output is written: the field `delimiter`, the `decimal` mark of numbers, the text
-    `encoding` (a Python codec name), whether it starts with a `header` line, and the `comments` lines
-    above it (a CSV input's ``#`` lines, as it wrote them)."""
+    `encoding` (a Python codec name), whether it starts with a `header` line, and the `preamble` lines
+    above it (a CSV input's ``#`` notes and title, as it wrote them)."""
 
     delimiter: str = ","
     decimal: str = "."
     encoding: str = "utf-8"
     header: bool = True
-    comments: str = ""
+    preamble: str = ""
 
 
 def output_format(path: str | Path) -> str:
@@ -83,7 +83,7 @@ def output_dialect(
 ) -> CsvDialect:
     """The dialect of the CSV output `out_path`: tab-separated for a ``.tsv`` name, else the delimiter of
     the CSV input `in_path` (read with `options`), or a comma; the input's decimal mark, encoding,
-    header line or none and ``#`` comment lines, or a point, UTF-8 and a header (also for a Parquet or
+    header line or none and the lines above it, or a point, UTF-8 and a header (also for a Parquet or
     Excel input)."""
     if in_path is None or file_format(Path(in_path)) in ("parquet", "excel"):
         dialect = CsvDialect()
@@ -157,8 +157,8 @@ class TableWriter:
         sink = self._stack.enter_context(pa.output_stream(str(self._tmp), compression=compression))
         if codecs.lookup(self.dialect.encoding).name != "utf-8":
             sink = self._stack.enter_context(pa.PythonFile(_Encoded(sink, self.dialect.encoding), mode="w"))
-        if self.dialect.comments:  # in the rows' line endings; transcoded, as the rows are, by _Encoded
-            sink.write("\n".join(self.dialect.comments.splitlines()).encode("utf-8") + b"\n")
+        if self.dialect.preamble:  # in the rows' line endings; transcoded, as the rows are, by _Encoded
+            sink.write("\n".join(self.dialect.preamble.splitlines()).encode("utf-8") + b"\n")
         options = pacsv.WriteOptions(delimiter=self.dialect.delimiter, include_header=self.dialect.header)
         text_schema = _with_decimal(schema.empty_table(), self.dialect.decimal).schema
         return self._stack.enter_context(pacsv.CSVWriter(sink, text_schema, write_options=options))

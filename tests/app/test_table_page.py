@@ -205,7 +205,7 @@ def test_comment_lines_are_skipped_and_kept_in_the_download(monkeypatch: pytest.
     at = page(monkeypatch)
     at.file_uploader(key="table_upload").upload("readings.csv", data.encode()).run()
     assert "60 rows × 2 columns" in captions(at)
-    assert "2 line(s) above the header start with #" in captions(at)
+    assert "2 line(s) above the header (# notes or a title): skipped" in captions(at)
     at.number_input(key="table_steps").set_value(FIT_STEPS).run()
     click(at, "table_fit_run")
     click(at, "table_impute_run")

@@ -173,3 +173,19 @@ def test_a_sheet_is_read_once_for_a_fit_and_its_imputation(
     book["visits"]["B2"] = 99
     book.save(src)
     assert excel.read_sheet(src, na_values=NA_VALUES).column("age")[0].as_py() == 99 and len(opened) == 2
+
+
+def test_a_reports_title_rows_above_a_blank_row_are_skipped(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    for row in (["Sales report, Q3 2024"], [None, "north and south"], [], ["region", "units"]):
+        book.active.append(row)
+    for i in range(20):
+        book.active.append(["ns"[i % 2], None if i % 4 == 0 else i])
+    book.save(tmp_path / "report.xlsx")
+    table = read_table(tmp_path / "report.xlsx")
+    assert table.column_names == ["region", "units"] and table.num_rows == 20
+    assert table.column("units").null_count == 5
+    book.active.insert_rows(3)  # a title of two rows then two blank rows: still a title
+    book.active.cell(5, 3).value = "note"  # and the header with a third name
+    book.save(tmp_path / "report.xlsx")
+    assert read_table(tmp_path / "report.xlsx").column_names == ["region", "units", "note"]

@@ -1,6 +1,6 @@
-"""``#`` lines above a CSV file's header (an instrument's or a lab system's notes): skipped when read,
-whole and streamed, reported, and written back above a CSV output's header; a VCF-style ``#CHROM``
-header stays the header."""
+"""Lines above a CSV file's header (an instrument's ``#`` notes, a spreadsheet report's title): skipped
+when read, whole and streamed, reported, and written back above a CSV output's header; a VCF-style
+``#CHROM`` header stays the header."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_comment_lines_are_skipped_reported_and_written_back(tmp_path: Path) -> 
     out = tmp_path / "o.csv"
     result = seqdiff("impute", str(src), "-o", str(out), *TINY)
     assert result.returncode == 0, result.stderr
-    assert "2 line(s) above the header start with '#'" in result.stderr
+    assert "2 line(s) above the header (# notes or a title): skipped" in result.stderr
     assert "imputed 12 cells" in result.stderr
     text = out.read_text()
     assert text.startswith(NOTES + '"temp","kg","site"\n')
@@ -85,3 +85,22 @@ def test_a_bad_row_is_named_by_its_line_in_the_file(tmp_path: Path) -> None:
     src.write_text("\n".join(lines) + "\n")
     result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"), *TINY)
     assert_one_line_error(result, "t.csv", "line 10:")
+
+
+def test_a_spreadsheet_reports_title_rows_are_skipped_and_kept(tmp_path: Path) -> None:
+    """Excel's CSV export of a titled sheet: the title and a blank row padded with delimiters."""
+    src = tmp_path / "report.csv"
+    title = '"Sales report, Q3 2024",,\nNorth and south,,\n,,\n'
+    rows = "".join(f"{'ns'[i % 2]},{'' if i % 6 == 0 else i % 40},{20 + i % 7}.5\n" for i in range(60))
+    src.write_text(title + "region,units,price\n" + rows)
+    table = read_table(src)
+    assert table.column_names == ["region", "units", "price"] and table.num_rows == 60
+    assert table.column("units").null_count == 10
+    out = tmp_path / "o.csv"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "3 line(s) above the header" in result.stderr and "imputed 10 cells" in result.stderr
+    assert out.read_text().startswith(title + '"region","units","price"\n')
+    # Without a blank line after it, a one-field first line is the header's problem, not a title.
+    src.write_text("Sales report\nregion,units,price\n" + rows)
+    assert_one_line_error(seqdiff("impute", str(src), "-o", str(out), *TINY), "report.csv")

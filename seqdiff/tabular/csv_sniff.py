@@ -102,9 +102,23 @@ def _fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter), [])
 
 
+def _filled(line: str, delimiter: str) -> int:
+    """How many fields of `line` are not empty."""
+    return sum(bool(f.strip()) for f in _fields(line, delimiter))
+
+
 def _blank(line: str) -> bool:
     """A line of no fields or only empty ones (``,,`` where a spreadsheet exports an empty row)."""
     return not line.strip().strip("".join(DELIMITERS) + '"')
+
+
+def _names_numbers(names: str, row: str, delimiter: str) -> bool:
+    """Whether line `names` splits into as many fields as line `row` and names a number there."""
+    named, values = _fields(names, delimiter), _fields(row, delimiter)
+    return len(named) == len(values) > 1 and any(
+        _NUMBER.fullmatch(v.strip()) and not _NUMBER.fullmatch(n.strip())
+        for n, v in zip(named, values, strict=True)
+    )
 
 
 def _preamble(text: str, whole: bool, delimiter: str | None, fmt: str, path: str | Path) -> str:
@@ -124,33 +138,22 @@ def _preamble(text: str, whole: bool, delimiter: str | None, fmt: str, path: str
         'Sales Q3,,\\n,,\\n'
     """
     lines = text.splitlines(keepends=True)
-    count = next((n for n, line in enumerate(lines) if not line.startswith("#")), len(lines))
-    if count == len(lines):
+    notes = next((n for n, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    if notes == len(lines):
         return ""
     blank = next(
-        (n for n in range(count, min(len(lines), count + MAX_TITLE_LINES + 1)) if _blank(lines[n])), None
+        (n for n in range(notes, min(len(lines), notes + MAX_TITLE_LINES + 1)) if _blank(lines[n])), None
     )
     header = (
         None if blank is None else next((n for n in range(blank, len(lines)) if not _blank(lines[n])), None)
     )
-    delimiter = delimiter or _delimiter_in("".join(lines[header or count :]), whole, fmt, path)
-    if header is not None:
-        filled = [sum(bool(f.strip()) for f in _fields(lines[n], delimiter)) for n in range(count, blank)]
-        if (
-            all(n == 1 for n in filled)
-            and sum(bool(f.strip()) for f in _fields(lines[header], delimiter)) >= 2
-        ):
-            return "".join(lines[:header])
-    if count == 0:
-        return ""
-    last, first = _fields(lines[count - 1], delimiter), _fields(lines[count], delimiter)
-    names_numbers = any(
-        _NUMBER.fullmatch(value.strip()) and not _NUMBER.fullmatch(name.strip())
-        for name, value in zip(last, first, strict=False)
-    )
-    if len(last) == len(first) > 1 and names_numbers:
-        count -= 1
-    return "".join(lines[:count])
+    delimiter = delimiter or _delimiter_in("".join(lines[header or notes :]), whole, fmt, path)
+    if header is not None and _filled(lines[header], delimiter) >= 2:
+        if all(_filled(lines[n], delimiter) == 1 for n in range(notes, blank)):
+            return "".join(lines[:header])  # the notes and a title
+    if notes and _names_numbers(lines[notes - 1], lines[notes], delimiter):
+        notes -= 1  # the last note is the header
+    return "".join(lines[:notes])
 
 
 def _records(text: str, whole: bool, delimiter: str) -> list[list[str]]:

@@ -19,8 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
+
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import file_format, numbers_in_header, preamble_lines
+from seqdiff.tabular.files import file_format, iter_record_batches, numbers_in_header, preamble_lines
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import ReadOptions
@@ -58,6 +60,14 @@ def _read_as_missing(path: str | Path, token: str, read_options: ReadOptions | N
     return "To read it as missing: --na-values " + " ".join(
         shlex.quote(t) for t in dict.fromkeys([*tokens, token])
     )
+
+
+def _say_codes(
+    table: pa.Table, path: str | Path, read_options: ReadOptions | None, say: Callable[[str], None]
+) -> None:
+    """One line per number of `table` (read from `path`) that looks like a code for missing."""
+    for code in missing_codes(table):
+        say(f"{code.describe()}: a code for missing? {_read_as_missing(path, code.token, read_options)}")
 
 
 def fit_on_file(
@@ -100,8 +110,7 @@ def fit_on_file(
         say(
             f"{above} line(s) above the header (# notes or a title): skipped, kept above a CSV output's header"
         )
-    for code in missing_codes(table):
-        say(f"{code.describe()}: a code for missing? {_read_as_missing(path, code.token, read_options)}")
+    _say_codes(table, path, read_options, say)
     imputer.fit(table, source=str(path), on_step=on_step)
     if imputer.schema_.identifiers:
         names = ", ".join(map(repr, imputer.schema_.identifiers))
@@ -170,6 +179,9 @@ def impute_table(
     if imputer is None and checkpoint is not None:
         imputer = MaskedDiffusionImputer.load(checkpoint, device=device)
         imputer.set_params(progress=progress)
+        first = next(iter_record_batches(in_path, batch_rows, options=read_options), None)
+        if first is not None:  # the codes a fit on the file would have named, in its first rows
+            _say_codes(pa.Table.from_batches([first]), in_path, read_options, say)
     elif imputer is None:
         imputer = fit_on_file(
             in_path,

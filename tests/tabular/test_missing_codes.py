@@ -43,10 +43,10 @@ def test_codes_far_outside_a_columns_values_are_named() -> None:
 
 
 def test_the_cli_names_a_code_and_its_na_values_read_it_as_missing(tmp_path: Path) -> None:
-    src, out = tmp_path / "t.csv", tmp_path / "o.csv"
+    src, out, model = tmp_path / "t.csv", tmp_path / "o.csv", tmp_path / "model"
     df = readings()
     df.to_csv(src, index=False)
-    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    result = seqdiff("impute", str(src), "-o", str(out), "--save-model", str(model), *TINY)
     assert result.returncode == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if "code for missing" in line]
     others = df["temp"][df["temp"] > -999]
@@ -56,6 +56,10 @@ def test_the_cli_names_a_code_and_its_na_values_read_it_as_missing(tmp_path: Pat
         "NULL NaN nan -999"
     ]
     assert "imputed 0 cells" in result.stderr
+    # A saved model's run names the code too, from the file's first rows.
+    reused = seqdiff("impute", str(src), "-o", str(out), "--checkpoint", str(model))
+    assert reused.returncode == 0, reused.stderr
+    assert [line for line in reused.stderr.splitlines() if "code for missing" in line] == said
     flags = ["--na-values", "?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan", "-999"]
     result = seqdiff("impute", str(src), "-o", str(out), *flags, *TINY)
     assert result.returncode == 0 and "code for missing" not in result.stderr

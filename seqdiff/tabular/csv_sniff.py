@@ -39,7 +39,14 @@ from seqdiff.tabular.csv_numbers import (
     numbers_named_by_numbers,
     to_numbers,
 )
-from seqdiff.tabular.read_options import DELIMITERS, MAX_TITLE_LINES, ReadOptions, file_state, null_numbers
+from seqdiff.tabular.read_options import (
+    DELIMITERS,
+    MAX_TITLE_LINES,
+    ReadOptions,
+    file_state,
+    null_numbers,
+    title_rows,
+)
 
 SNIFF_BYTES = 65_536
 # Byte-order marks and the codecs that read them (and write them back); UTF-32's little-endian mark
@@ -123,8 +130,8 @@ def _names_numbers(names: str, row: str, delimiter: str) -> bool:
 
 def _preamble(text: str, whole: bool, delimiter: str | None, fmt: str, path: str | Path) -> str:
     """The lines above the header at the top of sampled `text`, verbatim: lines that start with ``#`` (an
-    instrument's or a lab system's notes), then a title block (lines of one field each, such as a
-    report's title, ended by blank lines, as a spreadsheet exports a titled sheet). The last ``#`` line
+    instrument's or a lab system's notes), then a title (`title_rows`; a spreadsheet exports a titled
+    sheet's blank cells as empty fields, ``,,``). The last ``#`` line
     stays, as the header, when it splits into as many fields as the next line and names a number there
     (``#CHROM,POS`` over ``1,20``, as in a VCF file). `delimiter` None: the one the other lines show
     (`_delimiter_in`).
@@ -148,9 +155,8 @@ def _preamble(text: str, whole: bool, delimiter: str | None, fmt: str, path: str
         None if blank is None else next((n for n in range(blank, len(lines)) if not _blank(lines[n])), None)
     )
     delimiter = delimiter or _delimiter_in("".join(lines[header or notes :]), whole, fmt, path)
-    if header is not None and _filled(lines[header], delimiter) >= 2:
-        if all(_filled(lines[n], delimiter) == 1 for n in range(notes, blank)):
-            return "".join(lines[:header])  # the notes and a title
+    if header is not None and title_rows(_filled(line, delimiter) for line in lines[notes : header + 1]):
+        return "".join(lines[:header])  # the notes and a title
     if notes and _names_numbers(lines[notes - 1], lines[notes], delimiter):
         notes -= 1  # the last note is the header
     return "".join(lines[:notes])

@@ -2,7 +2,7 @@
 written as one sheet, batch by batch (`SheetWriter`).
 
 A sheet's first row that is not blank is its header, unless it starts a title (rows of one cell each,
-then a blank row, as above a report's table: `_title_rows`); blank rows are skipped, as in CSV files. Each
+then a blank row, as above a report's table: `title_rows`); blank rows are skipped, as in CSV files. Each
 column's type follows its cells: booleans, integers, numbers (integers and fractions), dates with times,
 else text. Numbers among words stay text, so that a column of numbers with a few placeholder words is
 reported as a CSV column is (`seqdiff.tabular.schema.check_stray_tokens`). Empty cells (also blank
@@ -25,13 +25,14 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.read_options import ERROR_VALUES, MAX_TITLE_LINES, file_state, null_numbers
+from seqdiff.tabular.read_options import ERROR_VALUES, file_state, null_numbers, title_rows
 
 MAX_ROWS = 1_048_576  # rows of an Excel sheet, its header included
 _TYPES = {  # the Arrow type of a column whose cells are all of one Python type
@@ -84,7 +85,11 @@ def _read_sheet(
     numbers = [n for n, row in enumerate(rows, 1) if any(cell is not None for cell in row)]
     if not numbers:
         return pa.table({})
-    numbers = numbers[_title_rows(rows, numbers) :]
+    top = numbers[0] - 1
+    title = title_rows(
+        sum(c is not None and str(c).strip() != "" for c in row) for row in islice(rows, top, None)
+    )
+    numbers = [n for n in numbers if n > top + title]
     rows = [rows[n - 1] for n in numbers]
     width = max(len(row) for row in rows)
     header, body = rows[0], [row + (None,) * (width - len(row)) for row in rows[1:]]
@@ -102,22 +107,6 @@ def _read_sheet(
         names.append(str(name))
         arrays.append(null_numbers(_column(cells, missing), na_values))
     return pa.Table.from_arrays(arrays, names=names)
-
-
-def _title_rows(rows: list[tuple], numbers: list[int]) -> int:
-    """How many of the non-blank rows (1-based `numbers` of `rows`) at the top are a title: at most
-    MAX_TITLE_LINES rows of one filled cell each, then a blank row, then a row of two filled cells or
-    more (the header). 0 when the sheet does not start so."""
-
-    def filled(number: int) -> int:
-        return sum(cell is not None and str(cell).strip() != "" for cell in rows[number - 1])
-
-    for k in range(min(MAX_TITLE_LINES, len(numbers) - 1)):
-        if filled(numbers[k]) != 1:
-            return 0
-        if numbers[k + 1] > numbers[k] + 1:  # a blank row follows
-            return k + 1 if filled(numbers[k + 1]) >= 2 else 0
-    return 0
 
 
 def _column(cells: Sequence[Any], missing: set[str]) -> pa.Array:

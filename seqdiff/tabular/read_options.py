@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +57,29 @@ class ReadOptions:
         them after a space (``a, ?, b``)."""
         tokens = [t for t in dict.fromkeys([*self.na_values, *ERROR_VALUES]) if t.strip()]
         return ["", " ", *tokens, *(f" {t}" for t in tokens)]
+
+
+def title_rows(filled: Iterable[int]) -> int:
+    """How many rows at the top of a table, with `filled` non-empty cells each (0: a blank row), stand
+    above its header as a title: at most MAX_TITLE_LINES rows of one cell (a report's title and
+    subtitle), then blank rows, then the header, of two cells or more. 0 when the rows do not start so.
+    Read lazily: only the rows up to the header.
+
+    Example:
+        >>> title_rows([1, 1, 0, 3, 3]), title_rows([1, 3, 3]), title_rows([1, 0, 1]), title_rows([0, 0, 2])
+        (3, 0, 0, 2)
+    """
+    titles = blanks = 0
+    for count in filled:
+        if count == 0:
+            blanks += 1
+        elif blanks:
+            return titles + blanks if count >= 2 else 0
+        elif count == 1 and titles < MAX_TITLE_LINES:
+            titles += 1
+        else:
+            return 0
+    return 0
 
 
 def null_numbers(column: pa.ChunkedArray | pa.Array, na_values: Sequence[str]) -> pa.ChunkedArray | pa.Array:

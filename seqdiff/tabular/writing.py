@@ -5,9 +5,9 @@ The output's name picks the format (`output_format`): ``.parquet`` / ``.pq``, ``
 ``.txt`` (optionally ``.gz`` or ``.bz2`` compressed), or ``.xlsx`` (one sheet,
 `seqdiff.tabular.excel.SheetWriter`). A CSV output is written in the `CsvDialect` given:
 `output_dialect` hands back a CSV input's delimiter, decimal mark, encoding, header line (or none) and
-the lines above it (``#`` notes, a title), so a semicolon file with decimal commas from a European spreadsheet comes
-back as one. Missing cells are empty fields; numbers are written in their shortest exact form (``70.50``
-comes back as ``70.5``).
+the lines above it (``#`` notes, a title), so a semicolon file with decimal commas from a European
+spreadsheet comes back as one. Missing cells are empty fields; numbers are written in their shortest
+exact form (``70.50`` comes back as ``70.5``).
 
 Example:
     >>> import tempfile

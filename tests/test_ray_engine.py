@@ -57,10 +57,14 @@ def test_a_cluster_the_engine_started_gives_the_process_its_signal_handlers_back
 
 @pytest.fixture(scope="module")
 def holed_adult(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2,000 rows of adult with 30% of the cells of every column but `split` missing, in 3 row groups."""
+    """2,000 rows of adult with 30% of the cells of every column but `split` missing, in 3 row groups;
+    rows 6 and 1,501 blank."""
     table = pq.read_table(shared / "tabular" / "adult.parquet").slice(0, 2000).drop_columns(["split"])
     rng = np.random.default_rng(0)
-    columns = [pc.if_else(pa.array(rng.random(table.num_rows) < 0.3), None, c) for c in table.columns]
+    blank = np.isin(np.arange(table.num_rows), [5, 1500])
+    columns = [
+        pc.if_else(pa.array((rng.random(table.num_rows) < 0.3) | blank), None, c) for c in table.columns
+    ]
     path = tmp_path_factory.mktemp("adult") / "adult_holed.parquet"
     pq.write_table(pa.Table.from_arrays(columns, schema=table.schema), path, row_group_size=700)
     return path
@@ -90,15 +94,17 @@ def test_ray_imputation_equals_local(
     local, distributed, cli = tmp_path / "local.parquet", tmp_path / "ray.parquet", tmp_path / "cli.parquet"
     report = impute_file(holed_adult, local, imputer, batch_rows=512)
     ray_report = impute_file_ray(holed_adult, distributed, imputer, batch_rows=512, actors=2)
-    assert (ray_report.rows, ray_report.imputed_cells) == (report.rows, report.imputed_cells)
-    assert report.rows == 2000 and report.imputed_cells > 0.25 * 2000 * 15
+    counts = (report.rows, report.imputed_cells, report.blank_rows)
+    assert (ray_report.rows, ray_report.imputed_cells, ray_report.blank_rows) == counts
+    assert report.rows == 2000 and report.imputed_cells > 0.25 * 2000 * 15 and report.blank_rows == 2
     holed, expected, got = pq.read_table(holed_adult), pq.read_table(local), pq.read_table(distributed)
     assert got.equals(expected) and got.schema.equals(holed.schema, check_metadata=True)
+    assert got.slice(1500, 1).equals(holed.slice(1500, 1))  # a blank row, left blank
     assert distributed.read_bytes() == local.read_bytes()  # the same row groups, byte for byte
     for name in holed.column_names:
         observed = pc.is_valid(holed.column(name))
         assert got.column(name).filter(observed).equals(holed.column(name).filter(observed))
-        assert got.column(name).null_count == 0
+        assert got.column(name).null_count == 2  # the blank rows
     # The CLI with a saved model, 3 actors: the same file again; the input is left alone.
     before = holed_adult.read_bytes()
     args = [

@@ -28,6 +28,7 @@ from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, NA_VALUES, ReadOptions
 from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import SCHEDULES
+from seqdiff.tabular.stream import blank_rows
 from seqdiff.tabular.task import impute_table
 from seqdiff.tabular.writing import output_dialect, write_table
 
@@ -374,6 +375,9 @@ st.caption(
     f"{upload.name}: {table.num_rows:,} rows × {table.num_columns} columns; {int(missing.sum()):,} of "
     f"{missing.size:,} cells missing ({missing.mean():.1%})."
 )
+blank = int(blank_rows(table).sum())
+if blank:
+    st.caption(f"{blank:,} blank row(s), no cell filled: left blank (nothing to impute them from).")
 if lines_above:
     st.caption(
         f"{lines_above} line(s) above the header (# notes or a title): skipped, and kept above the header "

@@ -11,7 +11,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
 
 from seqdiff.cli.options import add_threads_flag
 from seqdiff.cli.prepare import add_prepare_parser
@@ -24,6 +30,46 @@ from seqdiff.cli.protein import (
 from seqdiff.cli.score import add_score_parser
 from seqdiff.cli.table import add_impute_parser, add_sample_table_parser
 from seqdiff.errors import SeqdiffError
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+class _SayHandler(logging.Handler):
+    """A logged warning as one ``seqdiff: ...`` line on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"seqdiff: {record.getMessage()}", file=sys.stderr)
+
+
+@contextmanager
+def one_line_notices() -> Iterator[None]:
+    """seqdiff's logged warnings and its own Python warnings as the command's other messages, one
+    ``seqdiff: ...`` line each, instead of a logger's bare line or a warning's file, line and source."""
+    log, handler = logging.getLogger("seqdiff"), _SayHandler(logging.WARNING)
+    show = warnings.showwarning
+
+    def show_ours(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if Path(filename).resolve().is_relative_to(PACKAGE):
+            print(f"seqdiff: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    log.addHandler(handler)
+    propagate, log.propagate = log.propagate, False
+    with warnings.catch_warnings():
+        warnings.showwarning = show_ours
+        try:
+            yield
+        finally:
+            log.removeHandler(handler)
+            log.propagate = propagate
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -111,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if hasattr(args, "threads"):  # a command that computes: its --threads, or the free cores
-            with thread_count(args.threads):
+        with one_line_notices():
+            if hasattr(args, "threads"):  # a command that computes: its --threads, or the free cores
+                with thread_count(args.threads):
+                    args.func(args)
+            else:
                 args.func(args)
-        else:
-            args.func(args)
     except SeqdiffError as err:
         print(f"seqdiff: error: {err}", file=sys.stderr)
         return 2

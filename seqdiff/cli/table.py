@@ -74,6 +74,8 @@ def cmd_impute(args: argparse.Namespace) -> None:
         say=say,
         read_options=read_options(args),
     )
+    if report.blank_rows:
+        say(f"{report.blank_rows:,} blank row(s), no cell filled: left blank (nothing to impute them from)")
     say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
     if report.draws:
         say(f"{len(report.draws)} draws, each a completed table -> {report.draws[0]} .. {report.draws[-1]}")

@@ -106,7 +106,7 @@ class _ImputeActor(Actor):
                 self.imputer = MaskedDiffusionImputer.load(folder, device=self.device)
             self.imputer.set_params(progress=False)
         table = read_rows(self.parquet, unit["first_row"], unit["rows"])
-        tables, cells = impute_batch(
+        tables, filled = impute_batch(
             self.imputer, table, unit["first_row"], self.n_samples, self.path, self.keep_draws
         )
         # One stream: the imputed rows, then each draw's (when kept), all of one schema.
@@ -114,7 +114,7 @@ class _ImputeActor(Actor):
         with pa.ipc.new_stream(sink, tables[0].schema) as writer:
             for imputed in tables:
                 writer.write_table(imputed)
-        return {"ipc": sink.getvalue().to_pybytes(), "parts": len(tables), "cells": cells}
+        return {"ipc": sink.getvalue().to_pybytes(), "parts": len(tables), **filled._asdict()}
 
 
 def impute_file_ray(
@@ -148,7 +148,7 @@ def impute_file_ray(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from seqdiff.tabular.stream import check_output, write_imputed
+    from seqdiff.tabular.stream import Filled, check_output, write_imputed
 
     n_draws = n_samples if keep_draws else 0
     check_output(in_path, out_path, in_place, n_draws)
@@ -167,7 +167,7 @@ def impute_file_ray(
     path = str(Path(in_path).resolve())  # absolute: the actors' working directory is not this one
     with ray_cluster(address) as ray:
 
-        def results() -> Iterator[tuple[list[pa.Table], int]]:
+        def results() -> Iterator[tuple[list[pa.Table], Filled]]:
             if not units:
                 return
             ds = ray.data.from_items(units, override_num_blocks=len(units))
@@ -177,6 +177,7 @@ def impute_file_ray(
             for row in run_in_order(ds, *pool, **kwargs, keep_draws=keep_draws, threads=threads):
                 combined = pa.ipc.open_stream(row["ipc"]).read_all()
                 rows = combined.num_rows // row["parts"]
-                yield [combined.slice(i * rows, rows) for i in range(row["parts"])], row["cells"]
+                filled = Filled(row["cells"], row["blank_rows"])
+                yield [combined.slice(i * rows, rows) for i in range(row["parts"])], filled
 
         return write_imputed(results(), in_path, out_path, total, progress, n_draws=n_draws)

@@ -10,7 +10,7 @@ Stated behaviours:
 
 - fitting uses observed cells only (null, and NaN in floating columns, are missing);
 - an all-missing modelled column is skipped: not encoded, never imputed, listed in
-  `TableEncoder.skipped` (with a warning at fit time); its cells stay missing;
+  `TableEncoder.skipped` (reported by `seqdiff.tabular.fitting.fit_table`); its cells stay missing;
 - a constant column gets a one-token vocabulary;
 - a category not seen in training is encoded as `mask_id` with a warning (``on_unseen="mask"``, the
   default) or is a SeqdiffError (``on_unseen="error"``); an imputer should only write back cells that
@@ -138,12 +138,6 @@ class TableEncoder:
                 skipped.append(name)
             else:
                 codecs.append(codec)
-        if skipped:
-            warnings.warn(
-                f"{source}: column(s) {', '.join(map(repr, skipped))} have no observed value; "
-                "they are not modelled and stay missing",
-                stacklevel=2,
-            )
         return cls(schema, codecs, skipped)
 
     def encode(

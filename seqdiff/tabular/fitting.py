@@ -134,12 +134,10 @@ def fit_table(
     encoder = TableEncoder.fit(
         table, schema, n_bins=settings.n_bins, max_bin_width=settings.max_bin_width, source=source
     )
-    if encoder.skipped:
-        logger.warning(
-            "%s: column(s) %s have no observed value: not modelled, left missing",
-            source,
-            ", ".join(map(repr, encoder.skipped)),
-        )
+    empty = [c.name for c in schema.columns if c.arrow_type == "null"] + encoder.skipped
+    if empty:
+        names = ", ".join(map(repr, sorted(empty, key=table.column_names.index)))
+        logger.warning("%s: column(s) %s have no observed value: not modelled, left empty", source, names)
     settings = settings.for_table(len(encoder.columns), table.num_rows)
     tokens = encoder.encode(table, source=source)
     within = encoder.within(table, source=source)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -30,12 +31,21 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 
 @dataclass
 class StreamReport:
-    """What `impute_file` did: rows read, cells filled, the output path and those of the draws kept."""
+    """What `impute_file` did: rows read, cells filled, the output path, those of the draws kept, and the
+    blank rows left as they were (`blank_rows`)."""
 
     rows: int
     imputed_cells: int
     output: str
     draws: list[str] = field(default_factory=list)
+    blank_rows: int = 0
+
+
+class Filled(NamedTuple):
+    """What `impute_batch` filled in a batch: its missing modelled cells, and its blank rows left as they were."""
+
+    cells: int
+    blank_rows: int
 
 
 def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = False, n_draws: int = 0) -> None:
@@ -68,6 +78,27 @@ def _null_cells(batch: pa.Table, columns: list[str]) -> int:
     return sum(int(pc.sum(pc.is_null(batch.column(c), nan_is_null=True)).as_py() or 0) for c in columns)
 
 
+def blank_rows(table: pa.Table) -> np.ndarray:
+    """[rows]: the rows with no filled cell in any column (null or NaN), as a spreadsheet's empty rows
+    (``,,,``) are read: nothing to impute from, so imputing them would invent whole records."""
+    blank = np.ones(table.num_rows, bool) if table.num_columns else np.zeros(table.num_rows, bool)
+    for column in table.columns:
+        blank &= pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
+    return blank
+
+
+def _keep_blank(imputed: pa.Table, original: pa.Table, blank: np.ndarray, columns: list[str]) -> pa.Table:
+    """`imputed` with the `blank` rows of `columns` as they were in `original`."""
+    mask = pa.array(blank)
+    for name in columns:
+        i = imputed.schema.get_field_index(name)
+        column, before = imputed.column(i), original.column(name)
+        if before.type != column.type:  # a column null in all of this batch, imputed in its training type
+            before = pa.nulls(len(before), column.type)
+        imputed = imputed.set_column(i, imputed.schema.field(i), pc.if_else(mask, before, column))
+    return imputed
+
+
 def impute_batch(
     imputer: MaskedDiffusionImputer,
     table: pa.Table,
@@ -75,17 +106,23 @@ def impute_batch(
     n_samples: int,
     source: str,
     keep_draws: bool = False,
-) -> tuple[list[pa.Table], int]:
+) -> tuple[list[pa.Table], Filled]:
     """Impute one batch holding rows ``first_row ..`` of a larger table: (the imputed batch, followed by
-    each of the `n_samples` draws' when `keep_draws`; the number of missing modelled cells it had). The
-    one batch function of both engines (`impute_file` here and the Ray engine in
+    each of the `n_samples` draws' when `keep_draws`; what it filled). Its `blank_rows` stay as they
+    were. The one batch function of both engines (`impute_file` here and the Ray engine in
     `seqdiff.ray_engine`): the noise is keyed by global row number, so a batch imputed anywhere, with
     its `first_row`, gets what it gets in the whole file.
     """
-    cells = _null_cells(table, [c for c in imputer.encoder_.columns if c in table.column_names])
+    columns = [c for c in imputer.encoder_.columns if c in table.column_names]
+    blank = blank_rows(table)
+    filled = Filled(_null_cells(table.filter(pa.array(~blank)), columns), int(blank.sum()))
     if keep_draws:
-        return imputer.impute_arrow_draws(table, n_samples, first_row=first_row, source=source), cells
-    return [imputer.impute_arrow(table, first_row=first_row, n_samples=n_samples, source=source)], cells
+        tables = imputer.impute_arrow_draws(table, n_samples, first_row=first_row, source=source)
+    else:
+        tables = [imputer.impute_arrow(table, first_row=first_row, n_samples=n_samples, source=source)]
+    if filled.blank_rows:
+        tables = [_keep_blank(imputed, table, blank, columns) for imputed in tables]
+    return tables, filled
 
 
 def draw_paths(out_path: str | Path, n_draws: int) -> list[Path]:
@@ -104,7 +141,7 @@ def draw_paths(out_path: str | Path, n_draws: int) -> list[Path]:
 
 
 def write_imputed(
-    batches: Iterable[tuple[list[pa.Table], int]],
+    batches: Iterable[tuple[list[pa.Table], Filled]],
     in_path: str | Path,
     out_path: str | Path,
     total: int | None = None,
@@ -120,7 +157,7 @@ def write_imputed(
     `read_options`). `total` sizes the tqdm bar shown when `progress` (None: only when stderr is a
     terminal).
     """
-    rows = cells = parts = 0
+    rows = cells = blank = parts = 0
     disable = None if progress is None else not progress
     dialect = output_dialect(out_path, in_path, read_options)
     paths = [Path(out_path), *draw_paths(out_path, n_draws)]
@@ -130,12 +167,13 @@ def write_imputed(
         for tables, filled in batches:
             for writer, table in zip(writers, tables, strict=True):
                 writer.write(table)
-            rows, cells, parts = rows + tables[0].num_rows, cells + filled, parts + 1
+            rows, parts = rows + tables[0].num_rows, parts + 1
+            cells, blank = cells + filled.cells, blank + filled.blank_rows
             bar.update(tables[0].num_rows)
         if parts == 0:  # no rows: the outputs are the (empty) input
             for writer in writers:
                 writer.write(read_table(in_path, options=read_options))
-    return StreamReport(rows, cells, str(out_path), [str(p) for p in paths[1:]])
+    return StreamReport(rows, cells, str(out_path), [str(p) for p in paths[1:]], blank)
 
 
 def impute_file(
@@ -153,8 +191,8 @@ def impute_file(
     Parquet, CSV or Excel file `out_path` (`write_imputed`).
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
-    filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell); it
-    appears atomically when done. With `keep_draws` (and ``point="draws"``), each draw is written too,
+    filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell),
+    except in blank rows (`blank_rows`), which stay as they were; it appears atomically when done. With `keep_draws` (and ``point="draws"``), each draw is written too,
     as a completed table (`draw_paths`).
     `out_path` equal to `in_path` is refused unless `in_place` (which still writes a temporary file
     first). `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
@@ -169,7 +207,7 @@ def impute_file(
     if Path(in_path).suffix.lower() in PARQUET_SUFFIXES:
         total = pq.ParquetFile(in_path).metadata.num_rows
 
-    def imputed() -> Iterator[tuple[list[pa.Table], int]]:
+    def imputed() -> Iterator[tuple[list[pa.Table], Filled]]:
         first_row = 0
         for batch in batches:
             table = pa.Table.from_batches([batch])

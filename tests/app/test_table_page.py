@@ -195,22 +195,30 @@ def test_a_code_for_missing_is_named_and_read_as_missing_from_the_options(
     assert "12 of 120 cells missing (10.0%)" in captions(at)
 
 
-def test_comment_lines_are_skipped_and_kept_in_the_download(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notes_above_the_header_and_blank_rows_below_are_kept_in_the_download(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lab system's export: two ``#`` notes above the header are skipped and written back; two blank
+    rows at its end are reported and left blank."""
     notes = "# exported by LabSystem 4.2\n# units: C\n"
     data = (
         notes
         + "temp,site\n"
         + "".join(f"{'' if i % 5 == 0 else 10 + i % 9},{'ab'[i % 2]}\n" for i in range(60))
+        + ",\n,\n"
     )
     at = page(monkeypatch)
     at.file_uploader(key="table_upload").upload("readings.csv", data.encode()).run()
-    assert "60 rows × 2 columns" in captions(at)
+    assert "62 rows × 2 columns" in captions(at)
     assert "2 line(s) above the header (# notes or a title): skipped" in captions(at)
+    assert "2 blank row(s), no cell filled: left blank (nothing to impute them from)." in captions(at)
     at.number_input(key="table_steps").set_value(FIT_STEPS).run()
     click(at, "table_fit_run")
     click(at, "table_impute_run")
-    export = at.session_state["table_run"].export.decode()
-    assert export.startswith(notes + '"temp","site"\n') and len(export.splitlines()) == 63
+    run = at.session_state["table_run"]
+    export = run.export.decode()
+    assert export.startswith(notes + '"temp","site"\n') and export.endswith("\n,\n,\n")
+    assert run.frame["temp"].isna().tolist() == [False] * 60 + [True] * 2
 
 
 def test_excels_unicode_text_is_read_by_its_byte_order_mark(monkeypatch: pytest.MonkeyPatch) -> None:

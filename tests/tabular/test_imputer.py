@@ -261,17 +261,17 @@ def test_constant_all_missing_and_subsampled_tables(caplog):
             "empty": [np.nan] * 60,
             "c": ["s", "t", None] * 20,
             "x": [float(i % 7) if i % 5 else None for i in range(60)],
+            "none": [None] * 60,  # null-typed
         }
     )
     df.loc[::4, "k"] = np.nan
     imputer = MaskedDiffusionImputer(max_steps=20, max_fit_rows=50, **TINY)
-    with caplog.at_level(logging.INFO, logger="seqdiff.tabular.imputer"):
-        with pytest.warns(UserWarning, match="'empty' have no observed value"):
-            imputer.fit(df)
+    with caplog.at_level(logging.INFO, logger="seqdiff"):
+        imputer.fit(df)
     assert "random subsample of 50 of 60 rows" in caplog.text
-    assert "'empty' have no observed value" in caplog.text
+    assert "column(s) 'empty', 'none' have no observed value: not modelled, left empty" in caplog.text
     out = imputer.transform(df)
-    assert out["empty"].isna().all()
+    assert out["empty"].isna().all() and out["none"].isna().all()
     assert (out["k"] == 5.0).all()
     assert not out[["c", "x"]].isna().any().any()
     assert imputer.encoder_.skipped == ["empty"]

@@ -34,8 +34,13 @@ def _storage_type(arrow_type: pa.DataType) -> pa.DataType:
     return pa.int32() if arrow_type.bit_width == 32 else pa.int64()
 
 
+def fractional(arrow_type: pa.DataType) -> bool:
+    """Whether a numeric column's values have fractions: floats and decimals (not integers, dates)."""
+    return pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
+
+
 def numeric_values(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Return (values, missing): int64 for integer and date/time arrays, float64 otherwise."""
+    """Return (values, missing): int64 for integer and date/time arrays, float64 for floats and decimals."""
     if pa.types.is_null(arr.type):
         return np.zeros(len(arr), np.int64), np.ones(len(arr), bool)
     if is_temporal(arr.type):
@@ -150,7 +155,7 @@ class NumericCodec:
 
     @property
     def integral(self) -> bool:
-        return not pa.types.is_floating(self.arrow_type)
+        return not fractional(self.arrow_type)
 
     @property
     def size(self) -> int:
@@ -172,7 +177,7 @@ class NumericCodec:
             values[np.unique(np.linspace(s, e - 1, min(SAMPLES_PER_BIN, e - s)).round().astype(np.int64))]
             for s, e in zip(starts, ends, strict=True)
         ]
-        decimals = decimal_places(values) if pa.types.is_floating(arr.type) else None
+        decimals = decimal_places(values) if fractional(arr.type) else None
         return cls(name, arr.type, edges, means, samples, decimals)
 
     def _bin(self, values: np.ndarray) -> np.ndarray:
@@ -267,7 +272,7 @@ class NumericCodec:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any], arrow_type: pa.DataType) -> NumericCodec:
-        dtype = np.float64 if pa.types.is_floating(arrow_type) else np.int64
+        dtype = np.float64 if fractional(arrow_type) else np.int64
         return cls(
             state["name"],
             arrow_type,

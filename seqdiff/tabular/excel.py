@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ class SheetWriter:
 
 def _cell(value: Any, column: str, path: Path) -> Any:
     """A value as Excel holds it (see `SheetWriter`)."""
-    if value is None or isinstance(value, bool | int | str | dt.date | dt.time | dt.timedelta):
+    if value is None or isinstance(value, bool | int | str | Decimal | dt.date | dt.time | dt.timedelta):
         if isinstance(value, dt.datetime | dt.time) and value.tzinfo is not None:
             raise SeqdiffError(
                 f"{path}: column {column!r} has time zones, which Excel cannot hold; write Parquet or CSV"

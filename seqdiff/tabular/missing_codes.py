@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from seqdiff.tabular.codecs import fractional
+
 MIN_CODE_ROWS = 3  # a value in fewer rows is too rare to be worth a message
 _NINES = [sign * (10**digits - 1) for digits in range(2, 10) for sign in (-1, 1)]
 
@@ -56,7 +58,7 @@ def missing_codes(table: pa.Table) -> list[MissingCode]:
     column order."""
     found = []
     for name, column in zip(table.column_names, table.columns, strict=True):  # names may repeat
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        if not (pa.types.is_integer(column.type) or fractional(column.type)):
             continue
         counts = pc.value_counts(column.drop_null())
         values = counts.field("values").to_numpy(zero_copy_only=False).astype(np.float64)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from seqdiff.core.diffusion import MaskedDiffusion
 from seqdiff.core.noise import KeyedNoise
 from seqdiff.core.sampling import sample
-from seqdiff.tabular.codecs import from_values, numeric_values
+from seqdiff.tabular.codecs import fractional, from_values, numeric_values
 from seqdiff.tabular.encoding import TableEncoder
 from seqdiff.tabular.model import rows_per_pass
 
@@ -217,7 +217,7 @@ def point_of_draws(encoder: TableEncoder, draws: Draws, numeric_point: str) -> p
         arrays = [t.column(name).combine_chunks() for t in draws.tables]
         if encoder.kinds[j] == "numeric":
             values = np.stack([numeric_values(a)[0] for a in arrays])
-            floating = pa.types.is_floating(arrays[0].type)
+            floating = fractional(arrays[0].type)
             if numeric_point == "median" and floating:
                 point = np.median(values, axis=0)
             elif numeric_point == "median":  # the lower median keeps integers and timestamps exact

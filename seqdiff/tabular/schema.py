@@ -52,6 +52,8 @@ def _possible_kinds(arrow_type: pa.DataType) -> tuple[str, ...]:
         return ("categorical",)
     if pa.types.is_floating(arrow_type):
         return ("numeric", "categorical")
+    if pa.types.is_decimal(arrow_type):  # a database's exact numbers: prices, amounts
+        return ("numeric",)
     if pa.types.is_integer(arrow_type):
         return ("categorical", "numeric")
     if is_temporal(arrow_type):
@@ -126,7 +128,7 @@ class Schema:
 
     @property
     def passthrough(self) -> list[str]:
-        """Columns never modelled and copied unchanged (nested, binary, null-typed, decimal, ...)."""
+        """Columns never modelled and copied unchanged (identifiers, nested, binary, null-typed, ...)."""
         return self._of_kind("passthrough")
 
     @property
@@ -209,7 +211,7 @@ def infer_schema(
     - user overrides win: names in `categorical` / `numeric` get that kind (an unknown name, a name in
       both lists, or a type that cannot take the kind, e.g. a string column as numeric, is an error);
     - string / large_string / bool / dictionary -> categorical;
-    - floating point -> numeric;
+    - floating point and decimal -> numeric;
     - identifiers -> passthrough (`Schema.identifiers`): string or integer columns with at least
       MIN_IDENTIFIER_VALUES values, every one distinct (an ID, a name): there is nothing to learn
       from them, and a missing one has no value to impute; an override models one;
@@ -217,7 +219,7 @@ def infer_schema(
       else numeric;
     - timestamp / date / time / duration -> numeric (encoded as their integer storage: e.g. nanoseconds
       since the epoch for ``timestamp[ns]``, days for ``date32``; decoded back to the same type);
-    - everything else (list / struct / map, binary, null-typed, decimal, ...) -> passthrough: never
+    - everything else (list / struct / map, binary, null-typed, ...) -> passthrough: never
       modelled, copied unchanged.
 
     Duplicate column names, a table with zero rows, and a string column of numbers but for a few

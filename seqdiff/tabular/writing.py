@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from seqdiff.atomic import atomic_path
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.codecs import fractional
 from seqdiff.tabular.excel import SheetWriter
 from seqdiff.tabular.files import csv_dialect, file_format
 from seqdiff.tabular.read_options import ReadOptions
@@ -99,7 +100,7 @@ def _with_decimal(table: pa.Table, decimal: str) -> pa.Table:
     if decimal == ".":
         return table
     for i, field in enumerate(table.schema):
-        if pa.types.is_floating(field.type):
+        if fractional(field.type):
             text = pc.replace_substring(table.column(i).cast(pa.string()), ".", decimal)
             table = table.set_column(i, field.name, text)
     return table

@@ -27,6 +27,10 @@ ColumnKind = Literal["numeric", "categorical", "passthrough"]
 KINDS: tuple[str, ...] = ("numeric", "categorical", "passthrough")
 
 MIN_IDENTIFIER_VALUES = 50  # an identifier column has at least this many values, all distinct
+# Among a string column's numbers, more distinct words than MAX_STRAY_WORDS are still stray words (named,
+# not read as text) when they are at most this many and fill at most this share of its filled cells.
+MAX_LISTED_WORDS = 10
+MAX_STRAY_SHARE = 0.2
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 TableLike = pd.DataFrame | pa.Table | pa.RecordBatch
@@ -278,8 +282,10 @@ def _is_identifier(column: pa.ChunkedArray) -> bool:
 
 def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: int, source: str) -> None:
     """A one-line SeqdiffError for a string column whose values are numbers (more than
-    `max_int_categories` distinct ones: a numeric column) but for at most MAX_STRAY_WORDS distinct words,
-    such as a placeholder for missing values; it names the column, the words and the fixes.
+    `max_int_categories` distinct ones: a numeric column) but for a few words: at most MAX_STRAY_WORDS
+    distinct ones (a placeholder for missing values), or at most MAX_LISTED_WORDS in at most
+    MAX_STRAY_SHARE of the filled cells (a lab's ``<0.5``, ``<0.1``, ``>100`` beyond its detection
+    limits); it names the column, the words and the fixes.
 
     Example:
         >>> column = pa.chunked_array([[str(x) for x in range(30)] + ["unknown", "unknown", "n.a."]])
@@ -295,10 +301,13 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
     numbers = pc.match_substring_regex(words, _NUMBER)
     stray = pc.invert(numbers)
     n_words = pc.sum(stray).as_py() or 0
-    if n_words == 0 or n_words > MAX_STRAY_WORDS or pc.sum(numbers).as_py() <= max_int_categories:
+    cells = pc.sum(pc.filter(counts, stray)).as_py() or 0
+    few = n_words <= MAX_STRAY_WORDS or (
+        n_words <= MAX_LISTED_WORDS and cells <= MAX_STRAY_SHARE * pc.sum(counts).as_py()
+    )
+    if n_words == 0 or not few or pc.sum(numbers).as_py() <= max_int_categories:
         return
     tokens = pc.filter(words, stray).to_pylist()
-    cells = pc.sum(pc.filter(counts, stray)).as_py()
     quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*NA_VALUES, *sorted(tokens)]))
     raise SeqdiffError(
         f"{source}: column {name!r} holds numbers but for {cells:,} cells of "

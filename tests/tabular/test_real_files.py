@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -335,6 +336,25 @@ def test_stray_words_in_a_numeric_column_are_named(tmp_path: Path) -> None:
         MaskedDiffusionImputer(max_steps=2, device="cpu").fit(df)
     # A categorical column with many words, or numbers with few distinct values, is no such column.
     assert infer_schema(pd.DataFrame({"s": ["1", "2", "x"] * 30})).categorical == ["s"]
+
+
+def test_values_beyond_a_detection_limit_are_named_not_read_as_text(tmp_path: Path) -> None:
+    """A lab's column of numbers with five kinds of ``<0.5`` / ``>100`` in a tenth of its cells: named
+    (it was read as text, each number a category); the suggested flags read them as missing."""
+    df = frame()
+    limits = ["<0.5", "<0.3", "<1", "<0.2", ">100"]
+    df["hours"] = [limits[i // 10 % 5] if i % 10 == 0 else f"{h:.1f}" for i, h in enumerate(df["hours"])]
+    src, out = write(tmp_path / "t.csv", df, ","), tmp_path / "o.parquet"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert_one_line_error(result, "column 'hours' holds numbers but for", "'<0.5'", "'>100'", "--categorical")
+    flags = ["--na-values", "?", "-", "NA", "N/A", "n/a", "null", "NULL", "NaN", "nan", *sorted(limits)]
+    assert " ".join(map(shlex.quote, flags)) in result.stderr  # the fix, ready to paste
+    result = seqdiff("impute", str(src), "-o", str(out), *flags, *TINY)
+    assert result.returncode == 0, result.stderr
+    assert pq.read_table(out).column("hours").type == "double"
+    # Words in more than a fifth of the cells, or more than ten kinds of them: text, as before.
+    many = pd.DataFrame({"s": [f"{i}.5" if i % 3 else ["<1", "<2", "<3", "<4"][i % 4] for i in range(90)]})
+    assert infer_schema(many).categorical == ["s"]
 
 
 def test_identifier_columns_are_copied_and_reported(tmp_path: Path) -> None:

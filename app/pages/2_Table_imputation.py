@@ -22,7 +22,7 @@ from table_results import TableRun, show_results
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import file_format, numbers_in_header, preamble_lines, read_table
+from seqdiff.tabular.files import file_format, numbers_in_header, padded_columns, preamble_lines, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, NA_VALUES, ReadOptions
@@ -151,15 +151,16 @@ def file_options() -> ReadOptions:
 
 
 @st.cache_resource(show_spinner="Reading the table…", max_entries=4)
-def read_upload(name: str, data: bytes, options: ReadOptions) -> tuple[pa.Table, list[str], int]:
+def read_upload(name: str, data: bytes, options: ReadOptions) -> tuple[pa.Table, list[str], int, list[str]]:
     """The uploaded Parquet, CSV or Excel file as an Arrow table (cached: Arrow tables are immutable),
-    the header's names that look like data (`numbers_in_header`), and the lines above a CSV file's
-    header (`preamble_lines`)."""
+    the header's names that look like data (`numbers_in_header`), the lines above a CSV file's
+    header (`preamble_lines`) and its columns of zero-padded numbers read as text (`padded_columns`)."""
     with common.as_file(name, data) as path:
         return (
             read_table(path, options=options),
             numbers_in_header(path, options),
             preamble_lines(path, options),
+            padded_columns(path, options),
         )
 
 
@@ -368,7 +369,7 @@ if upload is None:
     st.info("Upload a Parquet, CSV or Excel table with some missing cells.")
     st.stop()
 with common.user_errors():
-    table, header_numbers, lines_above = read_upload(upload.name, upload.getvalue(), options)
+    table, header_numbers, lines_above, padded = read_upload(upload.name, upload.getvalue(), options)
     inferred = infer_schema(table, source=upload.name)
 missing = null_mask(table)
 st.caption(
@@ -382,6 +383,11 @@ if lines_above:
     st.caption(
         f"{lines_above} line(s) above the header (# notes or a title): skipped, and kept above the header "
         "of a CSV download."
+    )
+if padded:
+    st.caption(
+        f"Column(s) {', '.join(padded)}: whole numbers written with leading zeros (codes such as 01001), "
+        "read as text to keep them as written."
     )
 if header_numbers:
     st.warning(

@@ -46,6 +46,7 @@ _UNIT = re.compile(
     rf"(?P<number>.*?){_SPACE}?(?P<suffix>%|[{CURRENCIES}])?"
 )
 _INTEGER = re.compile(r"[+-]?\d+")
+_PADDED = re.compile(r"[+-]?0\d+")
 _DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}
 
 
@@ -184,6 +185,23 @@ def number_styles(
                 whole = not any(decimal in v for v in values if v not in words)
                 found[name] = NumberStyle(group, prefix, suffix, "int64" if whole else "float64")
                 break
+    return found
+
+
+def zero_padded(header: list[str], rows: list[list[str]], missing: set[str] = frozenset()) -> list[str]:
+    """The columns whose sampled values are whole numbers, some written with leading zeros (``01001``,
+    ``007``): codes such as ZIP codes or sample numbers, which are text, since as numbers ``01001``
+    would be written back as ``1001``.
+
+    Example:
+        >>> zero_padded(["zip", "n", "kg"], [["01001", "7", "0.5"], ["94105", "12", "07.5"]])
+        ['zip']
+    """
+    found = []
+    for j, name in enumerate(header):
+        values = sampled_values(rows, j, missing)
+        if all(_INTEGER.fullmatch(v) for v in values) and any(_PADDED.fullmatch(v) for v in values):
+            found.append(name)
     return found
 
 

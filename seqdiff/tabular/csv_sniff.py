@@ -38,6 +38,7 @@ from seqdiff.tabular.csv_numbers import (
     number_styles,
     numbers_named_by_numbers,
     to_numbers,
+    zero_padded,
 )
 from seqdiff.tabular.read_options import (
     DELIMITERS,
@@ -263,6 +264,7 @@ class CsvRead:
     numbered: tuple[str, ...] = ()  # the header's numbers over columns of numbers (`numbers_in_header`)
     dates: dict[str, str] = field(default_factory=dict)  # name -> strptime format (`date_formats`)
     preamble: str = ""  # the lines above the header (`_preamble`), as the file writes them
+    padded: tuple[str, ...] = ()  # whole numbers written with leading zeros, read as text (`zero_padded`)
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> CsvRead:
@@ -273,7 +275,7 @@ class CsvRead:
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
         delimiter, decimal = self.dialect
-        as_text = {name: pa.string() for name in [*self.styles, *self.dates]}
+        as_text = {name: pa.string() for name in [*self.styles, *self.dates, *self.padded]}
         return {
             # Arrow skips a UTF-8 byte-order mark itself, and reads UTF-8 without transcoding.
             "read_options": pacsv.ReadOptions(
@@ -336,11 +338,16 @@ def _detect(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOpt
     header = list(names) if names is not None else header
     missing = set(options.null_values())
     decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
-    numeric = number_styles(header, rows, decimal, missing, plain=True)
+    padded = zero_padded(header, rows, missing)
+    numeric = {
+        n: s for n, s in number_styles(header, rows, decimal, missing, plain=True).items() if n not in padded
+    }
     # Arrow reads plain numbers itself, but not past a spaced file's blank fields: read those as text.
     styles = {name: s for name, s in numeric.items() if spaced or s.group or s.prefix or s.suffix}
     numbered = tuple(numbers_named_by_numbers(header, numeric, decimal)) if options.header else ()
     # Lines before the first record: Excel's ``sep=`` line, the preamble, and the header when named here.
     skip = int(named is not None) + preamble.count("\n") + (names is not None and options.header)
-    dates = date_formats(header, rows, missing)
-    return CsvRead(path, options, (delimiter, decimal), styles, skip, names, numbered, dates, preamble)
+    dates = {name: f for name, f in date_formats(header, rows, missing).items() if name not in padded}
+    return CsvRead(
+        path, options, (delimiter, decimal), styles, skip, names, numbered, dates, preamble, tuple(padded)
+    )

@@ -97,6 +97,22 @@ def preamble_lines(path: str | Path, options: ReadOptions | None = None) -> int:
     )
 
 
+def padded_columns(path: str | Path, options: ReadOptions | None = None) -> list[str]:
+    """The columns of a CSV file read as text because their whole numbers are written with leading
+    zeros (`seqdiff.tabular.csv_numbers.zero_padded`: ZIP codes, sample numbers); empty for other files.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text("zip,n\\n01001,7\\n94105,12\\n")
+        >>> padded_columns(path), read_table(path).column("zip").to_pylist()
+        (['zip'], ['01001', '94105'])
+    """
+    path = Path(path)
+    fmt = file_format(path)
+    return [] if fmt in ("parquet", "excel") else list(CsvRead.of(path, fmt, options or ReadOptions()).padded)
+
+
 def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool, str]:
     """The delimiter, decimal mark, encoding and header (whether there is one) a CSV file is read with:
     `options`' or else detected; and the lines above its header (``#`` notes, a title).

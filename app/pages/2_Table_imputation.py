@@ -22,7 +22,13 @@ from table_results import TableRun, show_results
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
-from seqdiff.tabular.files import file_format, numbers_in_header, padded_columns, preamble_lines, read_table
+from seqdiff.tabular.files import (
+    digit_code_columns,
+    file_format,
+    numbers_in_header,
+    preamble_lines,
+    read_table,
+)
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
 from seqdiff.tabular.read_options import DECIMAL_MARKS, DELIMITERS, NA_VALUES, ReadOptions
@@ -154,13 +160,14 @@ def file_options() -> ReadOptions:
 def read_upload(name: str, data: bytes, options: ReadOptions) -> tuple[pa.Table, list[str], int, list[str]]:
     """The uploaded Parquet, CSV or Excel file as an Arrow table (cached: Arrow tables are immutable),
     the header's names that look like data (`numbers_in_header`), the lines above a CSV file's
-    header (`preamble_lines`) and its columns of zero-padded numbers read as text (`padded_columns`)."""
+    header (`preamble_lines`) and its columns of whole numbers that are codes, read as text
+    (`digit_code_columns`)."""
     with common.as_file(name, data) as path:
         return (
             read_table(path, options=options),
             numbers_in_header(path, options),
             preamble_lines(path, options),
-            padded_columns(path, options),
+            digit_code_columns(path, options),
         )
 
 
@@ -369,7 +376,7 @@ if upload is None:
     st.info("Upload a Parquet, CSV or Excel table with some missing cells.")
     st.stop()
 with common.user_errors():
-    table, header_numbers, lines_above, padded = read_upload(upload.name, upload.getvalue(), options)
+    table, header_numbers, lines_above, codes = read_upload(upload.name, upload.getvalue(), options)
     inferred = infer_schema(table, source=upload.name)
 missing = null_mask(table)
 st.caption(
@@ -384,10 +391,10 @@ if lines_above:
         f"{lines_above} line(s) above the header (# notes or a title): skipped, and kept above the header "
         "of a CSV download."
     )
-if padded:
+if codes:
     st.caption(
-        f"Column(s) {', '.join(padded)}: whole numbers written with leading zeros (codes such as 01001), "
-        "read as text to keep them as written."
+        f"Column(s) {', '.join(codes)}: whole numbers that are codes (leading zeros as in 01001, or too "
+        "many digits for a number), read as text to keep them as written."
     )
 if header_numbers:
     st.warning(

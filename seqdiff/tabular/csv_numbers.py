@@ -47,6 +47,7 @@ _UNIT = re.compile(
 )
 _INTEGER = re.compile(r"[+-]?\d+")
 _PADDED = re.compile(r"[+-]?0\d+")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}
 
 
@@ -188,19 +189,23 @@ def number_styles(
     return found
 
 
-def zero_padded(header: list[str], rows: list[list[str]], missing: set[str] = frozenset()) -> list[str]:
-    """The columns whose sampled values are whole numbers, some written with leading zeros (``01001``,
-    ``007``): codes such as ZIP codes or sample numbers, which are text, since as numbers ``01001``
-    would be written back as ``1001``.
+def digit_codes(header: list[str], rows: list[list[str]], missing: set[str] = frozenset()) -> list[str]:
+    """The columns whose sampled values are whole numbers that are codes: some written with leading
+    zeros (``01001``: ZIP codes, sample numbers ``007``) or longer than a 64-bit integer holds (20-digit
+    barcodes). They are text: as numbers ``01001`` would be written back as ``1001``, and 20 digits
+    rounded to a float's 17.
 
     Example:
-        >>> zero_padded(["zip", "n", "kg"], [["01001", "7", "0.5"], ["94105", "12", "07.5"]])
-        ['zip']
+        >>> rows = [["01001", "7", "0.5", "12345678901234567890"], ["94105", "12", "07.5", "1"]]
+        >>> digit_codes(["zip", "n", "kg", "barcode"], rows)
+        ['zip', 'barcode']
     """
     found = []
     for j, name in enumerate(header):
         values = sampled_values(rows, j, missing)
-        if all(_INTEGER.fullmatch(v) for v in values) and any(_PADDED.fullmatch(v) for v in values):
+        if all(_INTEGER.fullmatch(v) for v in values) and any(
+            _PADDED.fullmatch(v) or not INT64_MIN <= int(v) <= INT64_MAX for v in values
+        ):
             found.append(name)
     return found
 

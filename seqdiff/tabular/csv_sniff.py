@@ -35,10 +35,10 @@ from seqdiff.tabular.csv_numbers import (
     NumberStyle,
     blank_to_null,
     decimal_mark,
+    digit_codes,
     number_styles,
     numbers_named_by_numbers,
     to_numbers,
-    zero_padded,
 )
 from seqdiff.tabular.read_options import (
     DELIMITERS,
@@ -264,7 +264,7 @@ class CsvRead:
     numbered: tuple[str, ...] = ()  # the header's numbers over columns of numbers (`numbers_in_header`)
     dates: dict[str, str] = field(default_factory=dict)  # name -> strptime format (`date_formats`)
     preamble: str = ""  # the lines above the header (`_preamble`), as the file writes them
-    padded: tuple[str, ...] = ()  # whole numbers written with leading zeros, read as text (`zero_padded`)
+    codes: tuple[str, ...] = ()  # whole numbers that are codes, read as text (`digit_codes`)
 
     @classmethod
     def of(cls, path: Path, fmt: str, options: ReadOptions) -> CsvRead:
@@ -275,7 +275,7 @@ class CsvRead:
 
     def arrow_options(self, column_types: dict[str, pa.DataType] | None) -> dict[str, Any]:
         delimiter, decimal = self.dialect
-        as_text = {name: pa.string() for name in [*self.styles, *self.dates, *self.padded]}
+        as_text = {name: pa.string() for name in [*self.styles, *self.dates, *self.codes]}
         return {
             # Arrow skips a UTF-8 byte-order mark itself, and reads UTF-8 without transcoding.
             "read_options": pacsv.ReadOptions(
@@ -338,16 +338,16 @@ def _detect(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOpt
     header = list(names) if names is not None else header
     missing = set(options.null_values())
     decimal = options.decimal or decimal_mark(header, rows, missing, str(path))
-    padded = zero_padded(header, rows, missing)
+    codes = digit_codes(header, rows, missing)
     numeric = {
-        n: s for n, s in number_styles(header, rows, decimal, missing, plain=True).items() if n not in padded
+        n: s for n, s in number_styles(header, rows, decimal, missing, plain=True).items() if n not in codes
     }
     # Arrow reads plain numbers itself, but not past a spaced file's blank fields: read those as text.
     styles = {name: s for name, s in numeric.items() if spaced or s.group or s.prefix or s.suffix}
     numbered = tuple(numbers_named_by_numbers(header, numeric, decimal)) if options.header else ()
     # Lines before the first record: Excel's ``sep=`` line, the preamble, and the header when named here.
     skip = int(named is not None) + preamble.count("\n") + (names is not None and options.header)
-    dates = {name: f for name, f in date_formats(header, rows, missing).items() if name not in padded}
+    dates = {name: f for name, f in date_formats(header, rows, missing).items() if name not in codes}
     return CsvRead(
-        path, options, (delimiter, decimal), styles, skip, names, numbered, dates, preamble, tuple(padded)
+        path, options, (delimiter, decimal), styles, skip, names, numbered, dates, preamble, tuple(codes)
     )

@@ -97,20 +97,21 @@ def preamble_lines(path: str | Path, options: ReadOptions | None = None) -> int:
     )
 
 
-def padded_columns(path: str | Path, options: ReadOptions | None = None) -> list[str]:
-    """The columns of a CSV file read as text because their whole numbers are written with leading
-    zeros (`seqdiff.tabular.csv_numbers.zero_padded`: ZIP codes, sample numbers); empty for other files.
+def digit_code_columns(path: str | Path, options: ReadOptions | None = None) -> list[str]:
+    """The columns of a CSV file read as text because their whole numbers are codes
+    (`seqdiff.tabular.csv_numbers.digit_codes`: leading zeros as in ZIP codes, or more digits than a
+    64-bit integer holds); empty for other files.
 
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "t.csv"
         >>> _ = path.write_text("zip,n\\n01001,7\\n94105,12\\n")
-        >>> padded_columns(path), read_table(path).column("zip").to_pylist()
+        >>> digit_code_columns(path), read_table(path).column("zip").to_pylist()
         (['zip'], ['01001', '94105'])
     """
     path = Path(path)
     fmt = file_format(path)
-    return [] if fmt in ("parquet", "excel") else list(CsvRead.of(path, fmt, options or ReadOptions()).padded)
+    return [] if fmt in ("parquet", "excel") else list(CsvRead.of(path, fmt, options or ReadOptions()).codes)
 
 
 def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool, str]:

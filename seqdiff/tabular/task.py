@@ -23,10 +23,10 @@ import pyarrow as pa
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.files import (
+    digit_code_columns,
     file_format,
     iter_record_batches,
     numbers_in_header,
-    padded_columns,
     preamble_lines,
 )
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
@@ -95,7 +95,7 @@ def fit_on_file(
     a CSV file with `read_options`); `progress`: its tqdm bars (None: when stderr is a terminal); `say`
     gets one line on the sample, one on identifier columns and one on early stopping, one on the lines
     above the header (``#`` notes, a title), one when the header's names look like data (`numbers_in_header`),
-    one on columns of zero-padded numbers read as text (`padded_columns`), and one per number that
+    one on columns of whole numbers that are codes, read as text (`digit_code_columns`), and one per number that
     looks like a code for missing (`missing_codes`)."""
     imputer = MaskedDiffusionImputer(
         categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
@@ -117,11 +117,11 @@ def fit_on_file(
         say(
             f"{above} line(s) above the header (# notes or a title): skipped, kept above a CSV output's header"
         )
-    padded = padded_columns(path, read_options)
-    if padded:
+    codes = digit_code_columns(path, read_options)
+    if codes:
         say(
-            f"column(s) {', '.join(map(repr, padded))}: whole numbers written with leading zeros (codes such "
-            "as 01001): read as text, to keep them as written"
+            f"column(s) {', '.join(map(repr, codes))}: whole numbers that are codes (leading zeros as in "
+            "01001, or too many digits for a number): read as text, to keep them as written"
         )
     _say_codes(table, path, read_options, say)
     imputer.fit(table, source=str(path), on_step=on_step)

@@ -221,12 +221,12 @@ def test_notes_above_the_header_and_blank_rows_below_are_kept_in_the_download(
     assert run.frame["temp"].isna().tolist() == [False] * 60 + [True] * 2
 
 
-def test_zero_padded_codes_are_read_as_text_and_said(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_codes_are_read_as_text_and_said(monkeypatch: pytest.MonkeyPatch) -> None:
     data = "zip,kg\n" + "".join(f"{['01001', '94105'][i % 2]},{70 + i % 9}.5\n" for i in range(40))
     at = page(monkeypatch)
     at.file_uploader(key="table_upload").upload("sites.csv", data.encode()).run()
     assert not at.exception and not errors(at)
-    assert "Column(s) zip: whole numbers written with leading zeros" in captions(at)
+    assert "Column(s) zip: whole numbers that are codes (leading zeros as in 01001" in captions(at)
     assert "Numeric: kg; categorical: zip." in captions(at)
 
 

@@ -200,37 +200,34 @@ def test_accounting_negatives_in_parentheses(tmp_path: Path) -> None:
     assert read_table(src).column("amount").to_pylist() == pytest.approx(amounts.tolist())
 
 
-def test_whole_numbers_with_leading_zeros_are_codes_kept_as_written(tmp_path: Path) -> None:
-    """ZIP codes and zero-padded sample numbers (and a spaced file's): text, whole and streamed, so a
-    CSV output writes ``01001`` as the input does (as numbers it came back as ``1001``); reported;
-    an imputed cell is one of the column's codes. Plain whole numbers and ``07.5`` stay numbers."""
+def test_whole_numbers_that_are_codes_are_kept_as_written(tmp_path: Path) -> None:
+    """ZIP codes and zero-padded sample numbers (and a spaced file's), 20-digit barcodes: text, whole
+    and streamed, so a CSV output writes ``01001`` as the input does (as numbers it came back as
+    ``1001``, the barcodes as ``1.2345678901234567e+19``); reported; an imputed cell is one of the
+    column's codes. Plain whole numbers and ``07.5`` stay numbers."""
     rng = np.random.default_rng(0)
     zips = rng.choice(["01001", "02139", "94105", "10001"], 80)
-    lines = ["zip,sample,n,kg"] + [
-        f"{'' if i % 9 == 4 else z},{i % 30:03d},{i},{'07.5' if i % 2 else '8.25'}"
+    lines = ["zip,sample,n,kg,barcode"] + [
+        f"{'' if i % 9 == 4 else z},{i % 30:03d},{i},{'07.5' if i % 2 else '8.25'},{12345678901234567000 + i}"
         for i, z in enumerate(zips)
     ]
     src, out = tmp_path / "sites.csv", tmp_path / "o.csv"
     src.write_text("\n".join(lines) + "\n")
     whole = read_table(src)
-    assert [whole.schema.field(n).type for n in ("zip", "sample", "n", "kg")] == [
-        "string",
-        "string",
-        "int64",
-        "double",
-    ]
+    types = [whole.schema.field(n).type for n in ("zip", "sample", "n", "kg", "barcode")]
+    assert types == ["string", "string", "int64", "double", "string"]
     streamed = [b for b in iter_record_batches(src, 16)]
     assert all(b.schema.equals(whole.schema) for b in streamed)
     assert sum((b.column(0).to_pylist() for b in streamed), []) == whole.column("zip").to_pylist()
     result = seqdiff("impute", str(src), "-o", str(out), *TINY)
     assert result.returncode == 0, result.stderr
     assert (
-        "seqdiff: column(s) 'zip', 'sample': whole numbers written with leading zeros (codes such as 01001): "
-        "read as text, to keep them as written" in result.stderr.splitlines()
-    )
+        "seqdiff: column(s) 'zip', 'sample', 'barcode': whole numbers that are codes (leading zeros as in "
+        "01001, or too many digits for a number): read as text, to keep them as written"
+    ) in result.stderr.splitlines()
     back = [line.replace('"', "").split(",") for line in out.read_text().splitlines()[1:]]
     given = [line.split(",") for line in lines[1:]]
-    assert [b[1] for b in back] == [g[1] for g in given]  # 000, 001, ... as written
+    assert [(b[1], b[4]) for b in back] == [(g[1], g[4]) for g in given]  # 000, 001, ... as written
     assert all(b[0] == g[0] if g[0] else b[0] in set(zips) for b, g in zip(back, given, strict=True))
     spaced = tmp_path / "spaced.csv"
     spaced.write_text("\n".join(", ".join(line.split(",")) for line in lines) + "\n")

@@ -43,7 +43,8 @@ _SPACE = "[ \u00a0\u202f]"
 _ACCOUNTING = re.compile(r"^\((.*)\)$")
 _UNIT = re.compile(
     rf"(?P<sign>[+-]?)(?P<prefix>[{CURRENCIES}]?){_SPACE}?"
-    rf"(?P<number>.*?){_SPACE}?(?P<suffix>%|[{CURRENCIES}])?"
+    rf"(?P<number>.*?){_SPACE}?(?P<suffix>%|[{CURRENCIES}])?",
+    re.DOTALL,  # any value matches, also text with a line break in it
 )
 _INTEGER = re.compile(r"[+-]?\d+")
 _PADDED = re.compile(r"[+-]?0\d+")

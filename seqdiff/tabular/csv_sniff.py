@@ -283,7 +283,8 @@ class CsvRead:
                 skip_rows=self.skip_rows,
                 column_names=self.names,
             ),
-            "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+            # Quoted text may hold line breaks (a spreadsheet's notes); reading them costs nothing measurable.
+            "parse_options": pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             "convert_options": pacsv.ConvertOptions(
                 column_types=as_text | (column_types or {}),
                 null_values=self.options.null_values(),

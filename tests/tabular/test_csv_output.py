@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import read_table
+from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.writing import CsvDialect, output_dialect, output_format, write_table
 from tests.test_bad_input import assert_one_line_error, seqdiff
@@ -93,6 +93,26 @@ def test_a_byte_order_mark_comes_back(name: str, codec: str, mark: bytes, tmp_pa
     back, expected = read_table(out), pq.read_table(parquet_out)
     assert back.column("town").to_pylist() == expected.column("town").to_pylist()
     np.testing.assert_allclose(back.column("kg").to_numpy(), expected.column("kg").to_numpy())
+
+
+def test_quoted_text_with_line_breaks_is_read_and_written_back(tmp_path: Path) -> None:
+    """A spreadsheet's notes of two lines (quoted, a line break inside): read whole and streamed alike,
+    imputed around, and written back with the break (it was a traceback)."""
+    rng = np.random.default_rng(0)
+    notes = ['"line one\nline two"', "ok", '"check, later"']
+    lines = ["x,y,note"] + [
+        f"{'' if i % 7 == 0 else f'{rng.normal():.2f}'},{rng.normal():.2f},{notes[i % 3]}" for i in range(60)
+    ]
+    src, out = tmp_path / "notes.csv", tmp_path / "o.csv"
+    src.write_text("\n".join(lines) + "\n")
+    whole = read_table(src)
+    assert whole.num_rows == 60 and whole.column("note")[0].as_py() == "line one\nline two"
+    streamed = [b for b in iter_record_batches(src, 8)]
+    assert pa.Table.from_batches(streamed).equals(whole)
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert result.returncode == 0, result.stderr
+    assert read_table(out).column("note").equals(whole.column("note"))
+    assert '"line one\nline two"' in out.read_text()
 
 
 def test_tsv_and_compressed_outputs(fitted: tuple[Path, Path, Path], tmp_path: Path) -> None:

@@ -308,6 +308,11 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
     if n_words == 0 or not few or pc.sum(numbers).as_py() <= max_int_categories:
         return
     tokens = pc.filter(words, stray).to_pylist()
+    if tokens == [name]:
+        raise SeqdiffError(
+            f"{source}: column {name!r} holds numbers but for {cells:,} cell(s) of its own name: the header "
+            "repeated inside the table (files joined with their headers?); delete those rows"
+        )
     quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*NA_VALUES, *sorted(tokens)]))
     raise SeqdiffError(
         f"{source}: column {name!r} holds numbers but for {cells:,} cells of "

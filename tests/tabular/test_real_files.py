@@ -338,6 +338,17 @@ def test_stray_words_in_a_numeric_column_are_named(tmp_path: Path) -> None:
     assert infer_schema(pd.DataFrame({"s": ["1", "2", "x"] * 30})).categorical == ["s"]
 
 
+def test_a_header_repeated_inside_a_file_is_named_as_one(tmp_path: Path) -> None:
+    """Two exports joined with their headers: the second header is named as a header, not as a word to
+    read as missing."""
+    src = write(tmp_path / "t.csv", frame(), ",")
+    text = src.read_text()
+    src.write_text(text + text)
+    result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"), *TINY)
+    assert_one_line_error(result, "column 'age' holds numbers but for 1 cell(s) of its own name", "joined")
+    assert "--na-values" not in result.stderr
+
+
 def test_values_beyond_a_detection_limit_are_named_not_read_as_text(tmp_path: Path) -> None:
     """A lab's column of numbers with five kinds of ``<0.5`` / ``>100`` in a tenth of its cells: named
     (it was read as text, each number a category); the suggested flags read them as missing."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,15 +148,58 @@ def _line_of(path: Path, text: str, encoding: str) -> int | None:
         return next((n for n, line in enumerate(lines, 1) if line.rstrip("\r\n") == text), None)
 
 
-def _error(path: Path, fmt: str, exc: Exception, encoding: str | None = None) -> SeqdiffError:
+def _late_word(message: str, names: list[str] | None, options: ReadOptions) -> str | None:
+    """What Arrow's error for a word below a column's first block of numbers means: the header repeated
+    (files joined with their headers) or a placeholder to read as missing. None for other errors."""
+    found = re.search(r"In CSV column #(\d+): CSV conversion error to \w+: invalid value '(.*)'", message)
+    if not found or names is None or int(found[1]) >= len(names):
+        return None
+    name, value = names[int(found[1])], found[2]
+    if value == name:
+        return (
+            f"column {name!r} holds numbers but its own name further down: the header repeated inside the "
+            "file (files joined with their headers?); delete those lines"
+        )
+    tokens = " ".join(shlex.quote(t) for t in dict.fromkeys([*options.na_values, value]))
+    return (
+        f"column {name!r} holds numbers in its first rows, then {value!r}: to read it as missing, "
+        f"--na-values {tokens}"
+    )
+
+
+def _error(
+    path: Path,
+    fmt: str,
+    exc: Exception,
+    options: ReadOptions | None = None,
+    names: list[str] | None = None,
+) -> SeqdiffError:
+    """A one-line SeqdiffError for Arrow's error `exc` reading the file at `path` (with the CSV file's
+    `options` and column `names`, when known)."""
+    options = options or ReadOptions()
     what = "not a readable Parquet file" if fmt == "parquet" else "cannot parse the file as CSV"
     hint = "; give its encoding with --encoding" if "UTF8" in str(exc) else ""
     message = str(exc).splitlines()[0]
+    late = _late_word(message, names, options)
+    if late:
+        return SeqdiffError(f"{path}: {late}")
+    encoding = options.encoding
     # Arrow names a row with the wrong number of fields by its text; the line number finds it.
     bad_row = re.search(r"Expected \d+ columns, got \d+: (.*)", message)
     line = bad_row and _line_of(path, bad_row[1], encoding or "utf-8")
     where = f"line {line:,}: " if line else ""
     return SeqdiffError(f"{path}: {what} ({where}{message}){hint}")
+
+
+def _names(path: Path, fmt: str, options: ReadOptions) -> list[str] | None:
+    """A CSV file's column names as Arrow reads them, for an error's message; None when unreadable."""
+    if fmt in ("parquet", "excel"):
+        return None
+    try:
+        csv_read = CsvRead.of(path, fmt, options)
+        return pacsv.open_csv(path, **csv_read.arrow_options(None)).schema.names
+    except (pa.ArrowException, OSError, SeqdiffError):
+        return None
 
 
 def read_table(
@@ -186,7 +230,7 @@ def read_table(
         options = csv_read.options
         table = csv_read.convert(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
-        raise _error(path, fmt, exc, options.encoding) from exc
+        raise _error(path, fmt, exc, options, _names(path, fmt, options)) from exc
     _check_text(path, table.schema, options.encoding)
     return table
 
@@ -226,7 +270,7 @@ def iter_record_batches(
             batches = pacsv.open_csv(path, **csv_read.arrow_options(column_types))
             _check_text(path, batches.schema, options.encoding)
     except (pa.ArrowException, OSError) as exc:
-        raise _error(path, fmt, exc, options.encoding) from exc
+        raise _error(path, fmt, exc, options) from exc
 
     def generate() -> Iterator[pa.RecordBatch]:
         try:
@@ -236,6 +280,6 @@ def iter_record_batches(
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
         except (pa.ArrowException, OSError) as exc:
-            raise _error(path, fmt, exc, options.encoding) from exc
+            raise _error(path, fmt, exc, options, batches.schema.names) from exc
 
     return generate()

@@ -349,6 +349,23 @@ def test_a_header_repeated_inside_a_file_is_named_as_one(tmp_path: Path) -> None
     assert "--na-values" not in result.stderr
 
 
+def test_a_word_below_the_first_block_of_a_stream_is_named(tmp_path: Path) -> None:
+    """A stream fixes a column's type in Arrow's first block (1 MiB): a placeholder or a repeated
+    header below it was "CSV conversion error to double: invalid value"; now named, with the fix."""
+    rng = np.random.default_rng(0)
+    lines = ["x,c"] + [f"{v:.4f},{'ab'[i % 2]}" for i, v in enumerate(rng.normal(size=150_000))]
+    src = tmp_path / "long.csv"
+    for word, said in [("n.d.", "then 'n.d.': to read it as missing, --na-values"), ("x", "its own name")]:
+        lines[140_000] = f"{word},a"
+        src.write_text("\n".join(lines) + "\n")
+        with pytest.raises(
+            SeqdiffError, match=f"long.csv: column 'x' holds numbers (in its first rows, |but ){said}"
+        ):
+            list(iter_record_batches(src))
+    result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"), *TINY)
+    assert_one_line_error(result, "the header repeated inside the file")
+
+
 def test_values_beyond_a_detection_limit_are_named_not_read_as_text(tmp_path: Path) -> None:
     """A lab's column of numbers with five kinds of ``<0.5`` / ``>100`` in a tenth of its cells: named
     (it was read as text, each number a category); the suggested flags read them as missing."""

@@ -48,7 +48,6 @@ _UNIT = re.compile(
 )
 _INTEGER = re.compile(r"[+-]?\d+")
 _PADDED = re.compile(r"[+-]?0\d+")
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _DECIMAL = {".": re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?"), ",": re.compile(r"[+-]?\d*,(\d+)")}
 
 
@@ -205,10 +204,16 @@ def digit_codes(header: list[str], rows: list[list[str]], missing: set[str] = fr
     for j, name in enumerate(header):
         values = sampled_values(rows, j, missing)
         if all(_INTEGER.fullmatch(v) for v in values) and any(
-            _PADDED.fullmatch(v) or not INT64_MIN <= int(v) <= INT64_MAX for v in values
+            _PADDED.fullmatch(v) or _too_long(v) for v in values
         ):
             found.append(name)
     return found
+
+
+def _too_long(whole: str) -> bool:
+    """Whether a whole number is beyond a 64-bit integer (its digits counted before it is parsed: Python
+    refuses to parse one of thousands of digits)."""
+    return len(whole.lstrip("+-")) > 19 or not -(2**63) <= int(whole) < 2**63
 
 
 def numbers_named_by_numbers(header: list[str], numeric: dict[str, NumberStyle], decimal: str) -> list[str]:

@@ -42,7 +42,8 @@ class StreamReport:
 
 
 class Filled(NamedTuple):
-    """What `impute_batch` filled in a batch: its missing modelled cells, and its blank rows left as they were."""
+    """What `impute_batch` filled in a batch: its missing modelled cells; and its blank rows, left as
+    they were."""
 
     cells: int
     blank_rows: int
@@ -192,8 +193,8 @@ def impute_file(
 
     The output has the input's columns, types and rows, with the missing cells of the modelled columns
     filled by the imputer's point estimate (with ``point="draws"``, from `n_samples` draws per cell),
-    except in blank rows (`blank_rows`), which stay as they were; it appears atomically when done. With `keep_draws` (and ``point="draws"``), each draw is written too,
-    as a completed table (`draw_paths`).
+    but for blank rows (`blank_rows`), which stay as they were; it appears atomically when done. With
+    `keep_draws` (and ``point="draws"``), each draw is written too, as a completed table (`draw_paths`).
     `out_path` equal to `in_path` is refused unless `in_place` (which still writes a temporary file
     first). `progress`: a tqdm bar on stderr (None: only when stderr is a terminal).
     """

@@ -94,9 +94,9 @@ def fit_on_file(
     `path` (a random sample of ``max_fit_rows`` rows of a larger one, read in batches of `batch_rows`,
     a CSV file with `read_options`); `progress`: its tqdm bars (None: when stderr is a terminal); `say`
     gets one line on the sample, one on identifier columns and one on early stopping, one on the lines
-    above the header (``#`` notes, a title), one when the header's names look like data (`numbers_in_header`),
-    one on columns of whole numbers that are codes, read as text (`digit_code_columns`), and one per number that
-    looks like a code for missing (`missing_codes`)."""
+    above the header (``#`` notes, a title), one when the header's names look like data
+    (`numbers_in_header`), one on columns of whole numbers that are codes, read as text
+    (`digit_code_columns`), and one per number that looks like a code for missing (`missing_codes`)."""
     imputer = MaskedDiffusionImputer(
         categorical=categorical, numeric=numeric, device=device, seed=seed, progress=progress, **fit
     )

@@ -138,6 +138,12 @@ def fit_table(
     if empty:
         names = ", ".join(map(repr, sorted(empty, key=table.column_names.index)))
         logger.warning("%s: column(s) %s have no observed value: not modelled, left empty", source, names)
+    kept = [
+        c for c in schema.columns if c.kind == "passthrough" and not c.identifier and c.arrow_type != "null"
+    ]
+    if kept:
+        names = ", ".join(f"{c.name!r} ({c.arrow_type})" for c in kept)
+        logger.warning("%s: column(s) %s: not modelled, copied unchanged", source, names)
     settings = settings.for_table(len(encoder.columns), table.num_rows)
     tokens = encoder.encode(table, source=source)
     within = encoder.within(table, source=source)

@@ -220,7 +220,7 @@ def infer_schema(
       MIN_IDENTIFIER_VALUES values, every one distinct (an ID, a name): there is nothing to learn
       from them, and a missing one has no value to impute; an override models one;
     - integers -> categorical if they have at most `max_int_categories` distinct observed values,
-      else numeric;
+      else numeric (passthrough for unsigned ones beyond a signed 64-bit integer: keys, hashes);
     - timestamp / date / time / duration -> numeric (encoded as their integer storage: e.g. nanoseconds
       since the epoch for ``timestamp[ns]``, days for ``date32``; decoded back to the same type);
     - everything else (list / struct / map, binary, null-typed, ...) -> passthrough: never
@@ -255,12 +255,20 @@ def infer_schema(
                 raise SeqdiffError(
                     f"{source}: column {field.name!r} has type {field.type} and cannot be {kind}"
                 )
+            if kind == "numeric" and _beyond_int64(table.column(field.name)):
+                raise SeqdiffError(
+                    f"{source}: column {field.name!r} holds whole numbers beyond a 64-bit integer (keys or "
+                    "hashes) and cannot be numeric"
+                )
         elif _is_identifier(table.column(field.name)):
             specs.append(ColumnSpec(field.name, "passthrough", str(field.type), identifier=True))
             continue
         elif pa.types.is_integer(field.type):
             distinct = pc.count_distinct(table.column(field.name)).as_py()
-            kind = "categorical" if distinct <= max_int_categories else "numeric"
+            if distinct <= max_int_categories:
+                kind = "categorical"
+            else:  # keys or hashes beyond a 64-bit integer are not numbers to model
+                kind = "passthrough" if _beyond_int64(table.column(field.name)) else "numeric"
         elif pa.types.is_null(field.type):
             kind = "passthrough"
         else:
@@ -269,6 +277,12 @@ def infer_schema(
             kind = possible[0]
         specs.append(ColumnSpec(field.name, kind, str(field.type)))
     return Schema(specs)
+
+
+def _beyond_int64(column: pa.ChunkedArray) -> bool:
+    """Whether an unsigned 64-bit column holds numbers beyond a signed 64-bit integer, the type numbers
+    are modelled in."""
+    return pa.types.is_uint64(column.type) and (pc.max(column).as_py() or 0) >= 2**63
 
 
 def _is_identifier(column: pa.ChunkedArray) -> bool:

@@ -24,7 +24,7 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.files import iter_record_batches, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.read_options import ReadOptions
-from seqdiff.tabular.writing import COMPRESSIONS, TableWriter, output_dialect, output_format
+from seqdiff.tabular.writing import COMPRESSIONS, TableWriter, check_writable, output_dialect, output_format
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -50,8 +50,9 @@ class Filled(NamedTuple):
 
 
 def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = False, n_draws: int = 0) -> None:
-    """Refuse an output that would overwrite the input (unless `in_place`; a draw's, `draw_paths`, never)
-    or whose name is not a format `seqdiff.tabular.writing.output_format` writes.
+    """Refuse an output that would overwrite the input (unless `in_place`; a draw's, `draw_paths`, never),
+    whose name is not a format `seqdiff.tabular.writing.output_format` writes, or that names a CSV file
+    for a Parquet input with nested columns (`seqdiff.tabular.writing.check_writable`).
 
     Example:
         >>> check_output("a.parquet", "a.parquet")
@@ -73,6 +74,12 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
     for path in draw_paths(out_path, n_draws):
         if path.resolve() == source:
             raise SeqdiffError(f"{path}: a draw would overwrite the input; name the output otherwise")
+    if fmt == "csv" and source.suffix.lower() in PARQUET_SUFFIXES and source.is_file():
+        try:
+            schema = pq.read_schema(source)
+        except (pa.ArrowException, OSError):
+            return  # reading the input names what is wrong with it
+        check_writable(schema, out_path)
 
 
 def _null_cells(batch: pa.Table, columns: list[str]) -> int:

@@ -166,6 +166,7 @@ class TableWriter:
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
+            check_writable(table.schema, self.path)
             self._writer = self._open(table.schema)
         if self.format == "csv":
             table = _with_decimal(table, self.dialect.decimal)
@@ -179,6 +180,17 @@ class TableWriter:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.__exit__(*exc)
+
+
+def check_writable(schema: pa.Schema, path: str | Path) -> None:
+    """A one-line SeqdiffError when the output `path` names a CSV file and `schema` has nested columns
+    (lists, structs, maps), which CSV cannot hold."""
+    nested = [f"{f.name!r} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+    if nested and output_format(path) == "csv":
+        raise SeqdiffError(
+            f"{path}: column(s) {', '.join(nested)} hold nested values, which CSV cannot; name a Parquet "
+            "output"
+        )
 
 
 def write_table(table: pa.Table, path: str | Path, dialect: CsvDialect | None = None) -> None:

@@ -1,5 +1,6 @@
-"""Decimal columns (a database's exact numbers, as Parquet stores them: ``decimal128(10, 2)`` prices) are
-modelled as numbers and come back in their own type, in the point estimate, in draws and after a save."""
+"""Parquet's types from databases and data pipelines: decimal columns (``decimal128(10, 2)`` prices) are
+modelled as numbers and come back in their own type, in the point estimate, in draws and after a save;
+unsigned keys beyond a 64-bit integer and nested columns are copied unchanged, and reported."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
+from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import TableEncoder
 from seqdiff.tabular.schema import infer_schema
-from tests.test_bad_input import seqdiff
+from tests.test_bad_input import assert_one_line_error, seqdiff
 
 PRICE = pa.decimal128(10, 2)
 
@@ -73,3 +76,33 @@ def test_a_decimal_column_is_written_to_a_workbook_as_numbers(tmp_path: Path) ->
     sheet = openpyxl.load_workbook(out).active
     totals = [row[2] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert len(totals) == 300 and all(isinstance(v, int | float) for v in totals)
+
+
+def test_keys_beyond_a_64_bit_integer_are_copied_and_nested_columns_kept_out_of_csv(tmp_path: Path) -> None:
+    """Unsigned 64-bit hashes (many distinct: copied; few: categories; never numbers) and a list column:
+    reported as copied unchanged; a CSV output of the list column is one line before any fit."""
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(2**63, 2**64 - 1, 40, dtype=np.uint64)
+    table = orders(40).append_column("hash", pa.array(hashes)).append_column("tags", pa.array([["a"]] * 40))
+    table = table.append_column("shard", pa.array([2**63 + i % 2 for i in range(40)], pa.uint64()))
+    schema = infer_schema(table)
+    assert [schema.kind_of(n) for n in ("hash", "tags", "shard")] == [
+        "passthrough",
+        "passthrough",
+        "categorical",
+    ]
+    with pytest.raises(SeqdiffError, match="column 'hash' holds whole numbers beyond a 64-bit integer"):
+        infer_schema(table, numeric=["hash"])
+    src, out = tmp_path / "keys.parquet", tmp_path / "o.parquet"
+    pq.write_table(table, src)
+    result = seqdiff("impute", str(src), "-o", str(out), "--max-steps", "5", "--no-early-stopping")
+    assert result.returncode == 0, result.stderr
+    said = f"seqdiff: {src}: column(s) 'hash' (uint64), 'tags' (list<element: string>): not modelled, copied"
+    assert f"{said} unchanged" in result.stderr.splitlines()
+    back = pq.read_table(out)
+    assert back.column("hash").equals(table.column("hash")) and back.column("tags").equals(
+        table.column("tags")
+    )
+    result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"))
+    assert_one_line_error(result, "column(s) 'tags' (list<element: string>) hold nested values, which CSV")
+    assert "early stopping" not in result.stderr and not (tmp_path / "o.csv").exists()

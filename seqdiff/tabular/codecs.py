@@ -335,7 +335,10 @@ class CategoricalCodec:
         return [f"{self.name}={c}" for c in self.categories]
 
     def _take(self, local: np.ndarray) -> pa.Array:
-        return self._values.take(pa.array(local)).cast(self.arrow_type)
+        values = self._values.take(pa.array(local))
+        if pa.types.is_dictionary(self.arrow_type):  # Arrow casts numbers to a dictionary only encoded
+            values = values.dictionary_encode()
+        return values.cast(self.arrow_type)
 
     def decode_point(self, probs: np.ndarray, statistic: str = "mean") -> pa.Array:
         return self._take(np.argmax(probs, axis=1))

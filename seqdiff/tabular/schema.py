@@ -86,7 +86,7 @@ def to_arrow(data: TableLike, source: str = "table") -> pa.Table:
     for name, (_, series) in zip(names, data.items(), strict=True):
         try:
             arrays.append(pa.array(series, from_pandas=True))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except pa.ArrowException as exc:
             message = str(exc).splitlines()[0]
             raise SeqdiffError(f"{source}: column {name!r}: cannot read its values ({message})") from exc
     return pa.Table.from_arrays(arrays, names=names)

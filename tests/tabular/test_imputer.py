@@ -243,6 +243,21 @@ def test_unseen_category_kept_and_used_as_missing(fitted, holed):
     assert not out[["b", "c", "x1", "y"]].isna().any().any()
 
 
+def test_pandas_categories_of_numbers_and_unreadable_columns():
+    """A categorical of numbers (Arrow's dictionary of doubles) is imputed, drawn and sampled in its own
+    dtype (casting numbers to it was an ArrowNotImplementedError); a column Arrow cannot read (complex
+    numbers) is one line naming it."""
+    rng = np.random.default_rng(0)
+    dose = pd.Series(pd.Categorical(rng.choice([1.5, 2.5, 5.0], 60))).mask(pd.Series(rng.random(60) < 0.3))
+    df = pd.DataFrame({"dose": dose, "x": rng.normal(size=60)})
+    imputer = MaskedDiffusionImputer(max_steps=5, **TINY).fit(df)
+    for out in [imputer.transform(df), *imputer.transform_samples(df, 2), imputer.sample(5)]:
+        assert out["dose"].dtype == df["dose"].dtype and out["dose"].notna().all()
+        assert set(out["dose"]) <= {1.5, 2.5, 5.0}
+    with pytest.raises(SeqdiffError, match="column 'z': cannot read its values"):
+        MaskedDiffusionImputer(max_steps=2, **TINY).fit(df.assign(z=1 + 1j))
+
+
 def test_schema_mismatch_is_one_line_error(fitted, holed):
     with pytest.raises(SeqdiffError, match="column 'x1' is missing"):
         fitted.transform(holed.drop(columns="x1"))

@@ -17,13 +17,13 @@ Example:
 from __future__ import annotations
 
 import re
-import shlex
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_numbers import sampled_values
+from seqdiff.tabular.read_options import na_values_flag
 
 # Day, month and year split by one of / . -, then an optional time of day (hours, minutes, seconds, and
 # AM or PM on a 12-hour clock, as US spreadsheets export it).
@@ -93,9 +93,8 @@ def to_dates(
         example = (
             pc.filter(column, pc.is_valid(stamps))[0].as_py() if pc.any(pc.is_valid(stamps)).as_py() else fmt
         )
-        quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*na_values, word]))
         raise SeqdiffError(
             f"{source}: column {name!r} holds dates written like {example} but for {word!r}: read it as "
-            f"missing (--na-values {quoted})"
+            f"missing ({na_values_flag([*na_values, word])})"
         )
     return stamps if "%M" in fmt else stamps.cast(pa.date32())

@@ -21,13 +21,13 @@ Example:
 from __future__ import annotations
 
 import re
-import shlex
 from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.read_options import na_values_flag
 
 # Thousands separators besides the other mark: a space, a no-break space and a narrow no-break space
 # (French and SI style), an apostrophe (Swiss style).
@@ -287,10 +287,9 @@ def to_numbers(
         good = pc.filter(column, pc.invert(bad)).to_pylist()
         example = next((v for v in good if v and any(s in v for s in signs)), None)
         written = f" written like {example.strip()}" if example else ""
-        quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*na_values, *words]))
         raise SeqdiffError(
             f"{source}: column {name!r} holds numbers{written} but for {shown}: read them "
-            f"as missing (--na-values {quoted})"
+            f"as missing ({na_values_flag([*na_values, *words])})"
         )
     fractions = pc.match_substring(text, ".")
     if stream and style.type_ == "int64" and pc.any(fractions).as_py():

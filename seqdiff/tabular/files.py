@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import re
-import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import pyarrow.parquet as pq
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_sniff import CsvRead
 from seqdiff.tabular.excel import read_sheet
-from seqdiff.tabular.read_options import ReadOptions
+from seqdiff.tabular.read_options import ReadOptions, na_values_flag
 
 
 def file_format(path: Path, exists: bool = True) -> str:
@@ -160,10 +159,9 @@ def _late_word(message: str, names: list[str] | None, options: ReadOptions) -> s
             f"column {name!r} holds numbers but its own name further down: the header repeated inside the "
             "file (files joined with their headers?); delete those lines"
         )
-    tokens = " ".join(shlex.quote(t) for t in dict.fromkeys([*options.na_values, value]))
     return (
         f"column {name!r} holds numbers in its first rows, then {value!r}: to read it as missing, "
-        f"--na-values {tokens}"
+        f"{na_values_flag([*options.na_values, value])}"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import math
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,30 @@ def title_rows(filled: Iterable[int]) -> int:
         else:
             return 0
     return 0
+
+
+def shell_word(word: str) -> str:
+    """`word` quoted for a POSIX shell on one line: ANSI-C quoting (``$'a\\nb'``) when it holds a line
+    break or a tab, which plain quotes would carry onto a second line.
+
+    Example:
+        >>> shell_word("n.d."), shell_word("<0.5"), shell_word("a\\nb")
+        ('n.d.', "'<0.5'", "$'a\\\\nb'")
+    """
+    if not any(c in word for c in "\n\r\t"):
+        return shlex.quote(word)
+    escaped = word.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + "'"
+
+
+def na_values_flag(tokens: Iterable[str]) -> str:
+    """``--na-values`` with `tokens`, each once and in order, as a shell reads them (`shell_word`).
+
+    Example:
+        >>> na_values_flag([*NA_VALUES, "<0.5", "NA"])
+        "--na-values '?' - NA N/A n/a null NULL NaN nan '<0.5'"
+    """
+    return "--na-values " + " ".join(map(shell_word, dict.fromkeys(tokens)))
 
 
 def null_numbers(column: pa.ChunkedArray | pa.Array, na_values: Sequence[str]) -> pa.ChunkedArray | pa.Array:

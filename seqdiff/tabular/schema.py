@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import shlex
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_numbers import MAX_STRAY_WORDS
-from seqdiff.tabular.read_options import NA_VALUES
+from seqdiff.tabular.read_options import NA_VALUES, na_values_flag, shell_word
 
 ColumnKind = Literal["numeric", "categorical", "passthrough"]
 KINDS: tuple[str, ...] = ("numeric", "categorical", "passthrough")
@@ -327,9 +326,9 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
             f"{source}: column {name!r} holds numbers but for {cells:,} cell(s) of its own name: the header "
             "repeated inside the table (files joined with their headers?); delete those rows"
         )
-    quoted = " ".join(shlex.quote(t) for t in dict.fromkeys([*NA_VALUES, *sorted(tokens)]))
     raise SeqdiffError(
         f"{source}: column {name!r} holds numbers but for {cells:,} cells of "
-        f"{', '.join(map(repr, tokens))}: read them as missing (CSV or Excel: --na-values {quoted}) "
-        f"or model the column as categorical (--categorical {shlex.quote(name)})"
+        f"{', '.join(map(repr, tokens))}: read them as missing (CSV or Excel: "
+        f"{na_values_flag([*NA_VALUES, *sorted(tokens)])}) or model the column as categorical "
+        f"(--categorical {shell_word(name)})"
     )

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +30,7 @@ from seqdiff.tabular.files import (
 )
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.missing_codes import missing_codes
-from seqdiff.tabular.read_options import ReadOptions
+from seqdiff.tabular.read_options import ReadOptions, na_values_flag
 from seqdiff.tabular.stream import StreamReport, check_output, impute_file, read_sample
 
 
@@ -62,10 +61,7 @@ def _read_as_missing(path: str | Path, token: str, read_options: ReadOptions | N
     replace the default list), or, in a Parquet file, nulls."""
     if file_format(Path(path)) == "parquet":
         return "If so, store those cells as nulls."
-    tokens = (read_options or ReadOptions()).na_values
-    return "To read it as missing: --na-values " + " ".join(
-        shlex.quote(t) for t in dict.fromkeys([*tokens, token])
-    )
+    return "To read it as missing: " + na_values_flag([*(read_options or ReadOptions()).na_values, token])
 
 
 def _say_codes(

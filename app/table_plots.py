@@ -66,6 +66,9 @@ def distribution_figure(run, column: str) -> go.Figure:
     parts = {"observed": values[~run.missing[:, j]], "imputed": values[run.imputed[:, j]]}
     colours = {"observed": OBSERVED_COLOUR, "imputed": IMPUTED_COLOUR}
     fig = go.Figure()
+    axis = "value"
+    if pd.api.types.is_timedelta64_dtype(values):  # plotly cannot write durations: seconds
+        parts, axis = {label: part.dt.total_seconds() for label, part in parts.items()}, "seconds"
     if run.kinds[column] == "numeric":
         for label, part in parts.items():
             fig.add_histogram(
@@ -77,7 +80,7 @@ def distribution_figure(run, column: str) -> go.Figure:
                 opacity=0.65,
             )
         fig.update_layout(barmode="overlay")
-        return layout(fig, column, "value", "share of cells")
+        return layout(fig, column, axis, "share of cells")
     shares = pd.DataFrame({label: part.value_counts(normalize=True) for label, part in parts.items()})
     shares = shares.fillna(0.0).sort_values(["observed", "imputed"], ascending=False).head(MAX_CATEGORIES)
     for label in parts:

@@ -251,6 +251,23 @@ def test_excels_unicode_text_is_read_by_its_byte_order_mark(monkeypatch: pytest.
     assert text[0] == '"âge"\t"poids"\t"ville"' and len(text) == 81 and "\t\t" not in "".join(text)
 
 
+def test_durations_are_imputed_and_plotted_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Parquet column of durations: imputed, and its plot drawn in seconds (plotly cannot write a
+    timedelta: the page raised a TypeError)."""
+    rng = np.random.default_rng(0)
+    wait = pd.Series(pd.to_timedelta(rng.integers(60, 3600, 40), unit="s")).mask(
+        pd.Series(np.arange(40) % 5 == 0)
+    )
+    at = upload(page(monkeypatch), pd.DataFrame({"wait": wait, "x": rng.normal(size=40)}), "parquet")
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    click(at, "table_impute_run")
+    assert at.session_state["table_run"].frame["wait"].notna().all()
+    assert chart_titles(at) == ["Missing cells (red)", "wait"]  # the columns with imputed cells
+    figure = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert figure["layout"]["xaxis"]["title"]["text"] == "seconds"
+
+
 def test_an_excel_workbook_comes_back_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """An .xlsx upload is read from its first sheet (another one by name), and its export is a workbook."""
     book = openpyxl.Workbook()

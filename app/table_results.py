@@ -32,7 +32,7 @@ class TableRun:
     imputed: np.ndarray
     kinds: dict[str, str]
     parquet: bytes
-    export: bytes  # as uploaded: a CSV file in its delimiter, decimal mark and encoding, or a workbook
+    export: bytes  # as uploaded: a CSV file in its dialect, or a workbook; empty for nested columns
     export_suffix: str = ".csv"  # a .tsv, .txt or .xlsx upload's own; .csv for the others
     draws: bytes = b""  # with draws per cell: a zip of each draw's completed table, as uploaded
 
@@ -67,16 +67,21 @@ def show_results(run: TableRun) -> None:
     )
     result_table(run)
     downloads = [
-        Download("Download Parquet", run.parquet, f"{run.file_stem}.parquet", PARQUET_MIME, "table_download"),
-        Download(
-            f"Download {run.export_suffix[1:].upper()}",
-            run.export,
-            f"{run.file_stem}{run.export_suffix}",
-            XLSX_MIME if run.export_suffix == ".xlsx" else "text/csv",
-            "table_download_csv",
-            "As uploaded: a CSV file in its delimiter, decimal mark and encoding, or a workbook of one sheet.",
-        ),
+        Download("Download Parquet", run.parquet, f"{run.file_stem}.parquet", PARQUET_MIME, "table_download")
     ]
+    if run.export:
+        downloads.append(
+            Download(
+                f"Download {run.export_suffix[1:].upper()}",
+                run.export,
+                f"{run.file_stem}{run.export_suffix}",
+                XLSX_MIME if run.export_suffix == ".xlsx" else "text/csv",
+                "table_download_csv",
+                "As uploaded: a CSV file in its delimiter, decimal mark and encoding, or a workbook of one sheet.",
+            )
+        )
+    else:
+        st.caption("No CSV download: the table's nested columns (lists, structs) only fit Parquet.")
     if run.draws:
         downloads.append(
             Download(

@@ -334,8 +334,11 @@ def impute(
         )
         table, export = pq.read_table(out), out.with_suffix(export_suffix)
         dialect = output_dialect(export, path, options)
-        write_table(table, export, dialect)
-        parquet, exported = out.read_bytes(), export.read_bytes()
+        # CSV cannot hold nested values: a Parquet upload with lists or structs gets no CSV download.
+        nested = any(pa.types.is_nested(f.type) for f in table.schema)
+        if not nested:
+            write_table(table, export, dialect)
+        parquet, exported = out.read_bytes(), b"" if nested else export.read_bytes()
         draws = io.BytesIO()
         with zipfile.ZipFile(draws, "w", zipfile.ZIP_DEFLATED) as archive:
             as_uploaded = file_format(path) != "parquet"  # the draws as the export, or Parquet

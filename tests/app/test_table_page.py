@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import openpyxl
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -51,6 +53,12 @@ def file_bytes(table: pd.DataFrame, kind: str) -> bytes:
         table.to_csv(out, index=False)
     else:
         table.to_parquet(out)
+    return out.getvalue()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table, out)
     return out.getvalue()
 
 
@@ -266,6 +274,21 @@ def test_durations_are_imputed_and_plotted_in_seconds(monkeypatch: pytest.Monkey
     assert chart_titles(at) == ["Missing cells (red)", "wait"]  # the columns with imputed cells
     figure = json.loads(at.get("plotly_chart")[1].proto.spec)
     assert figure["layout"]["xaxis"]["title"]["text"] == "seconds"
+
+
+def test_nested_columns_are_copied_and_downloaded_as_parquet_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Parquet upload with a list column: imputed around it, which it keeps; no CSV download, which
+    cannot hold it (the imputation failed on writing one)."""
+    table = pa.table({"x": [1.0, None, 2.0, 3.0] * 10, "tags": [["a", "b"]] * 40})
+    at = page(monkeypatch)
+    at.file_uploader(key="table_upload").upload("nested.parquet", parquet_bytes(table)).run()
+    at.number_input(key="table_steps").set_value(FIT_STEPS).run()
+    click(at, "table_fit_run")
+    click(at, "table_impute_run")
+    run = at.session_state["table_run"]
+    assert pq.read_table(io.BytesIO(run.parquet)).column("tags").to_pylist() == [["a", "b"]] * 40
+    assert run.export == b"" and [b.proto.label for b in at.get("download_button")] == ["Download Parquet"]
+    assert "No CSV download: the table's nested columns" in captions(at)
 
 
 def test_an_excel_workbook_comes_back_as_one(monkeypatch: pytest.MonkeyPatch) -> None:

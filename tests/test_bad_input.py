@@ -19,6 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.cli import main
+from seqdiff.core.bundle import save_bundle
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
 
 UBQ = "MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQQRLIFAGKQLEDGRTLSDYNIQKESTLHLVLRLRGG"
 
@@ -216,6 +219,27 @@ def test_nested_and_binary_columns_pass_through(tmp_path: Path) -> None:
         table.column("blob")
     )
     assert back.column("b").null_count == 0
+
+
+def test_a_model_folder_that_cannot_be_made_is_refused_before_the_work(tmp_path: Path) -> None:
+    """--save-model, adapt's -o and train's --out below a file: one line before any fit; and a save that
+    fails anyway (a folder the system refuses) is one line too, not a traceback."""
+    src, blocker = tmp_path / "t.parquet", tmp_path / "a_file"
+    small_table().to_parquet(src)
+    blocker.write_text("x")
+    model = str(blocker / "model")
+    result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.parquet"), "--save-model", model)
+    assert_one_line_error(result, f"{model}: cannot save a model there: {blocker} is not a folder")
+    assert not (tmp_path / "o.parquet").exists()
+    config = Path(__file__).parents[1] / "pipelines" / "configs" / "protein_default.yaml"
+    result = seqdiff("train", "--config", str(config), "--out", model)
+    assert_one_line_error(result, "is not a folder")
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(f">ubq\n{UBQ}\n")
+    assert_one_line_error(seqdiff("adapt", str(fasta), "-o", model), "is not a folder")
+    imputer = MaskedDiffusionImputer(max_steps=2, dim=16, n_heads=2, device="cpu").fit(small_table())
+    with pytest.raises(SeqdiffError, match="/proc/seqdiff: cannot save the model"):
+        save_bundle("/proc/seqdiff", imputer.model_, imputer.spec_)
 
 
 @pytest.mark.slow

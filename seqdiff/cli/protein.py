@@ -250,16 +250,21 @@ def add_family_flags(p: argparse.ArgumentParser) -> None:
 def cmd_adapt(args: argparse.Namespace) -> None:
     """Adapt a model to homologs and copy it to -o (it stays in the cache too)."""
     import shutil
-    from pathlib import Path
 
+    from seqdiff.core.bundle import check_model_folder
     from seqdiff.protein.io import read_sequences
 
-    out = Path(args.output)
+    out = check_model_folder(args.output)
     if out.exists():
         raise SeqdiffError(f"{out}: exists; choose a new folder for the adapted model")
     queries = read_sequences(args.query) if args.query else []
     family = adapt_for(queries, args)
-    shutil.copytree(family.model.path, out)
+    try:
+        shutil.copytree(family.model.path, out)
+    except OSError as err:
+        raise SeqdiffError(
+            f"{out}: cannot copy the adapted model there ({err}); it stays in the cache"
+        ) from err
     say(f"adapted model written to {out} (key {family.model.key})")
 
 

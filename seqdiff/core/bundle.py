@@ -8,6 +8,7 @@ model card's numbers). Loading never executes code from the file.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,6 +119,26 @@ def build_model(spec: ModelSpec) -> MaskedDiffusion | AutoregressiveLM:
     )
 
 
+def check_model_folder(folder: str | Path) -> Path:
+    """`folder` as a Path, or a one-line SeqdiffError when a model cannot be saved there: it is a file,
+    or below one, or its nearest existing folder is not writable. Called before the work that makes
+    the model, so that none is lost.
+
+    Example:
+        >>> check_model_folder("/dev/null/model")
+        Traceback (most recent call last):
+        ...
+        seqdiff.errors.SeqdiffError: /dev/null/model: cannot save a model there: /dev/null is not a folder
+    """
+    folder = Path(folder)
+    existing = next((p for p in [folder, *folder.absolute().parents] if p.exists()), Path("/"))
+    if not existing.is_dir():
+        raise SeqdiffError(f"{folder}: cannot save a model there: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SeqdiffError(f"{folder}: cannot save a model there: {existing} is not writable")
+    return folder
+
+
 def save_bundle(
     folder: str | Path, model: MaskedDiffusion, spec: ModelSpec, extra: dict | None = None
 ) -> Path:
@@ -133,14 +154,17 @@ def save_bundle(
         >>> load_bundle(folder)[2]
         {'note': 'toy'}
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_model_folder(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS) as tmp:
-        save_file(tensors, tmp)
     config = {"spec": spec.to_dict(), **(extra or {})}
-    with atomic_path(folder / CONFIG) as tmp:
-        tmp.write_text(json.dumps(config, indent=1))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / WEIGHTS) as tmp:
+            save_file(tensors, tmp)
+        with atomic_path(folder / CONFIG) as tmp:
+            tmp.write_text(json.dumps(config, indent=1))
+    except OSError as err:
+        raise SeqdiffError(f"{folder}: cannot save the model ({err.strerror or err})") from err
     return folder
 
 

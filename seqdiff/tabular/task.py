@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from seqdiff.core.bundle import check_model_folder
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.files import (
     digit_code_columns,
@@ -177,6 +178,8 @@ def impute_table(
     the delimiter detected, the usual placeholders missing). Returns (the engine's report, the imputer).
     """
     check_output(in_path, out_path, in_place, (samples or 0) if keep_draws else 0)
+    if save_model:
+        check_model_folder(save_model)
     if (samples is not None and samples < 1) or batch_rows < 1:
         raise SeqdiffError("--samples and --batch-rows must be at least 1")
     if keep_draws and samples is None:

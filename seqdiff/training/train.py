@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from seqdiff.atomic import atomic_path
-from seqdiff.core.bundle import ModelSpec, load_bundle, save_bundle
+from seqdiff.core.bundle import ModelSpec, check_model_folder, load_bundle, save_bundle
 from seqdiff.core.device import native_bf16
 from seqdiff.errors import SeqdiffError
 from seqdiff.threads import set_threads
@@ -130,8 +130,11 @@ def read_split(path: str, adapter: Adapter) -> TokenShard:
 def train(cfg: TrainConfig, adapter: Adapter, callbacks: Sequence[Callback] = ()) -> Path:
     """Train and return the folder of the exported (best EMA) model bundle; ``callbacks`` join the
     run's own (checkpoints, export), e.g. `seqdiff.training.callbacks.StepProgress`."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_model_folder(cfg.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SeqdiffError(f"{out}: cannot make the output folder ({err.strerror or err})") from err
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     set_threads(cfg.trainer.threads)  # None: the cores the machine has free
     if not cfg.data.train:

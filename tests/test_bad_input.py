@@ -94,6 +94,15 @@ def test_bad_fix_ranges(fix: str, needle: str, tmp_path: Path, tiny_protein_mode
     )
 
 
+def test_a_batch_size_below_one_is_refused(tmp_path: Path, tiny_protein_model: Path) -> None:
+    path = tmp_path / "in.fasta"
+    path.write_text(f">ubq\n{UBQ}\n")
+    result = seqdiff(
+        "design", str(path), "--fix", "1-3", "--batch-size", "0", "--checkpoint", str(tiny_protein_model)
+    )
+    assert_one_line_error(result, "--batch-size must be at least 1, got 0")  # it was a ZeroDivisionError
+
+
 def test_sequence_longer_than_the_model_is_refused(tmp_path: Path, tiny_protein_model: Path) -> None:
     path = tmp_path / "long.fasta"
     path.write_text(">long\n" + "A" * 600 + "\n")

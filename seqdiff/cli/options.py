@@ -59,7 +59,9 @@ def add_sampling_flags(p: argparse.ArgumentParser) -> None:
             help=f"{rule['help']} (default %(default)s)",
         )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--batch-size", type=int, default=16, help="sequences sampled at once (default %(default)s)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--checkpoint", help="model folder (default: the shipped protein model)")
     p.add_argument("-o", "--output", default="-", help="output FASTA (default stdout)")

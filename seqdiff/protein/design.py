@@ -270,6 +270,8 @@ def design(
         >>> [d.sequence[:3] for d in design(jobs, steps=20, seed=1)]
         ['MKT', 'MKT', 'MKT', 'MKT']
     """
+    if batch_size < 1:
+        raise SeqdiffError(f"--batch-size must be at least 1, got {batch_size}")
     if not jobs:
         return []
     settings = SamplerSettings(steps, grid, temperature, top_p, decoding, order_noise, remask_eta)

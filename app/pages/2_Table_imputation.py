@@ -36,7 +36,7 @@ from seqdiff.tabular.schema import Schema, infer_schema
 from seqdiff.tabular.settings import SCHEDULES
 from seqdiff.tabular.stream import blank_rows
 from seqdiff.tabular.task import impute_table
-from seqdiff.tabular.writing import output_dialect, write_table
+from seqdiff.tabular.writing import nested_columns, output_dialect, write_table
 
 UPLOAD_TYPES = ["parquet", "pq", "csv", "tsv", "txt", "gz", "xlsx", "xlsm"]
 SOURCES = {"fit": "Fit a model on this table", "folder": "Use the model folder in the sidebar"}
@@ -335,7 +335,7 @@ def impute(
         table, export = pq.read_table(out), out.with_suffix(export_suffix)
         dialect = output_dialect(export, path, options)
         # CSV cannot hold nested values: a Parquet upload with lists or structs gets no CSV download.
-        nested = any(pa.types.is_nested(f.type) for f in table.schema)
+        nested = bool(nested_columns(table.schema))
         if not nested:
             write_table(table, export, dialect)
         parquet, exported = out.read_bytes(), b"" if nested else export.read_bytes()

@@ -154,7 +154,7 @@ def save_bundle(
         >>> load_bundle(folder)[2]
         {'note': 'toy'}
     """
-    folder = check_model_folder(folder)
+    folder = Path(folder)  # checked before the work by its callers (`check_model_folder`)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     config = {"spec": spec.to_dict(), **(extra or {})}
     try:

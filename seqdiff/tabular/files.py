@@ -58,6 +58,14 @@ def file_format(path: Path, exists: bool = True) -> str:
     raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv, .tsv, .txt or .xlsx)")
 
 
+def _csv_read(path: str | Path, options: ReadOptions | None) -> CsvRead | None:
+    """How the CSV file at `path` is read (`CsvRead.of`, detected once per file state); None for a
+    Parquet or Excel file."""
+    path = Path(path)
+    fmt = file_format(path)
+    return None if fmt in ("parquet", "excel") else CsvRead.of(path, fmt, options or ReadOptions())
+
+
 def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> list[str]:
     """The header fields of a CSV file that are numbers over columns of numbers: "39" over ages, as when
     a first line of data is read as column names (give ``--no-header``). Empty for other files and
@@ -70,11 +78,8 @@ def numbers_in_header(path: str | Path, options: ReadOptions | None = None) -> l
         >>> numbers_in_header(path)
         ['39', '40']
     """
-    path = Path(path)
-    fmt = file_format(path)
-    return (
-        [] if fmt in ("parquet", "excel") else list(CsvRead.of(path, fmt, options or ReadOptions()).numbered)
-    )
+    read = _csv_read(path, options)
+    return list(read.numbered) if read else []
 
 
 def preamble_lines(path: str | Path, options: ReadOptions | None = None) -> int:
@@ -88,13 +93,8 @@ def preamble_lines(path: str | Path, options: ReadOptions | None = None) -> int:
         >>> preamble_lines(path)
         2
     """
-    path = Path(path)
-    fmt = file_format(path)
-    return (
-        0
-        if fmt in ("parquet", "excel")
-        else CsvRead.of(path, fmt, options or ReadOptions()).preamble.count("\n")
-    )
+    read = _csv_read(path, options)
+    return read.preamble.count("\n") if read else 0
 
 
 def digit_code_columns(path: str | Path, options: ReadOptions | None = None) -> list[str]:
@@ -109,9 +109,8 @@ def digit_code_columns(path: str | Path, options: ReadOptions | None = None) -> 
         >>> digit_code_columns(path), read_table(path).column("zip").to_pylist()
         (['zip'], ['01001', '94105'])
     """
-    path = Path(path)
-    fmt = file_format(path)
-    return [] if fmt in ("parquet", "excel") else list(CsvRead.of(path, fmt, options or ReadOptions()).codes)
+    read = _csv_read(path, options)
+    return list(read.codes) if read else []
 
 
 def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool, str]:
@@ -189,13 +188,11 @@ def _error(
     return SeqdiffError(f"{path}: {what} ({where}{message}){hint}")
 
 
-def _names(path: Path, fmt: str, options: ReadOptions) -> list[str] | None:
+def _names(path: Path, options: ReadOptions) -> list[str] | None:
     """A CSV file's column names as Arrow reads them, for an error's message; None when unreadable."""
-    if fmt in ("parquet", "excel"):
-        return None
     try:
-        csv_read = CsvRead.of(path, fmt, options)
-        return pacsv.open_csv(path, **csv_read.arrow_options(None)).schema.names
+        read = _csv_read(path, options)
+        return pacsv.open_csv(path, **read.arrow_options(None)).schema.names if read else None
     except (pa.ArrowException, OSError, SeqdiffError):
         return None
 
@@ -228,7 +225,7 @@ def read_table(
         options = csv_read.options
         table = csv_read.convert(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
-        raise _error(path, fmt, exc, options, _names(path, fmt, options)) from exc
+        raise _error(path, fmt, exc, options, _names(path, options)) from exc
     _check_text(path, table.schema, options.encoding)
     return table
 

@@ -82,8 +82,9 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
         check_writable(schema, out_path)
 
 
-def _null_cells(batch: pa.Table, columns: list[str]) -> int:
-    return sum(int(pc.sum(pc.is_null(batch.column(c), nan_is_null=True)).as_py() or 0) for c in columns)
+def _nulls(column: pa.ChunkedArray) -> np.ndarray:
+    """[rows]: the cells of `column` that are missing (null, or NaN)."""
+    return pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
 
 
 def blank_rows(table: pa.Table) -> np.ndarray:
@@ -91,7 +92,7 @@ def blank_rows(table: pa.Table) -> np.ndarray:
     (``,,,``) are read: nothing to impute from, so imputing them would invent whole records."""
     blank = np.ones(table.num_rows, bool) if table.num_columns else np.zeros(table.num_rows, bool)
     for column in table.columns:
-        blank &= pc.is_null(column, nan_is_null=True).to_numpy(zero_copy_only=False)
+        blank &= _nulls(column)
     return blank
 
 
@@ -123,7 +124,8 @@ def impute_batch(
     """
     columns = [c for c in imputer.encoder_.columns if c in table.column_names]
     blank = blank_rows(table)
-    filled = Filled(_null_cells(table.filter(pa.array(~blank)), columns), int(blank.sum()))
+    cells = sum(int((_nulls(table.column(c)) & ~blank).sum()) for c in columns)
+    filled = Filled(cells, int(blank.sum()))
     if keep_draws:
         tables = imputer.impute_arrow_draws(table, n_samples, first_row=first_row, source=source)
     else:

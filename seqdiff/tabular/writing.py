@@ -182,10 +182,16 @@ class TableWriter:
         self._stack.__exit__(*exc)
 
 
+def nested_columns(schema: pa.Schema) -> list[str]:
+    """The columns of `schema` that hold nested values (lists, structs, maps), which CSV cannot, named
+    with their types."""
+    return [f"{f.name!r} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+
+
 def check_writable(schema: pa.Schema, path: str | Path) -> None:
     """A one-line SeqdiffError when the output `path` names a CSV file and `schema` has nested columns
-    (lists, structs, maps), which CSV cannot hold."""
-    nested = [f"{f.name!r} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+    (`nested_columns`)."""
+    nested = nested_columns(schema)
     if nested and output_format(path) == "csv":
         raise SeqdiffError(
             f"{path}: column(s) {', '.join(nested)} hold nested values, which CSV cannot; name a Parquet "

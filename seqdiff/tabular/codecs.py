@@ -319,6 +319,7 @@ class CategoricalCodec:
         if pa.types.is_null(arr.type):
             return np.full(len(arr), -1, np.int64), np.zeros(len(arr), bool)
         plain = self._plain(arr)
+        self._check_writable_as(plain.type)
         try:
             plain = plain.cast(self.value_type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -329,6 +330,21 @@ class CategoricalCodec:
         missing = pc.is_null(plain, nan_is_null=True).to_numpy(zero_copy_only=False)
         local = pc.index_in(plain, value_set=self._values).fill_null(-1).to_numpy(zero_copy_only=False)
         return local.astype(np.int64), (local < 0) & ~missing
+
+    def _check_writable_as(self, here: pa.DataType) -> None:
+        """A SeqdiffError when a column of type `here` could not hold every category (imputed values are
+        written in the input's type): text categories for a column of numbers here, say. Checked
+        before any work, where it would otherwise fail after the imputation."""
+        if here == self.value_type or pa.types.is_null(here):
+            return
+        try:
+            self._values.cast(here)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            shown = ", ".join(map(repr, self.categories[:3])) + (", ..." if self.size > 3 else "")
+            raise SeqdiffError(
+                f"column {self.name!r} holds {here} values here, but the model's categories are "
+                f"{self.value_type} ({shown}), which it cannot hold: a model of another table?"
+            ) from None
 
     @property
     def token_names(self) -> list[str]:

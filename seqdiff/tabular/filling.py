@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.codecs import fractional
 from seqdiff.tabular.encoding import TableEncoder
 from seqdiff.tabular.prediction import Draws
 from seqdiff.tabular.schema import TableLike, to_arrow
@@ -47,8 +49,35 @@ def _spread(encoder: TableEncoder, n_rows: int, draws: Draws, values: pa.Table) 
     }
 
 
+def _takes_model_type(here: pa.DataType, model: pa.DataType) -> bool:
+    """Whether a column of type `here` takes the model's type `model` for its output: whole numbers
+    where the model's values have fractions (a new file's readings that happen to be whole), which
+    its imputed values would not fit."""
+    return pa.types.is_integer(here) and fractional(model)
+
+
+def _report_model_type(name: str, model: pa.DataType, written: str) -> None:
+    warnings.warn(
+        f"column {name!r} holds whole numbers here but fractions in the model ({model}): {written}",
+        stacklevel=3,
+    )
+
+
 def fill_arrow(encoder: TableEncoder, table: pa.Table, draws: Draws, values: pa.Table) -> pa.Table:
-    """`table` with its missing modelled cells taken from `values` (rows `draws.rows`)."""
+    """`table` with its missing modelled cells taken from `values` (rows `draws.rows`). A column of
+    whole numbers that the model holds as fractions takes the model's type whether or not a cell of
+    it is missing, so every batch of a file gets the same output types."""
+    for name in encoder.columns:
+        i, model = table.schema.get_field_index(name), values.schema.field(name).type
+        if i >= 0 and _takes_model_type(table.field(i).type, model):
+            try:
+                table = table.set_column(i, table.field(i).with_type(model), table.column(i).cast(model))
+            except pa.ArrowInvalid as exc:  # beyond a decimal's precision
+                raise SeqdiffError(
+                    f"column {name!r}: its numbers do not fit the model's type {model} "
+                    f"({str(exc).splitlines()[0]})"
+                ) from exc
+            _report_model_type(name, model, f"written as {model}")
     for name, imputed in _spread(encoder, table.num_rows, draws, values).items():
         i = table.schema.get_field_index(name)
         original = table.column(i).combine_chunks()
@@ -69,15 +98,19 @@ def fill_arrow(encoder: TableEncoder, table: pa.Table, draws: Draws, values: pa.
 
 
 def fill_frame(encoder: TableEncoder, df: pd.DataFrame, draws: Draws, values: pa.Table) -> pd.DataFrame:
-    """A copy of `df` with its missing modelled cells taken from `values`; dtypes kept."""
+    """A copy of `df` with its missing modelled cells taken from `values`; dtypes kept, but for an
+    integer column with a missing cell that the model holds as fractions (as in `fill_arrow`)."""
     out = df.copy()
     names = [str(c) for c in df.columns]
     for name, imputed in _spread(encoder, len(df), draws, values).items():
         i = names.index(name)
         column = df.iloc[:, i]
         missing = draws.missing[:, encoder.columns.index(name)]
-        replacement = imputed.to_pandas().set_axis(df.index).astype(column.dtype)
-        out.isetitem(i, column.where(~missing, replacement))
+        replacement = imputed.to_pandas().set_axis(df.index)
+        if _takes_model_type(to_arrow(df.iloc[:0, [i]]).field(0).type, imputed.type):
+            column = column.astype(replacement.dtype)
+            _report_model_type(name, imputed.type, f"returned as {replacement.dtype}")
+        out.isetitem(i, column.where(~missing, replacement.astype(column.dtype)))
     return out
 
 

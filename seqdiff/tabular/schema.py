@@ -182,8 +182,8 @@ class Schema:
             ...
             seqdiff.errors.SeqdiffError: new.csv: column 'x' is numeric in the model's schema but has type large_string here
         """
-        schema = to_arrow(data, source).schema
-        types = dict(zip(schema.names, schema.types, strict=True))
+        table = to_arrow(data, source)
+        types = dict(zip(table.schema.names, table.schema.types, strict=True))
         for column in self.columns:
             if column.kind == "passthrough":
                 continue
@@ -196,8 +196,24 @@ class Schema:
             if column.kind not in _possible_kinds(arrow_type):
                 raise SeqdiffError(
                     f"{source}: column {column.name!r} is {column.kind} in the model's schema "
-                    f"but has type {arrow_type} here"
+                    f"but has type {arrow_type} here{_words_among_numbers(table.column(column.name))}"
                 )
+
+
+def _words_among_numbers(column: pa.ChunkedArray) -> str:
+    """For a text column that a model holds as numbers: the words in it that are not numbers (up to
+    MAX_STRAY_WORDS) and the ``--na-values`` that reads them as missing; else nothing."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return ""
+    values = pc.unique(column.drop_null())
+    numbers = pc.match_substring_regex(values, _NUMBER)
+    words = pc.filter(values, pc.invert(numbers)).to_pylist()
+    if not words or len(words) > MAX_STRAY_WORDS or not pc.any(numbers).as_py():
+        return ""
+    return (
+        f": {', '.join(map(repr, words))} among its numbers (to read them as missing, CSV or Excel: "
+        f"{na_values_flag([*NA_VALUES, *sorted(words)])})"
+    )
 
 
 def infer_schema(

@@ -1,0 +1,168 @@
+"""A saved table model applied to the next file of the same kind (``seqdiff impute --checkpoint``, the
+scikit-learn API's `transform`): types a new file may read in differently are imputed or refused in one
+line before any work, never a failure after it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
+from tests.test_bad_input import assert_one_line_error, seqdiff
+
+TINY = {"dim": 16, "n_layers": 1, "n_heads": 2, "max_steps": 5, "device": "cpu"}
+
+
+def readings(n: int, seed: int) -> pd.DataFrame:
+    """A sensor's readings (fractions) and a text category, a fifth of each missing, never both (a blank
+    row is left blank)."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {"level": rng.normal(5, 2, n).round(2), "site": rng.choice(["north", "south", "west"], n)}
+    )
+    df.loc[rng.random(n) < 0.2, "level"] = np.nan
+    df.loc[(rng.random(n) < 0.2) & df["level"].notna(), "site"] = None
+    return df
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("model") / "readings"
+    MaskedDiffusionImputer(**TINY).fit(readings(300, 0)).save(folder)
+    return folder
+
+
+def whole_numbered(n: int, seed: int) -> pd.DataFrame:
+    """The next file: this month's levels happen to be whole numbers (a CSV reads them as integers)."""
+    df = readings(n, seed)
+    df["level"] = df["level"].round().astype("Int64")
+    return df
+
+
+def test_whole_numbers_in_a_column_of_fractions_take_the_models_type(model_dir: Path, tmp_path: Path):
+    """They were a failure after the imputation (`Float value -0.13 was truncated converting to int64`);
+    now the column is written in the model's type, with one line saying so."""
+    new = whole_numbered(60, 1)
+    src, out = tmp_path / "march.csv", tmp_path / "filled.csv"
+    new.to_csv(src, index=False)
+    result = seqdiff("impute", str(src), "--checkpoint", str(model_dir), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    notice = [line for line in result.stderr.splitlines() if "whole numbers" in line]
+    assert notice == [
+        "seqdiff: column 'level' holds whole numbers here but fractions in the model (double): written as double"
+    ]
+    filled = pd.read_csv(out)
+    observed = new["level"].notna().to_numpy()
+    assert filled["level"].notna().all() and filled["level"].dtype == np.float64
+    assert (filled["level"][observed] == new["level"][observed].astype(float)).all()
+    assert (filled["level"][~observed] % 1 != 0).any()  # imputed as the model's fractions
+
+
+def test_whole_numbers_streamed_in_batches_get_one_output_type(model_dir: Path, tmp_path: Path):
+    """Batches with and without a missing level are written in one type, or the Parquet writer would
+    refuse the second batch's schema."""
+    new = whole_numbered(400, 2)
+    new.loc[:199, "level"] = new.loc[:199, "level"].fillna(3)  # the first two batches have no gap
+    src, out = tmp_path / "april.parquet", tmp_path / "filled.parquet"
+    new.to_parquet(src)
+    result = seqdiff(
+        "impute", str(src), "--checkpoint", str(model_dir), "-o", str(out), "--batch-rows", "100"
+    )
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(out)
+    assert table.schema.field("level").type == pa.float64()
+    assert table.column("level").null_count == 0
+
+
+def test_a_nullable_integer_frame_is_returned_as_float(model_dir: Path):
+    """`transform` on a pandas ``Int64`` column raised pandas' `TypeError: cannot safely cast
+    non-equivalent object to int64`."""
+    imputer = MaskedDiffusionImputer.load(model_dir)
+    new = whole_numbered(40, 3)
+    with pytest.warns(UserWarning, match="'level' holds whole numbers here .* returned as float64"):
+        out = imputer.transform(new)
+    assert out["level"].dtype == np.float64 and out["level"].notna().all()
+    observed = new["level"].notna().to_numpy()
+    assert (out["level"][observed] == new["level"][observed].astype(float)).all()
+    assert out["site"].dtype == new["site"].dtype  # the other columns keep their dtypes
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (pd.array([1.0, 2.0, None] * 20), "double"),
+        (pd.array([1, 2, None] * 20, dtype="Int64"), "int64"),
+        (pd.array([True, False, None] * 20, dtype="boolean"), "bool"),
+    ],
+)
+def test_categories_the_column_cannot_hold_are_refused_before_any_work(
+    model_dir: Path, tmp_path: Path, values: list, kind: str
+):
+    """Text categories for a column of numbers here: a failure after the imputation ('y' as a double)."""
+    new = readings(60, 4).assign(site=values)
+    src, out = tmp_path / "other.parquet", tmp_path / "out.parquet"
+    new.to_parquet(src)
+    result = seqdiff("impute", str(src), "--checkpoint", str(model_dir), "-o", str(out))
+    assert_one_line_error(
+        result, "other.parquet: column 'site'", f"holds {kind} values here", "('north', 'south', 'west')"
+    )
+    assert not out.exists()
+    imputer = MaskedDiffusionImputer.load(model_dir)
+    with pytest.raises(SeqdiffError, match=f"column 'site' holds {kind} values here"):
+        imputer.transform(new)
+
+
+def test_text_codes_read_as_numbers_still_match(tmp_path: Path):
+    """A model of codes kept as text ('1', '2', '3' in Parquet) imputes a CSV that reads them as integers:
+    every category can be written as one, so nothing is refused or unseen."""
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"grade": rng.choice(["1", "2", "3"], 200), "x": rng.normal(size=200)})
+    df.loc[rng.random(200) < 0.2, "grade"] = None
+    folder = tmp_path / "codes"
+    MaskedDiffusionImputer(**TINY).fit(df).save(folder)
+    src, out = tmp_path / "codes.csv", tmp_path / "out.csv"
+    df.to_csv(src, index=False)
+    result = seqdiff("impute", str(src), "--checkpoint", str(folder), "-o", str(out))
+    assert result.returncode == 0 and "not seen" not in result.stderr, result.stderr
+    assert set(pd.read_csv(out)["grade"]) == {1, 2, 3}
+
+
+def test_words_among_a_numeric_columns_numbers_are_named(model_dir: Path, tmp_path: Path):
+    """The error said only `has type string here`; it names the words and the flag that reads them."""
+    new = readings(60, 6).astype({"level": object})
+    new.loc[[3, 7], "level"], new.loc[9, "level"] = "n.d.", "broken"
+    src, out = tmp_path / "may.csv", tmp_path / "out.csv"
+    new.to_csv(src, index=False)
+    result = seqdiff("impute", str(src), "--checkpoint", str(model_dir), "-o", str(out))
+    assert_one_line_error(
+        result, "column 'level' is numeric in the model's schema", "'n.d.', 'broken' among its numbers"
+    )
+    assert not out.exists()
+    flag = result.stderr.split("CSV or Excel: --na-values ")[1].rstrip(")\n").split()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fixed = seqdiff(
+            "impute", str(src), "--checkpoint", str(model_dir), "-o", str(out), "--na-values", *flag
+        )
+    assert fixed.returncode == 0, fixed.stderr
+    assert pd.read_csv(out)["level"].notna().all()
+
+
+def test_whole_numbers_beyond_the_models_decimal_type_are_one_line(tmp_path: Path):
+    rng = np.random.default_rng(7)
+    prices = pa.array([round(x, 2) for x in rng.uniform(0, 100, 100)]).cast(pa.decimal128(6, 2))
+    folder = tmp_path / "prices"
+    table = pa.table({"price": prices, "shop": rng.choice(["a", "b"], 100)})
+    MaskedDiffusionImputer(**TINY).fit(table).save(folder)
+    src, out = tmp_path / "big.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.table({"price": pa.array([10**9, None] * 10), "shop": ["a", "b"] * 10}), src)
+    result = seqdiff("impute", str(src), "--checkpoint", str(folder), "-o", str(out))
+    assert_one_line_error(result, "column 'price': its numbers do not fit the model's type decimal128(6, 2)")
+    assert not out.exists()

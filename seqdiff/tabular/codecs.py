@@ -184,8 +184,31 @@ class NumericCodec:
         # np.searchsorted rather than a numba loop: a single-threaded binary search in numba was no faster.
         return np.searchsorted(self.edges[1:], values, side="right")
 
+    def _values(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """`numeric_values` of `arr` on the model's scale: a date or time in the model's units (a
+        CSV's timestamps in seconds against a model's microseconds would read as a million times too
+        early). Numbers where the model's values are dates or times, or the reverse, are a
+        SeqdiffError: their storage integers mean nothing on the other's scale."""
+        here = arr.type
+        if here != self.arrow_type and not pa.types.is_null(here):
+            problem = {
+                (False, True): "numbers, not dates or times",
+                (True, False): "dates or times, not numbers",
+            }.get((is_temporal(here), is_temporal(self.arrow_type)), "")
+            if not problem and is_temporal(here):
+                try:  # truncating: a finer unit's remainder does not move a value out of its bin
+                    arr = pc.cast(arr, self.arrow_type, safe=False)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    problem = str(exc).splitlines()[0]
+            if problem:
+                raise SeqdiffError(
+                    f"column {self.name!r} holds {here} values here, but the model's are "
+                    f"{self.arrow_type} ({problem})"
+                )
+        return numeric_values(arr)
+
     def encode(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        values, missing = numeric_values(arr)
+        values, missing = self._values(arr)
         return np.where(missing, -1, self._bin(values)), np.zeros(len(values), bool)
 
     def _label(self, value: Any) -> str:
@@ -240,7 +263,7 @@ class NumericCodec:
     def within(self, arr: pa.Array) -> np.ndarray:
         """Where each value lies inside its bin, in [0, 1] on the bin's stored order statistics
         (clipped at its first and last); 0.5 in a bin of one value, NaN where missing."""
-        values, missing = numeric_values(arr)
+        values, missing = self._values(arr)
         local = self._bin(values)
         out = np.full(len(values), np.nan)
         for k, sample in enumerate(self.samples):

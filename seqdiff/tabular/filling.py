@@ -24,7 +24,7 @@ from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.codecs import fractional
 from seqdiff.tabular.encoding import TableEncoder
 from seqdiff.tabular.prediction import Draws
-from seqdiff.tabular.schema import TableLike, to_arrow
+from seqdiff.tabular.schema import TableLike, is_temporal, to_arrow
 
 
 def as_table(X: Any, source: str) -> pa.Table:
@@ -84,8 +84,8 @@ def fill_arrow(encoder: TableEncoder, table: pa.Table, draws: Draws, values: pa.
         if pa.types.is_null(original.type):
             column = imputed  # an all-null input column takes the training type
         else:
-            try:
-                imputed = imputed.cast(original.type)
+            try:  # dates and times in the input's unit, truncated (imputed microseconds, a file's seconds)
+                imputed = imputed.cast(original.type, safe=not is_temporal(original.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise SeqdiffError(
                     f"column {name!r}: imputed values do not fit its type {original.type} "
@@ -106,8 +106,11 @@ def fill_frame(encoder: TableEncoder, df: pd.DataFrame, draws: Draws, values: pa
         i = names.index(name)
         column = df.iloc[:, i]
         missing = draws.missing[:, encoder.columns.index(name)]
+        here = to_arrow(df.iloc[:0, [i]]).field(0).type
+        if is_temporal(here) and is_temporal(imputed.type):  # the frame's unit and time zone
+            imputed = imputed.cast(here, safe=False)
         replacement = imputed.to_pandas().set_axis(df.index)
-        if _takes_model_type(to_arrow(df.iloc[:0, [i]]).field(0).type, imputed.type):
+        if _takes_model_type(here, imputed.type):
             column = column.astype(replacement.dtype)
             _report_model_type(name, imputed.type, f"returned as {replacement.dtype}")
         out.isetitem(i, column.where(~missing, replacement.astype(column.dtype)))

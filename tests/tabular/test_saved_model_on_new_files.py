@@ -4,6 +4,7 @@ line before any work, never a failure after it."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -166,3 +167,72 @@ def test_whole_numbers_beyond_the_models_decimal_type_are_one_line(tmp_path: Pat
     result = seqdiff("impute", str(src), "--checkpoint", str(folder), "-o", str(out))
     assert_one_line_error(result, "column 'price': its numbers do not fit the model's type decimal128(6, 2)")
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def hourly() -> tuple[pd.DataFrame, MaskedDiffusionImputer]:
+    """A meter read every hour: the reading grows with the time, and the model learns that."""
+    rng = np.random.default_rng(8)
+    when = pd.Series(pd.date_range("2024-01-01", periods=400, freq="h"), dtype="datetime64[us]")
+    df = pd.DataFrame({"when": when, "reading": np.arange(400.0) + rng.normal(0, 2, 400)})
+    holed = df.assign(reading=df["reading"].mask(rng.random(400) < 0.2))
+    return df, MaskedDiffusionImputer(**{**TINY, "max_steps": 300}).fit(holed)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_times_in_another_unit_are_read_on_the_models_scale(hourly, unit: str):
+    """A model of microseconds given seconds (a CSV) or nanoseconds (pandas' Parquet) read their storage
+    integers as microseconds: early readings got the last hours' values, or the reverse. Every unit now
+    gets the same values, and the early hours get early readings."""
+    df, imputer = hourly
+    late = pa.table(
+        {"when": pa.array(df["when"]).cast(pa.timestamp(unit)), "reading": pa.nulls(400, pa.float64())}
+    )
+    filled = imputer.transform(late.slice(0, 40)).column("reading").to_numpy()
+    same_in_us = imputer.transform(
+        late.slice(0, 40).cast(pa.schema([("when", pa.timestamp("us")), ("reading", pa.float64())]))
+    )
+    assert np.array_equal(filled, same_in_us.column("reading").to_numpy())
+    assert filled.mean() < 100  # the first 40 hours' readings run from 0 to 40, the table's up to 400
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "ns"])
+def test_imputed_times_are_written_in_the_files_unit(hourly, unit: str):
+    """An imputed time in microseconds did not fit a column of seconds (`would lose data`): one-line
+    error. Now it is written in the file's unit, truncated."""
+    df, imputer = hourly
+    holed = pa.table({"when": pa.nulls(5, pa.timestamp(unit)), "reading": pa.array(df["reading"][:5])})
+    out = imputer.transform(holed)
+    assert out.column("when").type == pa.timestamp(unit) and out.column("when").null_count == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        (
+            pa.array(np.arange(10.0)),
+            "holds double values here, but the model's are timestamp[us] (numbers, not",
+        ),
+        (pa.array(np.arange(10)), "holds int64 values here, but the model's are timestamp[us] (numbers, not"),
+        (pa.array([pd.Timedelta(1, "h")] * 10), "holds duration[us] values here"),
+    ],
+)
+def test_numbers_for_times_are_one_line(hourly, values: pa.Array, needle: str):
+    """Their storage integers were read as times: `transform` went on with meaningless positions, and a
+    DataFrame's float column failed on writing dates back (`TypeError: float() argument`)."""
+    _, imputer = hourly
+    with pytest.raises(SeqdiffError, match=re.escape(f"column 'when' {needle}")):
+        imputer.transform(pa.table({"when": values, "reading": pa.nulls(10, pa.float64())}))
+    with pytest.raises(SeqdiffError, match="column 'when' holds double values here"):
+        imputer.transform(pd.DataFrame({"when": [1.0, None], "reading": [2.0, 3.0]}))
+
+
+def test_a_frame_of_zoned_times_keeps_its_dtype(hourly):
+    """pandas refused to write the model's naive times into a column in UTC (`Cannot use .astype to
+    convert from timezone-naive dtype to timezone-aware dtype`)."""
+    df, imputer = hourly
+    zoned = df.head(6).assign(when=df["when"].head(6).dt.tz_localize("UTC").astype("datetime64[ns, UTC]"))
+    zoned.loc[[1, 4], "when"] = pd.NaT
+    out = imputer.transform(zoned)
+    assert out["when"].dtype == zoned["when"].dtype and out["when"].notna().all()
+    assert out["when"][[0, 2]].equals(zoned["when"][[0, 2]])

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -191,6 +192,7 @@ class Schema:
                 raise SeqdiffError(
                     f"{source}: column {column.name!r} is missing "
                     f"(the model was trained on columns {', '.join(self.modelled)})"
+                    f"{_close_name(column.name, table.column_names)}"
                 )
             arrow_type = types[column.name]
             if column.kind not in _possible_kinds(arrow_type):
@@ -198,6 +200,19 @@ class Schema:
                     f"{source}: column {column.name!r} is {column.kind} in the model's schema "
                     f"but has type {arrow_type} here{_words_among_numbers(table.column(column.name))}"
                 )
+
+
+def _close_name(name: str, names: list[str]) -> str:
+    """``; this file has 'Age '`` for the column of `names` that `name` most likely is (another case,
+    spaces around it, a typo), else nothing.
+
+    Example:
+        >>> _close_name("age", ["Age ", "income"]), _close_name("income", ["incme"]), _close_name("x", ["y"])
+        ("; this file has 'Age '", "; this file has 'incme'", '')
+    """
+    same = [n for n in names if n.strip().casefold() == name.strip().casefold()]
+    close = same or difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f"; this file has {close[0]!r}" if close else ""
 
 
 def _words_among_numbers(column: pa.ChunkedArray) -> str:

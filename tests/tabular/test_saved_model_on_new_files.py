@@ -236,3 +236,13 @@ def test_a_frame_of_zoned_times_keeps_its_dtype(hourly):
     out = imputer.transform(zoned)
     assert out["when"].dtype == zoned["when"].dtype and out["when"].notna().all()
     assert out["when"][[0, 2]].equals(zoned["when"][[0, 2]])
+
+
+def test_a_column_renamed_by_case_or_spaces_is_named(model_dir: Path, tmp_path: Path):
+    src, out = tmp_path / "june.csv", tmp_path / "out.csv"
+    readings(30, 9).rename(columns={"level": "Level ", "site": "sight"}).to_csv(src, index=False)
+    result = seqdiff("impute", str(src), "--checkpoint", str(model_dir), "-o", str(out))
+    assert_one_line_error(result, "column 'level' is missing", "; this file has 'Level '")
+    imputer = MaskedDiffusionImputer.load(model_dir)
+    with pytest.raises(SeqdiffError, match="column 'site' is missing .*; this file has 'sight'$"):
+        imputer.transform(readings(30, 9).rename(columns={"site": "sight"}))

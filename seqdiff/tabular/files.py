@@ -155,7 +155,7 @@ def _line_of(path: Path, text: str, encoding: str) -> int | None:
 def _stream_types(path: Path, fmt: str, options: ReadOptions) -> dict[str, pa.DataType]:
     """The types of a CSV file's columns that its first block (`ARROW_BLOCK`) does not show, for a
     stream of it: whole numbers with fractions further down (`float64`), a column empty in the first
-    block (the type all its values fit: `int64`, `float64`, else text). Arrow's stream reader would
+    block (the type all its values fit, as Arrow infers it; else text). Arrow's stream reader would
     fail on the first value that does not fit, after the batches before it were used. Each such column
     costs a pass over the file, once per file state; a late word among numbers is the stream's error
     (`_late_word`), raised here, before any work."""
@@ -201,11 +201,11 @@ def _is_number(text: str, decimal: str) -> bool:
 
 
 def _type_of_values(path_name: str, read: CsvRead, name: str) -> pa.DataType:
-    """The first of int64 and float64 that every value of column `name` fits, else text; read as text,
-    a batch at a time."""
+    """The first of the types Arrow infers (integers, numbers, booleans, dates, times) that every value
+    of column `name` fits, else text; read as text, a batch at a time."""
     options = read.arrow_options({name: pa.string()})
     options["convert_options"].include_columns = [name]
-    fitting = [pa.int64(), pa.float64()]
+    fitting = [pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.timestamp("s")]
     for batch in pacsv.open_csv(path_name, **options):
         values = pc.replace_substring(batch.column(0), read.dialect[1], ".")
         fitting = [t for t in fitting if _casts(values, t)]

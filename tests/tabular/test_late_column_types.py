@@ -46,6 +46,8 @@ CASES = {
     "empty_then_numbers": ([""] * LATE + [str(i % 7) for i in range(ROWS - LATE)], pa.int64()),
     "empty_then_fractions": ([""] * LATE + ["0.25"] * (ROWS - LATE), pa.float64()),
     "empty_then_words": ([""] * LATE + ["red", "blue"] * ((ROWS - LATE) // 2), pa.string()),
+    "empty_then_booleans": ([""] * LATE + ["true", "false"] * ((ROWS - LATE) // 2), pa.bool_()),
+    "empty_then_dates": ([""] * LATE + ["2024-03-05"] * (ROWS - LATE), pa.date32()),
     "true_false_then_words": (["true", "false"] * (LATE // 2) + ["unsure"] * (ROWS - LATE), pa.string()),
 }
 

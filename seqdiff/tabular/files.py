@@ -21,25 +21,20 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.csv_sniff import CsvRead
+from seqdiff.tabular.csv_types import LATE_VALUE, held_by, late_message, late_types
 from seqdiff.tabular.excel import read_sheet
-from seqdiff.tabular.read_options import ReadOptions, file_state, na_values_flag
-
-ARROW_BLOCK = 1 << 20  # bytes: Arrow's stream reader infers each column's type from this first block
-_LATE_VALUE = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:]+): invalid value '(.*)'")
+from seqdiff.tabular.read_options import ReadOptions
 
 
 def file_format(path: Path, exists: bool = True) -> str:
@@ -106,7 +101,8 @@ def preamble_lines(path: str | Path, options: ReadOptions | None = None) -> int:
 def digit_code_columns(path: str | Path, options: ReadOptions | None = None) -> list[str]:
     """The columns of a CSV file read as text because their whole numbers are codes
     (`seqdiff.tabular.csv_numbers.digit_codes`: leading zeros as in ZIP codes, or more digits than a
-    64-bit integer holds); empty for other files.
+    64-bit integer holds; in the first 64 KiB or further down, `csv_types.late_types`); empty for
+    other files.
 
     Example:
         >>> import tempfile
@@ -116,7 +112,9 @@ def digit_code_columns(path: str | Path, options: ReadOptions | None = None) -> 
         (['zip'], ['01001', '94105'])
     """
     read = _csv_read(path, options)
-    return list(read.codes) if read else []
+    if read is None:
+        return []
+    return [*read.codes, *late_types(Path(path), file_format(Path(path)), options or ReadOptions()).codes]
 
 
 def csv_dialect(path: str | Path, options: ReadOptions | None = None) -> tuple[str, str, str, bool, str]:
@@ -152,93 +150,13 @@ def _line_of(path: Path, text: str, encoding: str) -> int | None:
         return next((n for n, line in enumerate(lines, 1) if line.rstrip("\r\n") == text), None)
 
 
-def _stream_types(path: Path, fmt: str, options: ReadOptions) -> dict[str, pa.DataType]:
-    """The types of a CSV file's columns that its first block (`ARROW_BLOCK`) does not show, for a
-    stream of it: whole numbers with fractions further down (`float64`), a column empty in the first
-    block (the type all its values fit, as Arrow infers it; else text). Arrow's stream reader would
-    fail on the first value that does not fit, after the batches before it were used. Each such column
-    costs a pass over the file, once per file state; a late word among numbers is the stream's error
-    (`_late_word`), raised here, before any work."""
-    state = file_state(path)
-    if state[2] <= ARROW_BLOCK:
-        return {}
-    return dict(_settled_types(*state, fmt, replace(options, na_values=tuple(options.na_values))))
-
-
-@functools.lru_cache(maxsize=4)
-def _settled_types(
-    path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOptions
-) -> tuple[tuple[str, pa.DataType], ...]:
-    read = CsvRead.of(Path(path_name), fmt, options)
-    types: dict[str, pa.DataType] = {}
-    while True:
-        reader = pacsv.open_csv(path_name, **read.arrow_options(types))
-        try:
-            for _ in reader:
-                pass
-            return tuple(types.items())
-        except pa.ArrowInvalid as exc:
-            found = _LATE_VALUE.search(str(exc))
-            name = found and reader.schema.names[int(found[1])]
-            if not found or name in types:
-                raise
-            if found[2] == "null":
-                types[name] = _type_of_values(path_name, read, name)
-            elif found[2] == "bool":  # true / false, then other words: categories, as a whole read has them
-                types[name] = pa.string()
-            elif found[2].startswith(("int", "uint")) and _is_number(found[3], read.dialect[1]):
-                types[name] = pa.float64()
-            else:
-                raise
-
-
-def _is_number(text: str, decimal: str) -> bool:
-    try:
-        float(text.replace(decimal, "."))
-    except ValueError:
-        return False
-    return True
-
-
-def _type_of_values(path_name: str, read: CsvRead, name: str) -> pa.DataType:
-    """The first of the types Arrow infers (integers, numbers, booleans, dates, times) that every value
-    of column `name` fits, else text; read as text, a batch at a time."""
-    options = read.arrow_options({name: pa.string()})
-    options["convert_options"].include_columns = [name]
-    fitting = [pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.timestamp("s")]
-    for batch in pacsv.open_csv(path_name, **options):
-        values = pc.replace_substring(batch.column(0), read.dialect[1], ".")
-        fitting = [t for t in fitting if _casts(values, t)]
-        if not fitting:
-            return pa.string()
-    return fitting[0]
-
-
-def _casts(values: pa.Array, to: pa.DataType) -> bool:
-    try:
-        values.cast(to)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
-    return True
-
-
 def _late_word(message: str, names: list[str] | None, options: ReadOptions) -> str | None:
-    """What Arrow's error for a word below a column's first block of numbers means: the header repeated
-    (files joined with their headers) or a placeholder to read as missing. None for other errors."""
-    found = _LATE_VALUE.search(message)
+    """What Arrow's error for a word below a column's first block of numbers or dates means
+    (`csv_types.late_message`); None for other errors."""
+    found = LATE_VALUE.search(message)
     if not found or names is None or int(found[1]) >= len(names):
         return None
-    name, value = names[int(found[1])], found[3]
-    if value == name:
-        return (
-            f"column {name!r} holds numbers but its own name further down: the header repeated inside the "
-            "file (files joined with their headers?); delete those lines"
-        )
-    held = "dates or times" if found[2].startswith(("timestamp", "date", "time")) else "numbers"
-    return (
-        f"column {name!r} holds {held} in its first rows, then {value!r}: to read it as missing, "
-        f"{na_values_flag([*options.na_values, value])}"
-    )
+    return late_message(names[int(found[1])], held_by(found[2]), found[3], options.na_values)
 
 
 def _error(
@@ -299,8 +217,9 @@ def read_table(
         if fmt == "excel":
             return read_sheet(path, options.sheet, options.na_values)
         csv_read = CsvRead.of(path, fmt, options)
+        types = late_types(path, fmt, options).types | (column_types or {})
         options = csv_read.options
-        table = csv_read.convert(pacsv.read_csv(path, **csv_read.arrow_options(column_types)), stream=False)
+        table = csv_read.convert(pacsv.read_csv(path, **csv_read.arrow_options(types)), stream=False)
     except (pa.ArrowException, OSError) as exc:
         raise _error(path, fmt, exc, options, _names(path, options)) from exc
     _check_text(path, table.schema, options.encoding)
@@ -317,7 +236,7 @@ def iter_record_batches(
     `batch_size` rows; an Excel sheet (at most a million rows) is read whole, then batched.
 
     The file is opened (and checked) at the call, not at the first batch. A CSV column's type is the
-    one its first block shows, or the one its later values need (`_stream_types`), or `column_types`'.
+    one its later rows need (`csv_types.late_types`), or `column_types`'.
 
     Example:
         >>> import tempfile
@@ -338,7 +257,7 @@ def iter_record_batches(
             batches = read_sheet(path, options.sheet, options.na_values).to_batches()
         else:
             csv_read = CsvRead.of(path, fmt, options)
-            types = _stream_types(path, fmt, options) | (column_types or {})
+            types = late_types(path, fmt, options).types | (column_types or {})
             options = csv_read.options
             batches = pacsv.open_csv(path, **csv_read.arrow_options(types))
             _check_text(path, batches.schema, options.encoding)

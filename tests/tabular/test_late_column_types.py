@@ -1,7 +1,8 @@
 """Long CSV files whose first rows do not show a column's type. Arrow's stream reader fixes each column's
 type in its first block (1 MiB) and failed on the first value beyond it that did not fit; `seqdiff
 impute` reads every file as a stream (its sample for the fit, then the imputation), so such a file
-could not be imputed at all, whatever its size, while a whole read of it worked."""
+could not be imputed at all, whatever its size, while a whole read of it worked. Codes with leading
+zeros below the first block were read as numbers, silently (ZIP code 01001 as 1001)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import ARROW_BLOCK, iter_record_batches, read_table
+from seqdiff.tabular.csv_types import ARROW_BLOCK
+from seqdiff.tabular.files import digit_code_columns, iter_record_batches, read_table
 from tests.test_bad_input import assert_one_line_error, seqdiff
 
 TINY = ["--max-steps", "5", "--no-early-stopping"]
@@ -94,3 +96,39 @@ def test_a_late_word_is_named_before_any_work(tmp_path: Path):
     result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"), *TINY)
     assert_one_line_error(result, "then 'unknown': to read it as missing, --na-values")
     assert "fitting" not in result.stderr
+
+
+def test_codes_with_leading_zeros_below_the_first_block_are_kept_as_written(tmp_path: Path):
+    """Addresses sorted by state: Alaska's ZIP codes (995..) fill the first rows, Connecticut's (06..)
+    come later. They were read as numbers, 06103 written back as 6103, by whole reads and streams alike."""
+    values = [str(99501 + i % 400) for i in range(LATE)] + ["06103"] * (ROWS - LATE)
+    src = long_csv(tmp_path / "addresses.csv", values, header="zip")
+    for table in (streamed(src), read_table(src)):
+        assert table.schema.field("zip").type == pa.string()
+        assert table.column("zip")[-1].as_py() == "06103" and table.column("zip")[0].as_py() == "99501"
+    assert digit_code_columns(src) == ["zip"]
+    out = tmp_path / "out.csv"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert result.returncode == 0, result.stderr
+    assert "'zip'" in result.stderr  # reported as codes, with the ones the first 64 KiB show
+    assert out.read_text().rstrip().endswith(',"06103"')  # text, as written
+
+
+def test_a_late_word_among_whole_numbers_is_named_before_any_work(tmp_path: Path):
+    values = [str(i % 50) for i in range(ROWS)]
+    values[LATE] = "n.d."
+    src = long_csv(tmp_path / "counts.csv", values, header="count")
+    with pytest.raises(SeqdiffError, match="column 'count' holds numbers in its first rows, then 'n.d.'"):
+        read_table(src)
+    values[LATE] = "count"
+    src = long_csv(tmp_path / "joined.csv", values, header="count")
+    with pytest.raises(SeqdiffError, match="its own name further down: the header repeated"):
+        iter_record_batches(src)
+
+
+def test_a_code_past_the_detections_sample_in_a_file_of_one_block(tmp_path: Path):
+    """160 KB: one block for Arrow, but past the 64 KiB the detections read."""
+    src = tmp_path / "mid.csv"
+    src.write_text("zip,n\n" + "94105,1\n" * 20_000 + "01001,2\n")
+    assert read_table(src).column("zip")[-1].as_py() == "01001"
+    assert streamed(src).column("zip")[-1].as_py() == "01001"

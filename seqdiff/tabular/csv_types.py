@@ -1,0 +1,164 @@
+"""The column types of a CSV file, as all its rows need them.
+
+The detections (`seqdiff.tabular.csv_sniff`) read the first 64 KiB of a file, and Arrow infers each
+column's type from its first block (`ARROW_BLOCK`, 1 MiB). Arrow's stream reader then fails on a later
+value that does not fit (fractions in a column of whole numbers, anything in a column empty so far),
+after the batches before it were used; and a ZIP code ``01001`` further down a column of whole numbers
+is read as ``1001``, silently, whole or streamed. `seqdiff impute` streams every file. So a file larger
+than the detections' sample is read once more beforehand, once per file state, and the types all its
+rows need are given to every read of it.
+
+Example:
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = path.write_text("zip,n\\n" + "94105,1\\n" * 150_000 + "01001,2.5\\n")
+    >>> late_types(path, "csv", ReadOptions())
+    LateTypes(types={'zip': DataType(string), 'n': DataType(double)}, codes=('zip',))
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.csv_sniff import SNIFF_BYTES, CsvRead
+from seqdiff.tabular.read_options import ReadOptions, file_state, na_values_flag
+
+ARROW_BLOCK = 1 << 20  # bytes: the block Arrow's CSV readers infer each column's type from
+LATE_VALUE = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:]+): invalid value '(.*)'")
+_WHOLE = r"^[+-]?\d+$"
+_PADDED = r"^[+-]?0\d"  # a code: 01001 (ZIP), 007
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True)
+class LateTypes:
+    """`types`: column name -> the type its later rows need; `codes`: those read as text because their
+    whole numbers turn out to be codes (leading zeros, beyond a 64-bit integer)."""
+
+    types: dict[str, pa.DataType]
+    codes: tuple[str, ...] = ()
+
+
+def late_types(path: Path, fmt: str, options: ReadOptions) -> LateTypes:
+    """The `LateTypes` of the CSV file at `path` read with `options`: none for a file no larger than
+    the detections' sample (`SNIFF_BYTES`). A word below a column's first block of numbers or dates (a
+    placeholder, the header repeated) is a one-line SeqdiffError that names the `--na-values` reading
+    it as missing."""
+    state = file_state(path)
+    if state[2] <= SNIFF_BYTES:  # the detections saw every row
+        return LateTypes({})
+    return _settled(*state, fmt, replace(options, na_values=tuple(options.na_values)))
+
+
+def late_message(name: str, held: str, value: str, na_values: tuple[str, ...] | list[str]) -> str:
+    """What a word `value` below column `name`'s first block of `held` (numbers, dates or times) means:
+    the header repeated (files joined with their headers) or a placeholder to read as missing."""
+    if value == name:
+        return (
+            f"column {name!r} holds {held} but its own name further down: the header repeated inside the "
+            "file (files joined with their headers?); delete those lines"
+        )
+    return (
+        f"column {name!r} holds {held} in its first rows, then {value!r}: to read it as missing, "
+        f"{na_values_flag([*na_values, value])}"
+    )
+
+
+def held_by(arrow_type: str) -> str:
+    """ "dates or times" or "numbers": what a column of the type Arrow names `arrow_type` holds."""
+    return "dates or times" if arrow_type.startswith(("timestamp", "date", "time")) else "numbers"
+
+
+@functools.lru_cache(maxsize=4)
+def _settled(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOptions) -> LateTypes:
+    read = CsvRead.of(Path(path_name), fmt, options)
+    whole = [
+        f.name
+        for f in pacsv.open_csv(path_name, **read.arrow_options(None)).schema
+        if pa.types.is_integer(f.type)
+    ]
+    types: dict[str, pa.DataType] = {name: pa.string() for name in whole}  # scanned as text below
+    while True:  # a round per column whose first block Arrow cannot read the rest in
+        reader = pacsv.open_csv(path_name, **read.arrow_options(types))
+        scans = {name: _WholeNumbers() for name in whole}
+        try:
+            for batch in reader:
+                for name, scan in scans.items():
+                    scan.add(batch.column(name), read.dialect[1])
+            break
+        except pa.ArrowInvalid as exc:
+            found = LATE_VALUE.search(str(exc))
+            name = found and reader.schema.names[int(found[1])]
+            if not found or name in types:
+                raise
+            if found[2] == "null":
+                types[name] = _type_of_values(path_name, read, name)
+            elif found[2] == "bool":  # true / false, then other words: categories, as a whole read has them
+                types[name] = pa.string()
+            else:
+                raise
+    for name, scan in scans.items():
+        if scan.word is not None:
+            raise SeqdiffError(
+                f"{path_name}: {late_message(name, 'numbers', scan.word, read.options.na_values)}"
+            )
+        if scan.fractions:
+            types[name] = pa.float64()
+        elif not scan.codes:
+            del types[name]  # whole numbers throughout: as the first block has them
+    return LateTypes(types, tuple(name for name, scan in scans.items() if scan.codes and not scan.fractions))
+
+
+class _WholeNumbers:
+    """What a column of whole numbers in its first block holds in all its rows, read as text: codes
+    (some written with leading zeros, or beyond a 64-bit integer, as `csv_numbers.digit_codes` has
+    them), fractions, or a word (the first one)."""
+
+    def __init__(self) -> None:
+        self.codes = self.fractions = False
+        self.word: str | None = None
+
+    def add(self, text: pa.Array, decimal: str) -> None:
+        text = text.drop_null()
+        whole = pc.match_substring_regex(text, _WHOLE)
+        if pc.all(whole).as_py() is not False:
+            padded = pc.any(pc.match_substring_regex(text, _PADDED)).as_py()
+            self.codes = self.codes or bool(padded) or not _casts(text, pa.int64())
+            return
+        written = text.filter(pc.invert(whole))
+        others = pc.replace_substring(written, decimal, ".")
+        if _casts(others, pa.float64()):
+            self.fractions = True
+        elif self.word is None:
+            pairs = zip(written.to_pylist(), others.to_pylist(), strict=True)
+            self.word = next((w for w, v in pairs if not _NUMBER.fullmatch(v.strip())), written[0].as_py())
+
+
+def _type_of_values(path_name: str, read: CsvRead, name: str) -> pa.DataType:
+    """The first of the types Arrow infers (integers, numbers, booleans, dates, times) that every value
+    of column `name` fits, else text; read as text, a batch at a time."""
+    options = read.arrow_options({name: pa.string()})
+    options["convert_options"].include_columns = [name]
+    fitting = [pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.timestamp("s")]
+    for batch in pacsv.open_csv(path_name, **options):
+        values = pc.replace_substring(batch.column(0), read.dialect[1], ".")
+        fitting = [t for t in fitting if _casts(values, t)]
+        if not fitting:
+            return pa.string()
+    return fitting[0]
+
+
+def _casts(values: pa.Array, to: pa.DataType) -> bool:
+    try:
+        values.cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True

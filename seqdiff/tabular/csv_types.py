@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,14 +29,16 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from seqdiff.errors import SeqdiffError
+from seqdiff.tabular.csv_numbers import MAX_STRAY_WORDS
 from seqdiff.tabular.csv_sniff import SNIFF_BYTES, CsvRead
 from seqdiff.tabular.read_options import ReadOptions, file_state, na_values_flag
+from seqdiff.tabular.schema import MAX_LISTED_WORDS, MAX_STRAY_SHARE
 
 ARROW_BLOCK = 1 << 20  # bytes: the block Arrow's CSV readers infer each column's type from
 LATE_VALUE = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:]+): invalid value '(.*)'")
 _WHOLE = r"^[+-]?\d+$"
 _PADDED = r"^[+-]?0\d"  # a code: 01001 (ZIP), 007
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,17 @@ def late_types(path: Path, fmt: str, options: ReadOptions) -> LateTypes:
     return _settled(*state, fmt, replace(options, na_values=tuple(options.na_values)))
 
 
-def late_message(name: str, held: str, value: str, na_values: tuple[str, ...] | list[str]) -> str:
-    """What a word `value` below column `name`'s first block of `held` (numbers, dates or times) means:
-    the header repeated (files joined with their headers) or a placeholder to read as missing."""
-    if value == name:
+def late_message(name: str, held: str, words: list[str], na_values: tuple[str, ...] | list[str]) -> str:
+    """What `words` below column `name`'s first block of `held` (numbers, dates or times) mean: the
+    header repeated (files joined with their headers) or placeholders to read as missing."""
+    if name in words:
         return (
             f"column {name!r} holds {held} but its own name further down: the header repeated inside the "
             "file (files joined with their headers?); delete those lines"
         )
     return (
-        f"column {name!r} holds {held} in its first rows, then {value!r}: to read it as missing, "
-        f"{na_values_flag([*na_values, value])}"
+        f"column {name!r} holds {held} in its first rows, then {', '.join(map(repr, words))}: to read "
+        f"{'it' if len(words) == 1 else 'them'} as missing, {na_values_flag([*na_values, *words])}"
     )
 
 
@@ -106,40 +109,54 @@ def _settled(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOp
             else:
                 raise
     for name, scan in scans.items():
-        if scan.word is not None:
-            raise SeqdiffError(
-                f"{path_name}: {late_message(name, 'numbers', scan.word, read.options.na_values)}"
-            )
-        if scan.fractions:
+        if scan.placeholders():
+            words = list(scan.words)
+            raise SeqdiffError(f"{path_name}: {late_message(name, 'numbers', words, read.options.na_values)}")
+        if scan.words:
+            types[name] = pa.string()  # numbers and many words: text, as a whole read has it
+        elif scan.fractions:
             types[name] = pa.float64()
         elif not scan.codes:
             del types[name]  # whole numbers throughout: as the first block has them
-    return LateTypes(types, tuple(name for name, scan in scans.items() if scan.codes and not scan.fractions))
+    codes = tuple(
+        name for name, scan in scans.items() if scan.codes and not scan.fractions and not scan.words
+    )
+    return LateTypes(types, codes)
 
 
 class _WholeNumbers:
     """What a column of whole numbers in its first block holds in all its rows, read as text: codes
     (some written with leading zeros, or beyond a 64-bit integer, as `csv_numbers.digit_codes` has
-    them), fractions, or a word (the first one)."""
+    them), fractions, and words (counted while there are at most MAX_LISTED_WORDS kinds)."""
 
     def __init__(self) -> None:
         self.codes = self.fractions = False
-        self.word: str | None = None
+        self.cells = 0
+        self.words: Counter[str] = Counter()
 
     def add(self, text: pa.Array, decimal: str) -> None:
         text = text.drop_null()
+        self.cells += len(text)
         whole = pc.match_substring_regex(text, _WHOLE)
         if pc.all(whole).as_py() is not False:
             padded = pc.any(pc.match_substring_regex(text, _PADDED)).as_py()
             self.codes = self.codes or bool(padded) or not _casts(text, pa.int64())
             return
         written = text.filter(pc.invert(whole))
-        others = pc.replace_substring(written, decimal, ".")
-        if _casts(others, pa.float64()):
-            self.fractions = True
-        elif self.word is None:
-            pairs = zip(written.to_pylist(), others.to_pylist(), strict=True)
-            self.word = next((w for w, v in pairs if not _NUMBER.fullmatch(v.strip())), written[0].as_py())
+        number = pc.match_substring_regex(pc.replace_substring(written, decimal, "."), _NUMBER)
+        self.fractions = self.fractions or bool(pc.any(number).as_py())
+        if len(self.words) <= MAX_LISTED_WORDS:
+            counts = pc.value_counts(written.filter(pc.invert(number)))
+            self.words.update(
+                dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
+            )
+
+    def placeholders(self) -> bool:
+        """Whether its words are a few placeholders among numbers, by `schema.check_stray_tokens`' rule."""
+        kinds, cells = len(self.words), sum(self.words.values())
+        return 0 < kinds <= MAX_STRAY_WORDS or (
+            0 < kinds <= MAX_LISTED_WORDS and cells <= MAX_STRAY_SHARE * self.cells
+        )
 
 
 def _type_of_values(path_name: str, read: CsvRead, name: str) -> pa.DataType:

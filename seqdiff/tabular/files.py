@@ -156,7 +156,7 @@ def _late_word(message: str, names: list[str] | None, options: ReadOptions) -> s
     found = LATE_VALUE.search(message)
     if not found or names is None or int(found[1]) >= len(names):
         return None
-    return late_message(names[int(found[1])], held_by(found[2]), found[3], options.na_values)
+    return late_message(names[int(found[1])], held_by(found[2]), [found[3]], options.na_values)
 
 
 def _error(

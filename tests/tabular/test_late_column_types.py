@@ -51,6 +51,11 @@ CASES = {
     "empty_then_booleans": ([""] * LATE + ["true", "false"] * ((ROWS - LATE) // 2), pa.bool_()),
     "empty_then_dates": ([""] * LATE + ["2024-03-05"] * (ROWS - LATE), pa.date32()),
     "true_false_then_words": (["true", "false"] * (LATE // 2) + ["unsure"] * (ROWS - LATE), pa.string()),
+    # room numbers, then the annex's rooms B1 .. B40: text, not a column of numbers with placeholders
+    "numbers_then_many_words": (
+        [str(100 + i % 300) for i in range(LATE)] + [f"B{i % 40}" for i in range(ROWS - LATE)],
+        pa.string(),
+    ),
 }
 
 

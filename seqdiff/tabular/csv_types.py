@@ -106,6 +106,12 @@ def _settled(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOp
                 types[name] = _type_of_values(path_name, read, name)
             elif found[2] == "bool":  # true / false, then other words: categories, as a whole read has them
                 types[name] = pa.string()
+            elif found[2] in ("double", "float"):
+                words = _scan(path_name, read, name)
+                if words.placeholders():
+                    message = late_message(name, "numbers", list(words.words), read.options.na_values)
+                    raise SeqdiffError(f"{path_name}: {message}") from None
+                types[name] = pa.string()  # numbers and many words: text, as a whole read has it
             else:
                 raise
     for name, scan in scans.items():
@@ -157,6 +163,16 @@ class _WholeNumbers:
         return 0 < kinds <= MAX_STRAY_WORDS or (
             0 < kinds <= MAX_LISTED_WORDS and cells <= MAX_STRAY_SHARE * self.cells
         )
+
+
+def _scan(path_name: str, read: CsvRead, name: str) -> _WholeNumbers:
+    """Column `name` read as text and scanned for words, a batch at a time."""
+    options = read.arrow_options({name: pa.string()})
+    options["convert_options"].include_columns = [name]
+    scan = _WholeNumbers()
+    for batch in pacsv.open_csv(path_name, **options):
+        scan.add(batch.column(0), read.dialect[1])
+    return scan
 
 
 def _type_of_values(path_name: str, read: CsvRead, name: str) -> pa.DataType:

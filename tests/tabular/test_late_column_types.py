@@ -137,3 +137,21 @@ def test_a_code_past_the_detections_sample_in_a_file_of_one_block(tmp_path: Path
     src.write_text("zip,n\n" + "94105,1\n" * 20_000 + "01001,2\n")
     assert read_table(src).column("zip")[-1].as_py() == "01001"
     assert streamed(src).column("zip")[-1].as_py() == "01001"
+
+
+def test_late_words_in_a_column_of_fractions(tmp_path: Path):
+    """A lab's readings with two kinds of placeholder further down are named together (the stream named
+    the first it met); many kinds of words make the column text, as a whole read has it."""
+    values = [f"{i % 50}.5" for i in range(ROWS)]
+    values[LATE], values[LATE + 5] = "n.d.", "<0.1"
+    src = long_csv(tmp_path / "lab.csv", values, header="level")
+    for read in (read_table, iter_record_batches):
+        with pytest.raises(
+            SeqdiffError, match=r"then 'n.d.', '<0.1': to read them as missing, .* n.d. '<0.1'$"
+        ):
+            read(src)
+    values[LATE:] = [f"B{i % 40}" for i in range(ROWS - LATE)]
+    src = long_csv(tmp_path / "rooms.csv", values, header="level")
+    assert (
+        streamed(src).schema.field("level").type == read_table(src).schema.field("level").type == pa.string()
+    )

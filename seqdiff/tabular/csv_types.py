@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def late_types(path: Path, fmt: str, options: ReadOptions) -> LateTypes:
     placeholder, the header repeated) is a one-line SeqdiffError that names the `--na-values` reading
     it as missing."""
     state = file_state(path)
-    if state[2] <= SNIFF_BYTES:  # the detections saw every row
+    if state[2] <= SNIFF_BYTES and path.suffix.lower() not in (".gz", ".bz2"):  # the detections saw it all
         return LateTypes({})
     return _settled(*state, fmt, replace(options, na_values=tuple(options.na_values)))
 
@@ -165,24 +166,28 @@ class _WholeNumbers:
         )
 
 
-def _scan(path_name: str, read: CsvRead, name: str) -> _WholeNumbers:
-    """Column `name` read as text and scanned for words, a batch at a time."""
+def _as_text(path_name: str, read: CsvRead, name: str) -> Iterator[pa.Array]:
+    """Column `name` of the file read as text, a batch at a time."""
     options = read.arrow_options({name: pa.string()})
     options["convert_options"].include_columns = [name]
-    scan = _WholeNumbers()
     for batch in pacsv.open_csv(path_name, **options):
-        scan.add(batch.column(0), read.dialect[1])
+        yield batch.column(0)
+
+
+def _scan(path_name: str, read: CsvRead, name: str) -> _WholeNumbers:
+    """Column `name` scanned for words."""
+    scan = _WholeNumbers()
+    for text in _as_text(path_name, read, name):
+        scan.add(text, read.dialect[1])
     return scan
 
 
 def _type_of_values(path_name: str, read: CsvRead, name: str) -> pa.DataType:
     """The first of the types Arrow infers (integers, numbers, booleans, dates, times) that every value
-    of column `name` fits, else text; read as text, a batch at a time."""
-    options = read.arrow_options({name: pa.string()})
-    options["convert_options"].include_columns = [name]
+    of column `name` fits, else text."""
     fitting = [pa.int64(), pa.float64(), pa.bool_(), pa.date32(), pa.timestamp("s")]
-    for batch in pacsv.open_csv(path_name, **options):
-        values = pc.replace_substring(batch.column(0), read.dialect[1], ".")
+    for text in _as_text(path_name, read, name):
+        values = pc.replace_substring(text, read.dialect[1], ".")
         fitting = [t for t in fitting if _casts(values, t)]
         if not fitting:
             return pa.string()

@@ -236,7 +236,7 @@ def iter_record_batches(
     `batch_size` rows; an Excel sheet (at most a million rows) is read whole, then batched.
 
     The file is opened (and checked) at the call, not at the first batch. A CSV column's type is the
-    one its later rows need (`csv_types.late_types`), or `column_types`'.
+    one its later rows need (`csv_types.late_types`), or the one `column_types` gives it.
 
     Example:
         >>> import tempfile

@@ -6,6 +6,7 @@ zeros below the first block were read as numbers, silently (ZIP code 01001 as 10
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,13 @@ def test_late_words_in_a_column_of_fractions(tmp_path: Path):
     assert (
         streamed(src).schema.field("level").type == read_table(src).schema.field("level").type == pa.string()
     )
+
+
+def test_a_small_compressed_file_of_many_rows(tmp_path: Path):
+    """2.4 KB of gzip, 1.6 MB of rows: the file's size on disk does not say how much the detections saw."""
+    src = tmp_path / "repeated.csv.gz"
+    with gzip.open(src, "wt") as f:
+        f.write("zip,n\n" + "94105,1\n" * 200_000 + "01001,2.5\n")
+    assert src.stat().st_size < 65_536
+    for table in (streamed(src), read_table(src)):
+        assert table.column("zip")[-1].as_py() == "01001" and table.column("n")[-1].as_py() == 2.5

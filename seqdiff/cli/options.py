@@ -10,8 +10,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
+from pathlib import Path
 
 from seqdiff.core.sampler_settings import SamplerSettings, flag
 from seqdiff.ray_engine import DEFAULT_RAY_TIMEOUT
@@ -20,6 +25,25 @@ from seqdiff.ray_engine import DEFAULT_RAY_TIMEOUT
 def say(message: str) -> None:
     """A one-line status message on stderr, prefixed like the errors."""
     print(f"seqdiff: {message}", file=sys.stderr)
+
+
+@contextmanager
+def file_or_stdout(output: str, name: str) -> Iterator[str]:
+    """`output`, or for ``-`` a temporary file `name` whose bytes go to stdout once the command has
+    succeeded: nothing reaches stdout after an error, as no output file appears after one."""
+    if output != "-":
+        yield output
+        return
+    with tempfile.TemporaryDirectory(prefix="seqdiff-") as folder:
+        path = Path(folder) / name
+        yield str(path)
+        stdout = getattr(sys.stdout, "buffer", None)  # a notebook's stdout takes text only
+        if stdout is None:
+            sys.stdout.write(path.read_bytes().decode("utf-8", errors="replace"))
+        else:
+            with path.open("rb") as written:
+                shutil.copyfileobj(written, stdout)
+        sys.stdout.flush()
 
 
 def progress_bar(desc: str):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seqdiff.cli.options import add_engine_flags, add_threads_flag, ray_options, say
+from seqdiff.cli.options import add_engine_flags, add_threads_flag, file_or_stdout, ray_options, say
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS
 from seqdiff.tabular.files import file_format
@@ -32,8 +32,20 @@ def cmd_impute(args: argparse.Namespace) -> None:
     output = args.output or (args.input if args.in_place else None)
     if output is None:
         raise SeqdiffError("impute: give an output with -o OUT.parquet or -o OUT.csv (or --in-place)")
+    if output == "-" and args.keep_draws:
+        raise SeqdiffError("--keep-draws writes the draws beside the output: name it (-o OUT.csv), not -")
     # A missing input or an output of no format is one line before torch loads (seconds), not after.
     file_format(Path(args.input))
+    with file_or_stdout(output, _stdout_name(args.input)) as path:
+        _impute(args, path)
+
+
+def _stdout_name(input_path: str) -> str:
+    """The CSV a ``-o -`` writes to stdout: in a CSV or TSV input's dialect, else comma-separated."""
+    return "stdout.tsv" if file_format(Path(input_path)) == "tsv" else "stdout.csv"
+
+
+def _impute(args: argparse.Namespace, output: str) -> None:
     output_format(output)
     from seqdiff.tabular.stream import impute_file
     from seqdiff.tabular.task import impute_table
@@ -76,7 +88,8 @@ def cmd_impute(args: argparse.Namespace) -> None:
     )
     if report.blank_rows:
         say(f"{report.blank_rows:,} blank row(s), no cell filled: left blank (nothing to impute them from)")
-    say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {report.output}")
+    shown = "stdout" if args.output == "-" else report.output
+    say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {shown}")
     if report.draws:
         say(f"{len(report.draws)} draws, each a completed table -> {report.draws[0]} .. {report.draws[-1]}")
 
@@ -129,7 +142,7 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "-o",
         "--output",
         help="output file: .parquet or .pq, .csv, .tsv or .txt (optionally .gz; in a CSV input's "
-        "delimiter, decimal mark and encoding), or .xlsx",
+        "delimiter, decimal mark and encoding), or .xlsx; - for CSV on stdout",
     )
     add_read_flags(p)
     p.add_argument("--checkpoint", help="table model folder (default: fit a model on IN's observed cells)")
@@ -188,13 +201,20 @@ def _parse_fix(items: list[str]) -> dict[str, str]:
 
 def cmd_sample_table(args: argparse.Namespace) -> None:
     """Sample synthetic rows from a table model, optionally with some cells fixed."""
+    name = _stdout_name(args.fix_file) if args.fix_file else "stdout.csv"
+    with file_or_stdout(args.output, name) as out:
+        rows = _sample_table(args, Path(out))
+    say(f"{rows:,} rows written to {'stdout' if args.output == '-' else args.output}")
+
+
+def _sample_table(args: argparse.Namespace, out: Path) -> int:
+    """Write the sampled rows to `out`; returns how many."""
     import pyarrow as pa
 
     from seqdiff.tabular.files import read_table
     from seqdiff.tabular.imputer import MaskedDiffusionImputer
     from seqdiff.tabular.writing import output_dialect, output_format, write_table
 
-    out = Path(args.output)
     output_format(out)
     fixed = None
     rows = args.rows
@@ -211,7 +231,7 @@ def cmd_sample_table(args: argparse.Namespace) -> None:
     imputer.set_params(progress=None, sampling_steps=args.sampling_steps)
     table = pa.Table.from_pandas(imputer.sample(rows, fixed, seed=args.seed), preserve_index=False)
     write_table(table, out, output_dialect(out, args.fix_file, read_options(args)))
-    say(f"{rows:,} rows written to {out}")
+    return rows
 
 
 def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -235,7 +255,8 @@ def add_sample_table_parser(sample_subparsers: argparse._SubParsersAction) -> ar
         "-o",
         "--output",
         required=True,
-        help="output file: .parquet or .pq, .csv, .tsv or .txt (optionally .gz), or .xlsx",
+        help="output file: .parquet or .pq, .csv, .tsv or .txt (optionally .gz), or .xlsx; - for CSV on "
+        "stdout",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--fix", action="append", default=[], metavar="COL=VALUE", help="fix a column's value")

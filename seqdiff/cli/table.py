@@ -137,7 +137,10 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "a saved one (--checkpoint) or one fitted on the observed cells of IN. Observed cells are kept unchanged; "
         "the output (Parquet, CSV or Excel, as -o names it) has the input's columns and types.",
     )
-    p.add_argument("input", help="table to impute (.parquet, .pq, .csv, .tsv, .txt, .xlsx)")
+    p.add_argument(
+        "input",
+        help="table to impute (.parquet, .pq, .csv, .tsv, .txt, .xlsx, or a Parquet dataset's folder)",
+    )
     p.add_argument(
         "-o",
         "--output",

@@ -38,6 +38,10 @@ def check_ray_input(in_path: str | Path) -> None:
     """
     from seqdiff.tabular.files import file_format
 
+    if Path(in_path).is_dir():
+        raise SeqdiffError(
+            f"{in_path}: --engine ray reads one Parquet file, not a dataset's folder; use --engine local"
+        )
     if file_format(Path(in_path), exists=False) != "parquet":
         raise SeqdiffError(f"{in_path}: --engine ray reads Parquet; convert the file or use --engine local")
 

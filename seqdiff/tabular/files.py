@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from seqdiff.errors import SeqdiffError
@@ -39,10 +40,17 @@ from seqdiff.tabular.read_options import ReadOptions
 
 def file_format(path: Path, exists: bool = True) -> str:
     """ "parquet", "csv", "tsv" or "excel" (.xlsx, .xlsm), from the name of the file at `path` (a ``.txt``
-    file is delimited text, as spreadsheets export it: "csv"); a one-line SeqdiffError for another name,
-    or (when `exists`) a missing file or a folder."""
+    file is delimited text, as spreadsheets export it: "csv"), or "parquet" for a folder of Parquet files
+    (a dataset Spark or `pyarrow.parquet.write_to_dataset` wrote, partitioned or not); a one-line
+    SeqdiffError for another name, or (when `exists`) a missing file or another folder."""
     if exists and not path.exists():
         raise SeqdiffError(f"{path}: no such file")
+    if exists and path.is_dir():
+        if not _has_parquet(path):
+            raise SeqdiffError(
+                f"{path}: a folder with no Parquet file in it (a dataset's parts end in .parquet)"
+            )
+        return "parquet"
     if exists and not path.is_file():
         raise SeqdiffError(f"{path}: not a file")
     suffixes = [s.lower() for s in path.suffixes]
@@ -57,6 +65,31 @@ def file_format(path: Path, exists: bool = True) -> str:
         if suffix in suffixes[-2:]:
             return fmt
     raise SeqdiffError(f"{path}: unsupported file type (expected .parquet, .pq, .csv, .tsv, .txt or .xlsx)")
+
+
+def _has_parquet(folder: Path) -> bool:
+    """Whether a folder holds a Parquet file that Arrow reads as part of a dataset: below it, but for
+    names that start with ``_`` or ``.`` (Spark's ``_SUCCESS``, hidden files)."""
+    return any(
+        part.suffix.lower() in (".parquet", ".pq")
+        and not any(n.startswith(("_", ".")) for n in part.relative_to(folder).parts)
+        for part in folder.rglob("*")
+    )
+
+
+def _dataset(path: Path) -> ds.Dataset:
+    """A Parquet file or a dataset's folder (hive partitions, ``year=2024/``, read as columns)."""
+    return ds.dataset(path, format="parquet", partitioning="hive")
+
+
+def parquet_rows(path: str | Path) -> int:
+    """The rows of a Parquet file or dataset folder, from its metadata."""
+    return _dataset(Path(path)).count_rows()
+
+
+def parquet_schema(path: str | Path) -> pa.Schema:
+    """The schema of a Parquet file or dataset folder."""
+    return _dataset(Path(path)).schema
 
 
 def _csv_read(path: str | Path, options: ReadOptions | None) -> CsvRead | None:
@@ -251,7 +284,9 @@ def iter_record_batches(
     fmt = file_format(path)
     csv_read = None
     try:
-        if fmt == "parquet":
+        if fmt == "parquet" and path.is_dir():  # in order: a row's number is its place in the dataset
+            batches = _dataset(path).to_batches(batch_size=batch_size, use_threads=False)
+        elif fmt == "parquet":
             batches = pq.ParquetFile(path).iter_batches(batch_size=batch_size)
         elif fmt == "excel":
             batches = read_sheet(path, options.sheet, options.na_values).to_batches()

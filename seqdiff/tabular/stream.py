@@ -17,16 +17,13 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.files import iter_record_batches, read_table
+from seqdiff.tabular.files import file_format, iter_record_batches, parquet_rows, parquet_schema, read_table
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from seqdiff.tabular.read_options import ReadOptions
 from seqdiff.tabular.writing import COMPRESSIONS, TableWriter, check_writable, output_dialect, output_format
-
-PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 @dataclass
@@ -61,6 +58,11 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
         seqdiff.errors.SeqdiffError: a.parquet: the output would overwrite the input (use in_place / --in-place)
     """
     fmt, source = output_format(out_path), Path(in_path).resolve()
+    if source.is_dir() and (source == Path(out_path).resolve() or source in Path(out_path).resolve().parents):
+        raise SeqdiffError(
+            f"{out_path}: the output would go into the input dataset's folder (and be read with it next "
+            "time); name a file outside it"
+        )
     if source == Path(out_path).resolve():
         if fmt == "excel":  # the output is one sheet of values
             raise SeqdiffError(
@@ -74,9 +76,9 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
     for path in draw_paths(out_path, n_draws):
         if path.resolve() == source:
             raise SeqdiffError(f"{path}: a draw would overwrite the input; name the output otherwise")
-    if fmt == "csv" and source.suffix.lower() in PARQUET_SUFFIXES and source.is_file():
+    if fmt == "csv" and source.exists() and file_format(source) == "parquet":
         try:
-            schema = pq.read_schema(source)
+            schema = parquet_schema(source)
         except (pa.ArrowException, OSError):
             return  # reading the input names what is wrong with it
         check_writable(schema, out_path)
@@ -213,9 +215,7 @@ def impute_file(
         raise SeqdiffError(f"n_samples must be at least 1, got {n_samples}")
     source = str(in_path)
     batches = iter_record_batches(in_path, batch_rows, options=read_options)
-    total = None
-    if Path(in_path).suffix.lower() in PARQUET_SUFFIXES:
-        total = pq.ParquetFile(in_path).metadata.num_rows
+    total = parquet_rows(in_path) if file_format(Path(in_path)) == "parquet" else None
 
     def imputed() -> Iterator[tuple[list[pa.Table], Filled]]:
         first_row = 0
@@ -239,6 +239,7 @@ def read_sample(
     `max_rows + batch_rows` rows at most.
 
     Example:
+        >>> import pyarrow.parquet as pq
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "big.parquet"
         >>> pq.write_table(pa.table({"x": list(range(1000))}), path)

@@ -121,8 +121,12 @@ def test_bad_tables_and_files(tmp_path):
     (tmp_path / "t.xls").write_text("x")
     with pytest.raises(SeqdiffError, match=r"a legacy Excel workbook \(.xls\); save it as .xlsx or CSV"):
         read_table(tmp_path / "t.xls")
-    with pytest.raises(SeqdiffError, match="not a file"):
-        read_table(tmp_path)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    with pytest.raises(SeqdiffError, match="notes: a folder with no Parquet file in it"):
+        read_table(tmp_path / "notes")
+    with pytest.raises(SeqdiffError, match="not a readable Parquet file .*fake.parquet"):
+        read_table(tmp_path)  # a dataset's folder, one of its parts broken
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(SeqdiffError, match="empty.csv: cannot parse the file as CSV"):
         read_table(tmp_path / "empty.csv")

@@ -84,11 +84,10 @@ def held_by(arrow_type: str) -> str:
 @functools.lru_cache(maxsize=4)
 def _settled(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOptions) -> LateTypes:
     read = CsvRead.of(Path(path_name), fmt, options)
-    whole = [
-        f.name
-        for f in pacsv.open_csv(path_name, **read.arrow_options(None)).schema
-        if pa.types.is_integer(f.type)
-    ]
+    first = pacsv.open_csv(path_name, **read.arrow_options(None)).schema
+    if len(set(first.names)) < len(first.names):
+        return LateTypes({})  # types go by name: the reading names the duplicate as its error
+    whole = [f.name for f in first if pa.types.is_integer(f.type)]
     types: dict[str, pa.DataType] = {name: pa.string() for name in whole}  # scanned as text below
     while True:  # a round per column whose first block Arrow cannot read the rest in
         reader = pacsv.open_csv(path_name, **read.arrow_options(types))

@@ -166,3 +166,11 @@ def test_a_small_compressed_file_of_many_rows(tmp_path: Path):
     assert src.stat().st_size < 65_536
     for table in (streamed(src), read_table(src)):
         assert table.column("zip")[-1].as_py() == "01001" and table.column("n")[-1].as_py() == 2.5
+
+
+def test_a_long_file_with_a_duplicate_column_name_is_one_line(tmp_path: Path):
+    """The scan looks columns up by name: it raised a KeyError on two columns named alike."""
+    src = tmp_path / "dup.csv"
+    src.write_text("a,a,b\n" + "".join(f"{i},{i % 7},x\n" for i in range(100_000)))
+    result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"), *TINY)
+    assert_one_line_error(result, "dup.csv: duplicate column name(s): 'a'")

@@ -30,16 +30,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from seqdiff.errors import SeqdiffError
-from seqdiff.tabular.csv_numbers import MAX_STRAY_WORDS
 from seqdiff.tabular.csv_sniff import SNIFF_BYTES, CsvRead
 from seqdiff.tabular.read_options import ReadOptions, file_state, na_values_flag
-from seqdiff.tabular.schema import MAX_LISTED_WORDS, MAX_STRAY_SHARE
+from seqdiff.tabular.schema import MAX_LISTED_WORDS, NUMBER, few_words
 
 ARROW_BLOCK = 1 << 20  # bytes: the block Arrow's CSV readers infer each column's type from
 LATE_VALUE = re.compile(r"In CSV column #(\d+): CSV conversion error to ([^:]+): invalid value '(.*)'")
 _WHOLE = r"^[+-]?\d+$"
 _PADDED = r"^[+-]?0\d"  # a code: 01001 (ZIP), 007
-_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 
 
 @dataclass(frozen=True)
@@ -89,6 +87,7 @@ def _settled(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOp
         return LateTypes({})  # types go by name: the reading names the duplicate as its error
     whole = [f.name for f in first if pa.types.is_integer(f.type)]
     types: dict[str, pa.DataType] = {name: pa.string() for name in whole}  # scanned as text below
+    texts: dict[str, _WholeNumbers] = {}  # numbers in the first block, words further down: scanned alone
     while True:  # a round per column whose first block Arrow cannot read the rest in
         reader = pacsv.open_csv(path_name, **read.arrow_options(types))
         scans = {name: _WholeNumbers() for name in whole}
@@ -107,26 +106,19 @@ def _settled(path_name: str, mtime_ns: int, size: int, fmt: str, options: ReadOp
             elif found[2] == "bool":  # true / false, then other words: categories, as a whole read has them
                 types[name] = pa.string()
             elif found[2] in ("double", "float"):
-                words = _scan(path_name, read, name)
-                if words.placeholders():
-                    message = late_message(name, "numbers", list(words.words), read.options.na_values)
-                    raise SeqdiffError(f"{path_name}: {message}") from None
-                types[name] = pa.string()  # numbers and many words: text, as a whole read has it
+                texts[name], types[name] = _scan(path_name, read, name), pa.string()
             else:
                 raise
-    for name, scan in scans.items():
+    for name, scan in {**scans, **texts}.items():
         if scan.placeholders():
             words = list(scan.words)
             raise SeqdiffError(f"{path_name}: {late_message(name, 'numbers', words, read.options.na_values)}")
-        if scan.words:
-            types[name] = pa.string()  # numbers and many words: text, as a whole read has it
-        elif scan.fractions:
-            types[name] = pa.float64()
-        elif not scan.codes:
-            del types[name]  # whole numbers throughout: as the first block has them
-    codes = tuple(
-        name for name, scan in scans.items() if scan.codes and not scan.fractions and not scan.words
-    )
+        settled = scan.settled()
+        if settled is None:
+            del types[name]
+        else:
+            types[name] = settled
+    codes = tuple(name for name, scan in scans.items() if scan.settled() == pa.string() and not scan.words)
     return LateTypes(types, codes)
 
 
@@ -149,7 +141,7 @@ class _WholeNumbers:
             self.codes = self.codes or bool(padded) or not _casts(text, pa.int64())
             return
         written = text.filter(pc.invert(whole))
-        number = pc.match_substring_regex(pc.replace_substring(written, decimal, "."), _NUMBER)
+        number = pc.match_substring_regex(pc.replace_substring(written, decimal, "."), NUMBER)
         self.fractions = self.fractions or bool(pc.any(number).as_py())
         if len(self.words) <= MAX_LISTED_WORDS:
             counts = pc.value_counts(written.filter(pc.invert(number)))
@@ -158,11 +150,15 @@ class _WholeNumbers:
             )
 
     def placeholders(self) -> bool:
-        """Whether its words are a few placeholders among numbers, by `schema.check_stray_tokens`' rule."""
-        kinds, cells = len(self.words), sum(self.words.values())
-        return 0 < kinds <= MAX_STRAY_WORDS or (
-            0 < kinds <= MAX_LISTED_WORDS and cells <= MAX_STRAY_SHARE * self.cells
-        )
+        """Whether its words are a few placeholders among numbers (`schema.few_words`)."""
+        return few_words(len(self.words), sum(self.words.values()), self.cells)
+
+    def settled(self) -> pa.DataType | None:
+        """The type all its rows need: text for words (placeholders are the caller's error) or codes,
+        float64 for fractions, None for whole numbers throughout (as the first block has them)."""
+        if self.words or (self.codes and not self.fractions):
+            return pa.string()
+        return pa.float64() if self.fractions else None
 
 
 def _as_text(path_name: str, read: CsvRead, name: str) -> Iterator[pa.Array]:

@@ -31,7 +31,7 @@ MIN_IDENTIFIER_VALUES = 50  # an identifier column has at least this many values
 # not read as text) when they are at most this many and fill at most this share of its filled cells.
 MAX_LISTED_WORDS = 10
 MAX_STRAY_SHARE = 0.2
-_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"  # a number written as text
 
 TableLike = pd.DataFrame | pa.Table | pa.RecordBatch
 
@@ -220,10 +220,8 @@ def _words_among_numbers(column: pa.ChunkedArray) -> str:
     MAX_STRAY_WORDS) and the ``--na-values`` that reads them as missing; else nothing."""
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return ""
-    values = pc.unique(column.drop_null())
-    numbers = pc.match_substring_regex(values, _NUMBER)
-    words = pc.filter(values, pc.invert(numbers)).to_pylist()
-    if not words or len(words) > MAX_STRAY_WORDS or not pc.any(numbers).as_py():
+    words, _, numbers, _ = _stray_words(column)
+    if not words or len(words) > MAX_STRAY_WORDS or not numbers:
         return ""
     return (
         f": {', '.join(map(repr, words))} among its numbers (to read them as missing, CSV or Excel: "
@@ -338,20 +336,9 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
         ...
         seqdiff.errors.SeqdiffError: t.csv: column 'age' holds numbers but for 3 cells of 'unknown', 'n.a.': read them as missing (CSV or Excel: --na-values '?' - NA N/A n/a null NULL NaN nan n.a. unknown) or model the column as categorical (--categorical age)
     """
-    values = pc.value_counts(column.drop_null())
-    if len(values) == 0:
+    tokens, cells, numbers, filled = _stray_words(column)
+    if not tokens or not few_words(len(tokens), cells, filled) or numbers <= max_int_categories:
         return
-    words, counts = values.field("values"), values.field("counts")
-    numbers = pc.match_substring_regex(words, _NUMBER)
-    stray = pc.invert(numbers)
-    n_words = pc.sum(stray).as_py() or 0
-    cells = pc.sum(pc.filter(counts, stray)).as_py() or 0
-    few = n_words <= MAX_STRAY_WORDS or (
-        n_words <= MAX_LISTED_WORDS and cells <= MAX_STRAY_SHARE * pc.sum(counts).as_py()
-    )
-    if n_words == 0 or not few or pc.sum(numbers).as_py() <= max_int_categories:
-        return
-    tokens = pc.filter(words, stray).to_pylist()
     if tokens == [name]:
         raise SeqdiffError(
             f"{source}: column {name!r} holds numbers but for {cells:,} cell(s) of its own name: the header "
@@ -363,3 +350,24 @@ def check_stray_tokens(name: str, column: pa.ChunkedArray, max_int_categories: i
         f"{na_values_flag([*NA_VALUES, *sorted(tokens)])}) or model the column as categorical "
         f"(--categorical {shell_word(name)})"
     )
+
+
+def few_words(kinds: int, cells: int, filled: int) -> bool:
+    """Whether `kinds` distinct words in `cells` of a column's `filled` cells are a few stray words among
+    its numbers (placeholders, detection limits), by `check_stray_tokens`' rule; not text."""
+    return 0 < kinds <= MAX_STRAY_WORDS or (
+        0 < kinds <= MAX_LISTED_WORDS and cells <= MAX_STRAY_SHARE * filled
+    )
+
+
+def _stray_words(column: pa.ChunkedArray) -> tuple[list[str], int, int, int]:
+    """(the distinct values of a text column that are not numbers, in order of appearance; the cells
+    they fill; how many distinct numbers it holds; its filled cells)."""
+    values = pc.value_counts(column.drop_null())
+    if len(values) == 0:
+        return [], 0, 0, 0
+    words, counts = values.field("values"), values.field("counts")
+    numbers = pc.match_substring_regex(words, NUMBER)
+    stray = pc.invert(numbers)
+    cells = pc.sum(pc.filter(counts, stray)).as_py() or 0
+    return pc.filter(words, stray).to_pylist(), cells, pc.sum(numbers).as_py() or 0, pc.sum(counts).as_py()

@@ -57,13 +57,13 @@ def check_output(in_path: str | Path, out_path: str | Path, in_place: bool = Fal
         ...
         seqdiff.errors.SeqdiffError: a.parquet: the output would overwrite the input (use in_place / --in-place)
     """
-    fmt, source = output_format(out_path), Path(in_path).resolve()
-    if source.is_dir() and (source == Path(out_path).resolve() or source in Path(out_path).resolve().parents):
+    fmt, source, target = output_format(out_path), Path(in_path).resolve(), Path(out_path).resolve()
+    if source.is_dir() and (source == target or source in target.parents):
         raise SeqdiffError(
             f"{out_path}: the output would go into the input dataset's folder (and be read with it next "
             "time); name a file outside it"
         )
-    if source == Path(out_path).resolve():
+    if source == target:
         if fmt == "excel":  # the output is one sheet of values
             raise SeqdiffError(
                 f"{out_path}: the output would replace the workbook with one sheet, without its other "

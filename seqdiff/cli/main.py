@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from seqdiff.cli.options import add_threads_flag
+from seqdiff.cli.options import add_threads_flag, say, stdin_file
 from seqdiff.cli.prepare import add_prepare_parser
 from seqdiff.cli.protein import (
     add_adapt_parser,
@@ -40,7 +40,7 @@ class _SayHandler(logging.Handler):
     """A logged warning as one ``seqdiff: ...`` line on the current stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"seqdiff: {record.getMessage()}", file=sys.stderr)
+        say(record.getMessage())
 
 
 @contextmanager
@@ -59,7 +59,7 @@ def one_line_notices() -> Iterator[None]:
         line: str | None = None,
     ) -> None:
         if Path(filename).resolve().is_relative_to(PACKAGE):
-            print(f"seqdiff: {message}", file=sys.stderr)
+            say(str(message))
         else:
             show(message, category, filename, lineno, file, line)
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with one_line_notices():
+        with one_line_notices(), stdin_file(args):
             if hasattr(args, "threads"):  # a command that computes: its --threads, or the free cores
                 with thread_count(args.threads):
                     args.func(args)

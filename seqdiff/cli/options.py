@@ -10,21 +10,95 @@ Example:
 from __future__ import annotations
 
 import argparse
+import bz2
 import shutil
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
 from seqdiff.core.sampler_settings import SamplerSettings, flag
+from seqdiff.errors import SeqdiffError
 from seqdiff.ray_engine import DEFAULT_RAY_TIMEOUT
+
+_SHOWN_AS: dict[str, str] = {}  # a temporary file's path -> the name messages give it (see stdin_file)
+
+
+def shown(text: str) -> str:
+    """`text` with the temporary files of `stdin_file` named as the user knows them ("stdin")."""
+    for path, name in _SHOWN_AS.items():
+        text = text.replace(path, name)
+    return text
 
 
 def say(message: str) -> None:
     """A one-line status message on stderr, prefixed like the errors."""
-    print(f"seqdiff: {message}", file=sys.stderr)
+    print(f"seqdiff: {shown(message)}", file=sys.stderr)
+
+
+# What stdin holds, from its first bytes: the file name its copy gets, which the readers go by.
+_MAGIC = ((b"PAR1", "stdin.parquet"), (b"PK\x03\x04", "stdin.xlsx"))
+_PDB_RECORDS = (b"HEADER", b"TITLE", b"REMARK", b"ATOM", b"HETATM", b"MODEL", b"CRYST1", b"COMPND", b"EXPDTA")
+
+
+def stdin_name(head: bytes) -> str:
+    """The name of a file whose first bytes are `head`: Parquet, Excel, FASTA (``>``), PDB, else CSV (the
+    CSV reader finds the delimiter); gzip or bzip2 compression is kept as a suffix.
+
+    Example:
+        >>> import gzip
+        >>> stdin_name(b">1prw\\nMKT"), stdin_name(gzip.compress(b"a,b\\n1,2\\n")), stdin_name(b"ATOM  1 N")
+        ('stdin.fasta', 'stdin.csv.gz', 'stdin.pdb')
+    """
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    compression, text = "", head
+    try:
+        if head.startswith(b"\x1f\x8b"):
+            compression, text = ".gz", zlib.decompressobj(wbits=47).decompress(head)
+        elif head.startswith(b"BZh"):
+            compression, text = ".bz2", bz2.BZ2Decompressor().decompress(head)
+    except (OSError, ValueError, zlib.error):
+        pass  # the reader names what is wrong with it
+    text = text.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b">"):
+        return "stdin.fasta" + compression
+    if text.startswith(_PDB_RECORDS):
+        return "stdin.pdb" + compression
+    return "stdin.csv" + compression
+
+
+@contextmanager
+def stdin_file(args: argparse.Namespace) -> Iterator[None]:
+    """A command's input ``-``: stdin copied to a temporary file, which ``args.input`` then names (a table
+    is read more than once: sniffed, sampled for the fit, then streamed). Messages call it "stdin"."""
+    if getattr(args, "input", None) != "-":
+        yield
+        return
+    if getattr(args, "in_place", False):
+        raise SeqdiffError("--in-place: the input is stdin; name the output with -o")
+    if sys.stdin is None or sys.stdin.isatty():
+        raise SeqdiffError(
+            f"the input is - (stdin), but nothing is piped in: '... | seqdiff {args.command} -'"
+        )
+    with tempfile.TemporaryDirectory(prefix="seqdiff-stdin-") as folder:
+        copied = Path(folder) / "stdin"
+        with copied.open("wb") as copy:
+            shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+        with copied.open("rb") as written:
+            path = copied.rename(copied.with_name(stdin_name(written.read(1 << 16))))
+        args.input = str(path)
+        _SHOWN_AS[str(path)] = "stdin"
+        try:
+            yield
+        except SeqdiffError as err:
+            raise SeqdiffError(shown(str(err))) from None
+        finally:
+            del _SHOWN_AS[str(path)]
 
 
 @contextmanager

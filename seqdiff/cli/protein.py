@@ -19,6 +19,7 @@ from seqdiff.cli.options import (
     ray_options,
     sampling_options,
     say,
+    shown,
 )
 from seqdiff.errors import SeqdiffError
 from seqdiff.protein.family_settings import DEFAULT_WEIGHT, AdaptRecipe
@@ -136,7 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         model, args.input, passes=args.passes, limit=args.limit, max_tokens=args.max_tokens, seed=args.seed
     )
     report["checkpoint"] = args.checkpoint or "default"
-    print(json.dumps(report, indent=1))
+    print(shown(json.dumps(report, indent=1)))
 
 
 def cmd_sample_protein(args: argparse.Namespace) -> None:
@@ -158,7 +159,7 @@ def add_design_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Keep some residues of each input and design the rest. Ranges are 1-based and "
         "inclusive. '_' in an input sequence marks a position to design.",
     )
-    p.add_argument("input", help="FASTA (sequences), or PDB/FASTA motif source with --contig")
+    p.add_argument("input", help="FASTA (sequences), or PDB/FASTA motif source with --contig; - for stdin")
     p.add_argument("--fix", help="residues to keep, e.g. 10-25,40-45; all others are designed")
     p.add_argument("--redesign", help="residues to design, e.g. 30-40; all others are kept")
     p.add_argument("--contig", help="RFdiffusion contig, e.g. '5-20,A16-35,10-25,A52-71,5-20'")
@@ -184,7 +185,7 @@ def add_design_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
 def add_eval_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``seqdiff eval``."""
     p = sub.add_parser("eval", help="NELBO and perplexity of a protein model on a FASTA file")
-    p.add_argument("input", help="FASTA / A3M file")
+    p.add_argument("input", help="FASTA / A3M file; - for FASTA on stdin")
     p.add_argument("--checkpoint", help="model folder (default: the shipped protein model)")
     p.add_argument("--passes", type=int, default=4, help="Monte-Carlo passes (for the standard error)")
     p.add_argument("--limit", type=int, help="only the first N sequences")

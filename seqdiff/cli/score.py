@@ -74,7 +74,7 @@ def add_score_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         description="One row per sequence: our model's NELBO per residue (nats; lower is better) and, "
         "with --esm, ESM-2's pseudo-perplexity (each residue masked in turn; lower is better).",
     )
-    p.add_argument("input", help="FASTA / A3M file")
+    p.add_argument("input", help="FASTA / A3M file; - for FASTA on stdin")
     p.add_argument(
         "--esm",
         metavar="PATH_OR_NAME",

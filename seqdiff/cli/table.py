@@ -139,7 +139,8 @@ def add_impute_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument(
         "input",
-        help="table to impute (.parquet, .pq, .csv, .tsv, .txt, .xlsx, or a Parquet dataset's folder)",
+        help="table to impute (.parquet, .pq, .csv, .tsv, .txt, .xlsx, or a Parquet dataset's folder); - reads "
+        "it from stdin",
     )
     p.add_argument(
         "-o",

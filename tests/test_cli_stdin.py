@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from seqdiff.cli import main
+from seqdiff.tabular.imputer import MaskedDiffusionImputer
 from tests.test_bad_input import assert_one_line_error
 
 FIT = ["--max-steps", "5", "--device", "cpu"]
@@ -88,7 +89,7 @@ def test_errors_about_stdin_name_it(holed):
     code, _, stderr = run(["impute", "-", "--in-place", *FIT], holed.to_csv(index=False).encode())
     assert_one_line_error(as_process(code, stderr), "--in-place: the input is stdin")
     code, _, stderr = run(["impute", "-", "-o", "out.csv"], None)
-    assert_one_line_error(as_process(code, stderr), "nothing is piped in: '... | seqdiff impute -'")
+    assert_one_line_error(as_process(code, stderr), "the input is - (stdin), but nothing is piped in")
     code, _, stderr = run(["design", "-", "--fix", "1-3"], b">a\nMKTAY1AKQR\n")
     assert_one_line_error(as_process(code, stderr), "stdin: record 'a': position 6: '1' is not an amino acid")
     assert not Path("out.csv").exists()
@@ -117,3 +118,17 @@ def test_design_reads_a_contigs_pdb_from_stdin(shared: Path, tiny_protein_model:
     header, sequence = fasta.decode().splitlines()
     assert header.startswith(">stdin_design0 ") and "motifs=B19-27@" in header
     assert "FSDLWKLLP" in sequence  # residues 19-27 of chain B: p53's helix
+
+
+def test_sample_table_reads_its_fix_file_from_stdin(holed, tmp_path: Path):
+    model = tmp_path / "model"
+    MaskedDiffusionImputer(max_steps=5, device="cpu").fit(holed).save(model)
+    partial = tmp_path / "partial.csv"
+    holed.head(30).drop(columns="e").to_csv(partial, index=False)
+    sample = ["sample", "table", "--checkpoint", str(model), "-o", "-", "--fix-file"]
+    code, piped, stderr = run([*sample, "-"], partial.read_bytes())
+    assert code == 0 and stderr.strip().endswith("30 rows written to stdout"), stderr
+    assert piped == run([*sample, str(partial)], None)[1]
+    assert pd.read_csv(io.BytesIO(piped))["x"].notna().all()
+    code, _, stderr = run([*sample, "-"], None)
+    assert_one_line_error(as_process(code, stderr), "--fix-file is - (stdin), but nothing is piped in")

@@ -72,26 +72,30 @@ def stdin_name(head: bytes) -> str:
     return "stdin.csv" + compression
 
 
+# The arguments that may be - (stdin), and how messages name them.
+STDIN_ARGUMENTS = {"input": "the input", "fix_file": "--fix-file"}
+
+
 @contextmanager
 def stdin_file(args: argparse.Namespace) -> Iterator[None]:
-    """A command's input ``-``: stdin copied to a temporary file, which ``args.input`` then names (a table
-    is read more than once: sniffed, sampled for the fit, then streamed). Messages call it "stdin"."""
-    if getattr(args, "input", None) != "-":
+    """A command's input (or ``--fix-file``) ``-``: stdin copied to a temporary file, which the argument
+    then names (a table is read more than once: sniffed, sampled for the fit, then streamed). Messages
+    call it "stdin"."""
+    given = [name for name in STDIN_ARGUMENTS if getattr(args, name, None) == "-"]
+    if not given:
         yield
         return
     if getattr(args, "in_place", False):
         raise SeqdiffError("--in-place: the input is stdin; name the output with -o")
     if sys.stdin is None or sys.stdin.isatty():
-        raise SeqdiffError(
-            f"the input is - (stdin), but nothing is piped in: '... | seqdiff {args.command} -'"
-        )
+        raise SeqdiffError(f"{STDIN_ARGUMENTS[given[0]]} is - (stdin), but nothing is piped in")
     with tempfile.TemporaryDirectory(prefix="seqdiff-stdin-") as folder:
         copied = Path(folder) / "stdin"
         with copied.open("wb") as copy:
             shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
         with copied.open("rb") as written:
             path = copied.rename(copied.with_name(stdin_name(written.read(1 << 16))))
-        args.input = str(path)
+        setattr(args, given[0], str(path))
         _SHOWN_AS[str(path)] = "stdin"
         try:
             yield

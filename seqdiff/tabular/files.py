@@ -37,6 +37,8 @@ from seqdiff.tabular.csv_types import LATE_VALUE, held_by, late_message, late_ty
 from seqdiff.tabular.excel import read_sheet
 from seqdiff.tabular.read_options import ReadOptions
 
+SPACED_QUOTE = re.compile(r'[,;\t|] +"')  # `20, "$1,000"`: Arrow opens a quoted field only at its start
+
 
 def file_format(path: Path, exists: bool = True) -> str:
     """ "parquet", "csv", "tsv" or "excel" (.xlsx, .xlsm), from the name of the file at `path` (a ``.txt``
@@ -213,6 +215,8 @@ def _error(
     bad_row = re.search(r"Expected \d+ columns, got \d+: (.*)", message)
     line = bad_row and _line_of(path, bad_row[1], encoding or "utf-8")
     where = f"line {line:,}: " if line else ""
+    if bad_row and SPACED_QUOTE.search(bad_row[1]):
+        hint += "; a quote after a space is text, not the start of a quoted field: remove the spaces after the delimiters"
     return SeqdiffError(f"{path}: {what} ({where}{message}){hint}")
 
 

@@ -249,6 +249,17 @@ def test_a_row_with_another_number_of_fields_is_named_by_its_line(suffix: str, t
     assert not out.exists()
 
 
+def test_a_quote_after_a_space_is_named_as_the_reason_a_row_splits(tmp_path: Path) -> None:
+    """`20, clerk, "$1,000"`: Arrow opens a quoted field only at its first character, so the comma inside
+    the quotes splits the row; the message says why, not only that the row has four fields."""
+    src = tmp_path / "pay.csv"
+    src.write_text('age, job, pay\n20, clerk, "$1,000"\n30, , "$2,000"\n')
+    result = seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"), *TINY)
+    assert_one_line_error(result, "line 2", "Expected 3 columns, got 4", "a quote after a space is text")
+    src.write_text("age,job,pay\n20,clerk,1000,9\n")  # another cause: no such hint
+    assert "a quote after" not in seqdiff("impute", str(src), "-o", str(tmp_path / "o.csv"), *TINY).stderr
+
+
 def test_a_one_column_file_and_a_tsv_are_read_by_their_extension(tmp_path: Path) -> None:
     one = tmp_path / "one.csv"
     one.write_text("x\n1.5\n\n2.5\n")

@@ -86,8 +86,11 @@ class _Sample(NamedTuple):
 def _sample_lines(path: Path, encoding: str | None) -> _Sample:
     """The `_Sample` of the file at `path`, read in `encoding` (None: `byte_order_encoding`); a one-line
     SeqdiffError when it is not text in that encoding."""
-    with pa.input_stream(str(path), compression="detect") as stream:
-        data = stream.read(SNIFF_BYTES + 1)
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            data = stream.read(SNIFF_BYTES + 1)
+    except OSError as exc:  # a compressed file cut short, or not what its name says
+        raise SeqdiffError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
     whole, data = len(data) <= SNIFF_BYTES, data[:SNIFF_BYTES]
     encoding = encoding or byte_order_encoding(data[:4])
     try:

@@ -4,6 +4,7 @@ missing cells, identifier columns, and numeric columns with a few stray words. E
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import gzip
 import re
@@ -246,6 +247,20 @@ def test_a_row_with_another_number_of_fields_is_named_by_its_line(suffix: str, t
     out = tmp_path / "o.parquet"
     result = seqdiff("impute", str(src), "-o", str(out), *TINY)
     assert_one_line_error(result, src.name, "line 58", "Expected 3 columns, got 4: 30,clerk,40.5,extra")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2"])
+def test_a_compressed_file_cut_short_is_one_line(suffix: str, tmp_path: Path) -> None:
+    """A download cut short: a traceback (OSError from the first read) when it ended in the first 64 KiB."""
+    text = frame(200).to_csv(index=False).encode()
+    src = tmp_path / f"t{suffix}"
+    src.write_bytes((gzip.compress(text) if suffix.endswith(".gz") else bz2.compress(text))[:100])
+    out = tmp_path / "o.csv"
+    result = seqdiff("impute", str(src), "-o", str(out), *TINY)
+    assert_one_line_error(result, f"{src.name}: cannot read (Truncated compressed stream)")
+    src.write_bytes(b"not compressed at all")
+    assert_one_line_error(seqdiff("impute", str(src), "-o", str(out), *TINY), f"{src.name}: cannot read (")
     assert not out.exists()
 
 

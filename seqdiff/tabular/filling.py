@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,43 @@ from seqdiff.tabular.prediction import Draws
 from seqdiff.tabular.schema import TableLike, is_temporal, to_arrow
 
 
-def as_table(X: Any, source: str) -> pa.Table:
-    """`X` (a DataFrame, an Arrow table or record batch) as an Arrow table; anything else is a
-    SeqdiffError naming `source`."""
+def is_array(X: Any) -> bool:
+    """Whether `X` is an array-like table: a NumPy array or a list of rows (scikit-learn's input)."""
+    return isinstance(X, np.ndarray | list | tuple)
+
+
+def frame_of_array(X: Any, names: Sequence[str] | None = None, source: str = "table") -> Any:
+    """An array-like `X` (`is_array`) as a DataFrame, each column of one type (numbers, text or
+    objects), named `names` (a fitted model's columns, in order) or x0, x1, ... as scikit-learn names
+    an array's features; anything else as it is.
+
+    Example:
+        >>> frame = frame_of_array([[1.5, "a"], [None, "b"]])
+        >>> frame.columns.tolist(), frame["x0"].tolist()
+        (['x0', 'x1'], [1.5, nan])
+    """
+    if not is_array(X):
+        return X
+    frame = pd.DataFrame(X if isinstance(X, np.ndarray) else list(X))
+    if frame.ndim != 2 or (isinstance(X, np.ndarray) and X.ndim != 2):
+        raise SeqdiffError(f"{source}: expected rows x columns (a 2-D array), got shape {np.shape(X)}")
+    if names is not None and len(names) != frame.shape[1]:
+        raise SeqdiffError(
+            f"{source}: an array of {frame.shape[1]} columns, but the model has {len(names)} "
+            f"({', '.join(map(str, names))})"
+        )
+    frame = frame.infer_objects()
+    frame.columns = [f"x{j}" for j in range(frame.shape[1])] if names is None else [str(n) for n in names]
+    return frame
+
+
+def as_table(X: Any, source: str, names: Sequence[str] | None = None) -> pa.Table:
+    """`X` (a DataFrame, an Arrow table or record batch, or an array as `frame_of_array` names its
+    columns) as an Arrow table; anything else is a SeqdiffError naming `source`."""
+    X = frame_of_array(X, names, source)
     if not isinstance(X, pd.DataFrame | pa.Table | pa.RecordBatch):
         raise SeqdiffError(
-            f"{source}: expected a pandas DataFrame or a pyarrow Table, got {type(X).__name__}"
+            f"{source}: expected a pandas DataFrame, a pyarrow Table or a 2-D array, got {type(X).__name__}"
         )
     return to_arrow(X, source)
 
@@ -117,8 +148,13 @@ def fill_frame(encoder: TableEncoder, df: pd.DataFrame, draws: Draws, values: pa
     return out
 
 
-def fill(encoder: TableEncoder, X: TableLike, draws: Draws, values: pa.Table) -> TableLike:
-    """`fill_frame` for a DataFrame, else `fill_arrow` (a record batch comes back as a table)."""
+def fill(
+    encoder: TableEncoder, X: TableLike, draws: Draws, values: pa.Table, names: Sequence[str] | None = None
+) -> TableLike | np.ndarray:
+    """`fill_frame` for a DataFrame, or an array (returned as a NumPy array, its columns read as
+    `names`), else `fill_arrow` (a record batch comes back as a table)."""
+    if is_array(X):
+        return fill_frame(encoder, frame_of_array(X, names), draws, values).to_numpy()
     if isinstance(X, pd.DataFrame):
         return fill_frame(encoder, X, draws, values)
     return fill_arrow(encoder, to_arrow(X), draws, values)

@@ -195,7 +195,8 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         source: str = "table",
         on_step: Callable[[int, int], None] | None = None,
     ) -> MaskedDiffusionImputer:
-        """Infer the schema, fit the encoder and train the model on the observed cells of `X`.
+        """Infer the schema, fit the encoder and train the model on the observed cells of `X` (a
+        DataFrame, an Arrow table or record batch, or a 2-D array, whose columns are then x0, x1, ...).
 
         `source` names the table in error messages (e.g. its file path); `on_step(done, total)` is
         called after every training step (a progress bar).
@@ -256,18 +257,23 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         )
 
     def transform(self, X: TableLike) -> TableLike:
-        """Fill the missing cells of `X` (a DataFrame, or an Arrow table / record batch, returned as the
-        same kind: a DataFrame, or an Arrow table) with the point estimate of ``point``."""
-        draws = self._estimate(as_table(X, "table"), 0, None, "table")
-        return fill(self.encoder_, X, draws, point_of_draws(self.encoder_, draws, self.numeric_point))
+        """Fill the missing cells of `X` (a DataFrame, an Arrow table / record batch, or a 2-D array
+        whose columns are the fitted ones in order, returned as the same kind: a DataFrame, an Arrow
+        table, a NumPy array) with the point estimate of ``point``."""
+        check_is_fitted(self, "model_")
+        names = self.feature_names_in_
+        draws = self._estimate(as_table(X, "table", names), 0, None, "table")
+        return fill(self.encoder_, X, draws, point_of_draws(self.encoder_, draws, self.numeric_point), names)
 
     def transform_samples(self, X: TableLike, n_samples: int) -> list[TableLike]:
         """`n_samples` imputed copies of `X`, one per draw (the draws `transform` summarises with
         ``point="draws"``)."""
         if n_samples < 1:
             raise SeqdiffError(f"n_samples must be at least 1, got {n_samples}")
-        draws = self._sample(as_table(X, "table"), 0, n_samples, self.seed, "table")
-        return [fill(self.encoder_, X, draws, values) for values in draws.tables]
+        check_is_fitted(self, "model_")
+        names = self.feature_names_in_
+        draws = self._sample(as_table(X, "table", names), 0, n_samples, self.seed, "table")
+        return [fill(self.encoder_, X, draws, values, names) for values in draws.tables]
 
     def impute_arrow(
         self, table: pa.Table, *, first_row: int = 0, n_samples: int | None = None, source: str = "table"

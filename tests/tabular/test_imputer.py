@@ -263,8 +263,10 @@ def test_schema_mismatch_is_one_line_error(fitted, holed):
         fitted.transform(holed.drop(columns="x1"))
     with pytest.raises(SeqdiffError, match="column 'x1' is numeric in the model's schema"):
         fitted.transform(holed.assign(x1="text"))
-    with pytest.raises(SeqdiffError, match="expected a pandas DataFrame"):
-        fitted.transform(holed.to_numpy())
+    with pytest.raises(
+        SeqdiffError, match="expected a pandas DataFrame, a pyarrow Table or a 2-D array, got dict"
+    ):
+        fitted.transform(holed.to_dict())
     with pytest.raises(NotFittedError):
         MaskedDiffusionImputer().transform(holed)
 

@@ -87,9 +87,29 @@ def to_arrow(data: TableLike, source: str = "table") -> pa.Table:
         try:
             arrays.append(pa.array(series, from_pandas=True))
         except pa.ArrowException as exc:
-            message = str(exc).splitlines()[0]
-            raise SeqdiffError(f"{source}: column {name!r}: cannot read its values ({message})") from exc
+            message = _mixed_types(series) or f"cannot read its values ({str(exc).splitlines()[0]})"
+            raise SeqdiffError(f"{source}: column {name!r}: {message}") from exc
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def _mixed_types(series: pd.Series) -> str | None:
+    """What a column of objects of several Python types holds (a spreadsheet's numbers among words,
+    read by pandas as they came), and how to give it one type; None for one type.
+
+    Example:
+        >>> _mixed_types(pd.Series([1.5, "n/a", 2, None, "n/a"], dtype=object))
+        "holds 2 numbers and 2 text values ('n/a'): give it one type, e.g. pd.to_numeric(column, errors='coerce') reads the text as missing, column.astype(str) all as text"
+    """
+    values = series.dropna()
+    text = [v for v in values if isinstance(v, str)]
+    numbers = sum(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if not text or not numbers:
+        return None
+    shown = ", ".join(repr(w) for w in list(dict.fromkeys(text))[:MAX_LISTED_WORDS])
+    return (
+        f"holds {numbers:,} numbers and {len(text):,} text values ({shown}): give it one type, e.g. "
+        "pd.to_numeric(column, errors='coerce') reads the text as missing, column.astype(str) all as text"
+    )
 
 
 @dataclass(frozen=True)

@@ -271,6 +271,18 @@ def test_schema_mismatch_is_one_line_error(fitted, holed):
         MaskedDiffusionImputer().transform(holed)
 
 
+def test_a_column_of_numbers_and_words_names_both_and_the_fix():
+    """pandas reads a spreadsheet column of numbers and "n/a" as objects of both types: Arrow's
+    "Expected bytes, got a 'float' object" said neither what was mixed nor what to do."""
+    df = pd.DataFrame({"dose": pd.Series([1.5, "n/a", 2, None, "?"] * 20, dtype=object), "x": range(100)})
+    with pytest.raises(
+        SeqdiffError, match=r"column 'dose': holds 40 numbers and 40 text values \('n/a', '\?'\)"
+    ):
+        MaskedDiffusionImputer(max_steps=2, **TINY).fit(df)
+    fixed = df.assign(dose=pd.to_numeric(df["dose"], errors="coerce"))  # the advice, followed
+    assert MaskedDiffusionImputer(max_steps=2, **TINY).fit_transform(fixed)["dose"].notna().all()
+
+
 def test_constant_all_missing_and_subsampled_tables(caplog):
     df = pd.DataFrame(
         {

@@ -275,6 +275,15 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         draws = self._sample(as_table(X, "table", names), 0, n_samples, self.seed, "table")
         return [fill(self.encoder_, X, draws, values, names) for values in draws.tables]
 
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The output's column names: the input's, all of them in order (scikit-learn's
+        ``set_output(transform="pandas")`` names an array's output with them)."""
+        check_is_fitted(self, "n_features_in_")
+        names = self.feature_names_in_ if input_features is None else np.asarray(input_features, dtype=object)
+        if len(names) != self.n_features_in_:
+            raise SeqdiffError(f"input_features: {len(names)} names for {self.n_features_in_} columns")
+        return np.asarray(names, dtype=object)
+
     def impute_arrow(
         self, table: pa.Table, *, first_row: int = 0, n_samples: int | None = None, source: str = "table"
     ) -> pa.Table:

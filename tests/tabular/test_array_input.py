@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
@@ -70,3 +71,18 @@ def test_in_a_scikit_learn_pipeline(holed):
     # x3 is 2 x0: the regression learns it from the imputed x0 (where x0 was hidden, the model's guess).
     assert pipe.score(complete[:, :3], y) > 0.8
     assert pipe.predict(X[:5, :3]).shape == (5,)
+
+
+def test_set_output_names_an_arrays_output(holed):
+    """scikit-learn's `set_output(transform="pandas")` asks for `get_feature_names_out` (it was missing:
+    "`set_output` is not available")."""
+    _, X = holed
+    frame = MaskedDiffusionImputer(**TINY).set_output(transform="pandas").fit_transform(X)
+    assert isinstance(frame, pd.DataFrame) and frame.columns.tolist() == ["x0", "x1", "x2", "x3"]
+    named = pd.DataFrame(X, columns=["age", "bmi", "bp", "dose"])
+    pipe = make_pipeline(MaskedDiffusionImputer(**TINY), StandardScaler()).set_output(transform="pandas")
+    scaled = pipe.fit_transform(named)
+    assert scaled.columns.tolist() == ["age", "bmi", "bp", "dose"] and scaled.notna().all().all()
+    assert pipe[0].get_feature_names_out().tolist() == ["age", "bmi", "bp", "dose"]
+    with pytest.raises(SeqdiffError, match="input_features: 2 names for 4 columns"):
+        pipe[0].get_feature_names_out(["a", "b"])

@@ -1,8 +1,9 @@
 """The one error type users see: a clear one-line message, never a traceback."""
 
 
-class SeqdiffError(Exception):
-    """Bad input or an impossible request, explained in one line.
+class SeqdiffError(ValueError):
+    """Bad input or an impossible request, explained in one line (a ValueError, as scikit-learn and
+    Python expect of a bad argument).
 
     The CLI prints ``seqdiff: error: <message>`` and exits with status 2; the app shows the
     message in the page. Messages name the file, record, position or column at fault.

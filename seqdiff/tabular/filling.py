@@ -28,8 +28,11 @@ from seqdiff.tabular.schema import TableLike, is_temporal, to_arrow
 
 
 def is_array(X: Any) -> bool:
-    """Whether `X` is an array-like table: a NumPy array or a list of rows (scikit-learn's input)."""
-    return isinstance(X, np.ndarray | list | tuple)
+    """Whether `X` is an array-like table (scikit-learn's input): a NumPy array, a list of rows, or
+    another object NumPy reads as an array."""
+    if isinstance(X, pd.DataFrame | pa.Table | pa.RecordBatch):
+        return False
+    return isinstance(X, np.ndarray | list | tuple) or hasattr(X, "__array__") or hasattr(X, "toarray")
 
 
 def frame_of_array(X: Any, names: Sequence[str] | None = None, source: str = "table") -> Any:
@@ -44,13 +47,18 @@ def frame_of_array(X: Any, names: Sequence[str] | None = None, source: str = "ta
     """
     if not is_array(X):
         return X
-    frame = pd.DataFrame(X if isinstance(X, np.ndarray) else list(X))
+    if hasattr(X, "toarray"):  # a SciPy sparse matrix: each missing cell is NaN, each absent one 0
+        raise SeqdiffError(f"{source}: sparse input is not supported; pass a dense array (X.toarray())")
+    frame = pd.DataFrame(np.asarray(X) if hasattr(X, "__array__") else list(X))
     if frame.ndim != 2 or (isinstance(X, np.ndarray) and X.ndim != 2):
-        raise SeqdiffError(f"{source}: expected rows x columns (a 2-D array), got shape {np.shape(X)}")
-    if names is not None and len(names) != frame.shape[1]:
         raise SeqdiffError(
-            f"{source}: an array of {frame.shape[1]} columns, but the model has {len(names)} "
-            f"({', '.join(map(str, names))})"
+            f"{source}: expected rows x columns (a 2-D array), got shape {np.shape(X)}. Reshape your data: "
+            "X.reshape(-1, 1) for one column, X.reshape(1, -1) for one row"
+        )
+    if names is not None and len(names) != frame.shape[1]:
+        raise SeqdiffError(  # scikit-learn's words
+            f"{source}: X has {frame.shape[1]} features, but MaskedDiffusionImputer is expecting {len(names)} "
+            f"features as input ({', '.join(map(str, names))})"
         )
     frame = frame.infer_objects()
     frame.columns = [f"x{j}" for j in range(frame.shape[1])] if names is None else [str(n) for n in names]

@@ -275,6 +275,13 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         draws = self._sample(as_table(X, "table", names), 0, n_samples, self.seed, "table")
         return [fill(self.encoder_, X, draws, values, names) for values in draws.tables]
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing cells are what it fills
+        tags.input_tags.string = True  # text columns are categories
+        tags.input_tags.categorical = True
+        return tags
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """The output's column names: the input's, all of them in order (scikit-learn's
         ``set_output(transform="pandas")`` names an array's output with them)."""

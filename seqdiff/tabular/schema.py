@@ -82,11 +82,17 @@ def to_arrow(data: TableLike, source: str = "table") -> pa.Table:
         return data
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
+    if not names:  # scikit-learn's words (an Arrow table of no columns has no rows either)
+        raise SeqdiffError(
+            f"{source}: 0 feature(s) (shape=({len(data)}, 0)) while a minimum of 1 is required."
+        )
     arrays = []
     for name, (_, series) in zip(names, data.items(), strict=True):
         try:
             arrays.append(pa.array(series, from_pandas=True))
         except pa.ArrowException as exc:
+            if pd.api.types.is_complex_dtype(series.dtype):
+                raise SeqdiffError(f"{source}: column {name!r}: Complex data not supported") from exc
             message = _mixed_types(series) or f"cannot read its values ({str(exc).splitlines()[0]})"
             raise SeqdiffError(f"{source}: column {name!r}: {message}") from exc
     return pa.Table.from_arrays(arrays, names=names)

@@ -9,6 +9,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.imputer import MaskedDiffusionImputer
@@ -47,7 +48,8 @@ def test_a_model_fitted_on_a_frame_reads_an_arrays_columns_in_order(holed):
     imputer = MaskedDiffusionImputer(**TINY).fit(frame)
     assert np.array_equal(imputer.transform(X), imputer.transform(frame).to_numpy())
     with pytest.raises(
-        SeqdiffError, match=r"an array of 3 columns, but the model has 4 \(age, bmi, bp, dose\)"
+        SeqdiffError,
+        match=r"X has 3 features, but MaskedDiffusionImputer is expecting 4 features as input \(age, bmi",
     ):
         imputer.transform(X[:, :3])
     with pytest.raises(SeqdiffError, match=r"expected rows x columns \(a 2-D array\), got shape \(300,\)"):
@@ -86,3 +88,10 @@ def test_set_output_names_an_arrays_output(holed):
     assert pipe[0].get_feature_names_out().tolist() == ["age", "bmi", "bp", "dose"]
     with pytest.raises(SeqdiffError, match="input_features: 2 names for 4 columns"):
         pipe[0].get_feature_names_out(["a", "b"])
+
+
+@parametrize_with_checks([MaskedDiffusionImputer(max_steps=3, device="cpu")])
+def test_scikit_learns_estimator_checks(estimator, check):
+    """scikit-learn's own checks of an estimator's API: cloning, fitted attributes, array and frame
+    input, feature counts, error types and messages, pickling, idempotent fits."""
+    check(estimator)

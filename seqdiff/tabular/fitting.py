@@ -191,6 +191,7 @@ def fit_table(
         "minutes": (time.perf_counter() - start) / 60,
         "train_nelbo_per_cell": None if nelbo is None else float(nelbo),
         "weighting": spec.weighting,
+        "optimizer": settings.optimizer,
         "precision": str(trainer.precision),
     }
     if stopping is not None:
@@ -218,6 +219,7 @@ def _train(
     callbacks, up to max_extra_steps past max_steps."""
     optim = OptimConfig(
         lr=settings.lr,
+        optimizer=settings.optimizer,
         warmup_steps=min(WARMUP_STEPS, max(1, settings.max_steps // 10)),
         total_steps=settings.max_steps,
         restart_ratio=EXTENSION_RESTART,

@@ -78,7 +78,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         max_steps: the learning-rate schedule's length in training steps (warmup, then cosine decay;
             None: as many as show the model 512,000 rows, 2,000 batches of 256).
         max_extra_steps: with early stopping, at most this many steps past max_steps, in rounds of
-            max_steps / 2, while the held-out cells still improve (0: never; None: max_steps).
+            max_steps / 2, while the held-out cells still improve (0: never; None: one round).
         extend_tol: the held-out NLL's relative fall over the last quarter of max_steps above which
             training goes past max_steps, or on to another round.
         max_minutes: a training time limit (the schedule then ends with it; whichever ends first).
@@ -87,7 +87,10 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         validation_fraction, n_iter_no_change: the held-out share and the patience of early stopping.
         batch_rows: rows per training batch (None: 256, or 4,096 cells' worth for tables of fewer than
             16 columns: a step has a fixed cost, so a narrow table's step carries more rows).
-        lr: peak AdamW learning rate.
+        lr: peak learning rate.
+        optimizer: "muon" (Muon for the transformer's weight matrices, AdamW for embeddings, positions
+            and the output head; `seqdiff.training.optim`), "adamw", or "auto" (muon for tables of at
+            least 16,000 training rows, adamw below).
         sampling_steps: sampler steps per row of a draw (None: one per cell to fill, each drawn given
             the cells drawn before it: joint draws; fewer is faster, and draws the cells decided in
             the same step independently of each other).
@@ -108,7 +111,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
     Fitted attributes: ``schema_``, ``encoder_`` (`TableEncoder`), ``spec_`` (`ModelSpec`), ``model_``
     (the EMA `MaskedDiffusion`), ``feature_names_in_``, ``n_features_in_``, ``training_`` (steps,
     schedule steps, batch rows, rows, minutes, final training NELBO per cell, the objective's weighting,
-    the training precision, and the early-stopping record).
+    the optimizer, the training precision, and the early-stopping record).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         n_iter_no_change: int = _FIT.n_iter_no_change,
         batch_rows: int | None = _FIT.batch_rows,
         lr: float = _FIT.lr,
+        optimizer: str = _FIT.optimizer,
         sampling_steps: int | None = None,
         point: str = "predictive",
         numeric_point: str = "median",
@@ -161,6 +165,7 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.batch_rows = batch_rows
         self.lr = lr
+        self.optimizer = optimizer
         self.sampling_steps = sampling_steps
         self.point = point
         self.numeric_point = numeric_point

@@ -22,6 +22,8 @@ import numpy as np
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import MAX_BIN_WIDTH, N_BINS
+from seqdiff.training.module import extension_round
+from seqdiff.training.optim import OPTIMIZERS
 
 # The default training budget. Each batch holds at least BATCH_ROWS rows and BATCH_CELLS cells: a step
 # has a fixed cost besides its per-row one, so a narrow table's step carries more rows (BENCHMARKS.md,
@@ -29,6 +31,10 @@ from seqdiff.tabular.encoding import MAX_BIN_WIDTH, N_BINS
 BATCH_ROWS = 256
 BATCH_CELLS = 4096
 SCHEDULE_ROWS = 2000 * BATCH_ROWS
+# Muon learns a table of many rows faster than AdamW (the schedule then covers it few times); on fewer
+# rows, where held-out cells stop improving within the schedule, AdamW generalised better (BENCHMARKS.md,
+# "Why the defaults").
+MUON_ROWS = 16_000
 SCHEDULES = ("linear", "cosine", "polynomial", "geometric", "genmd4")  # seqdiff.core.schedules, and genmd4
 TIE_RATES = ("value", "column")
 LOSS_WEIGHTINGS = ("auto", "elbo", "uniform")  # "auto", and seqdiff.core.diffusion.WEIGHTINGS
@@ -66,7 +72,7 @@ class FitSettings:
         metadata=_flag(
             "--max-extra-steps",
             "with early stopping, train past --max-steps, in rounds of half of it, by at most this many "
-            "steps while the held-out cells still improve (default: --max-steps; 0: never)",
+            "steps while the held-out cells still improve (default: one round, half of --max-steps; 0: never)",
             type=int,
         ),
     )
@@ -141,6 +147,15 @@ class FitSettings:
             metavar="{auto,uniform,elbo}",
         ),
     )
+    optimizer: str = field(
+        default="auto",
+        metadata=_flag(
+            "--optimizer",
+            "optimizer when fitting: muon (Muon for the transformer's weight matrices, AdamW for the rest), "
+            f"adamw, or auto (default: muon from {MUON_ROWS:,} training rows, adamw below)",
+            metavar="{auto,muon,adamw}",
+        ),
+    )
     precision: str = field(
         default="auto",
         metadata=_flag(
@@ -184,10 +199,10 @@ class FitSettings:
         Example:
             >>> narrow, wide = FitSettings().for_table(10, 20_000), FitSettings().for_table(24, 20_000)
             >>> (narrow.batch_rows, narrow.max_steps, narrow.max_extra_steps), (wide.batch_rows, wide.max_steps)
-            ((410, 1249, 1249), (256, 2000))
+            ((410, 1249, 624), (256, 2000))
             >>> small = FitSettings(max_extra_steps=0).for_table(10, 100)
-            >>> small.batch_rows, small.max_steps, small.max_extra_steps
-            (100, 2000, 0)
+            >>> small.batch_rows, small.max_steps, small.max_extra_steps, small.optimizer, narrow.optimizer
+            (100, 2000, 0, 'adamw', 'muon')
         """
         batch = self.batch_rows
         if batch is None:
@@ -196,8 +211,11 @@ class FitSettings:
         steps = self.max_steps
         if steps is None:
             steps = round(SCHEDULE_ROWS / max(batch, BATCH_ROWS))
-        extra = steps if self.max_extra_steps is None else self.max_extra_steps
-        return replace(self, batch_rows=batch, max_steps=steps, max_extra_steps=extra)
+        extra = extension_round(steps) if self.max_extra_steps is None else self.max_extra_steps
+        optimizer = self.optimizer
+        if optimizer == "auto":
+            optimizer = "muon" if n_rows >= MUON_ROWS else "adamw"
+        return replace(self, batch_rows=batch, max_steps=steps, max_extra_steps=extra, optimizer=optimizer)
 
     def weighting(self) -> str:
         """The training objective: ``loss_weighting``, with "auto" uniform for the MD4 schedules and elbo
@@ -225,6 +243,7 @@ class FitSettings:
             ("tie_rates", TIE_RATES),
             ("loss_weighting", LOSS_WEIGHTINGS),
             ("precision", PRECISIONS),
+            ("optimizer", ("auto", *OPTIMIZERS)),
         ]:
             check_choice(name, getattr(self, name), allowed)
         if self.lr <= 0 or (self.max_minutes is not None and self.max_minutes <= 0):

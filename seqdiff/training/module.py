@@ -1,8 +1,8 @@
 """The Lightning module that trains any ``MaskedDiffusion`` model (proteins and tables alike).
 
-AdamW with linear warmup and cosine decay, gradient clipping (set on the Trainer), an EMA of
-the weights that is used for validation and for the saved model, bf16 autocast on GPU (the
-Trainer's ``precision``). Batches are ``(x, valid)`` pairs of token ids and a non-padding mask.
+AdamW (or Muon for the blocks' matrices: `seqdiff.training.optim`) with linear warmup and cosine
+decay, gradient clipping (set on the Trainer), an EMA of the weights that is used for validation and
+for the saved model, bf16 autocast on GPU (the Trainer's ``precision``). Batches are ``(x, valid)`` pairs of token ids and a non-padding mask.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from seqdiff.core.bundle import ModelSpec, build_model
+from seqdiff.training.optim import build_optimizer
 
 
 @dataclass
@@ -34,6 +35,7 @@ class OptimConfig:
     min_lr_ratio: float = 0.1
     ema_decay: float = 0.999
     restart_ratio: float = 0.0  # past total_steps (training extended): see warmup_cosine
+    optimizer: str = "adamw"  # or "muon": Muon for the blocks' matrices (seqdiff.training.optim)
 
 
 def extension_round(total: int) -> int:
@@ -160,21 +162,8 @@ class DiffusionModule(L.LightningModule):
         self._noise = None
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            (decay if p.dim() >= 2 and "w_raw" not in name else no_decay).append(p)
-        opt = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.optim.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.optim.lr,
-            betas=self.optim.betas,
-            # Multi-tensor updates, not a loop over tensors (PyTorch's default on CPU). Not fused=True:
-            # Lightning refuses gradient clipping with a fused optimizer under mixed precision.
-            foreach=True,
-        )
         o = self.optim
+        opt = build_optimizer(self.model, o.optimizer, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt,
             lambda step: warmup_cosine(step, o.warmup_steps, o.total_steps, o.min_lr_ratio, o.restart_ratio),

@@ -51,6 +51,7 @@ def test_the_cli_flags_map_to_the_settings():
         "--fit-batch-rows",
         "--early-stopping",
         "--loss-weighting",
+        "--optimizer",
         "--precision",
         "--n-layers",
     }
@@ -65,10 +66,15 @@ def test_the_cli_flags_map_to_the_settings():
 
 
 def test_narrow_tables_take_more_rows_per_step_and_fewer_steps():
-    # At least 4,096 cells and 256 rows per batch; the schedule shows the model 512,000 rows.
+    # At least 4,096 cells and 256 rows per batch; the schedule shows the model 512,000 rows; at most one
+    # round of half of it past it.
     for n_columns, batch, steps in [(4, 1024, 500), (10, 410, 1249), (16, 256, 2000), (40, 256, 2000)]:
         settings = FitSettings().for_table(n_columns, 50_000)
-        assert (settings.batch_rows, settings.max_steps, settings.max_extra_steps) == (batch, steps, steps)
+        assert (settings.batch_rows, settings.max_steps, settings.max_extra_steps) == (
+            batch,
+            steps,
+            steps // 2,
+        )
         assert settings.batch_rows * settings.max_steps == pytest.approx(512_000, rel=1e-3)
     # What the user sets stays; a batch is never larger than the table, the schedule never over 2,000 steps.
     given = FitSettings(batch_rows=64, max_steps=30, max_extra_steps=0).for_table(4, 50_000)
@@ -77,7 +83,10 @@ def test_narrow_tables_take_more_rows_per_step_and_fewer_steps():
     small = FitSettings().for_table(4, 300)
     assert (small.batch_rows, small.max_steps) == (300, 1707)
     assert FitSettings().for_table(4, 50).max_steps == 2000
-    for bad in ({"max_steps": 0}, {"batch_rows": 0}, {"max_extra_steps": -1}):
+    # Muon from 16,000 training rows, AdamW below; a choice given stays.
+    assert [FitSettings().for_table(10, rows).optimizer for rows in (15_999, 16_000)] == ["adamw", "muon"]
+    assert FitSettings(optimizer="adamw").for_table(10, 50_000).optimizer == "adamw"
+    for bad in ({"max_steps": 0}, {"batch_rows": 0}, {"max_extra_steps": -1}, {"optimizer": "sgd"}):
         with pytest.raises(SeqdiffError, match=next(iter(bad))):
             FitSettings(**bad).check()
     FitSettings().check()  # None: worked out per table

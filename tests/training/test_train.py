@@ -23,13 +23,19 @@ TEST = SHARED / "protein" / "general" / "cath_v4_1_0_S40.test.fasta"
 pytestmark = pytest.mark.skipif(not VALID.exists(), reason="../shared/data is not available")
 
 
-def tiny_config(out: Path, **trainer: object) -> TrainConfig:
+def tiny_config(out: Path, optimizer: str = "adamw", **trainer: object) -> TrainConfig:
     return TrainConfig.from_dict(
         {
             "modality": "protein",
             "data": {"train": str(VALID), "valid": str(TEST), "max_len": 128, "max_tokens": 2048},
             "model": {"dim": 32, "n_layers": 1, "n_heads": 2},
-            "optim": {"lr": 3e-3, "warmup_steps": 5, "total_steps": 60, "ema_decay": 0.9},
+            "optim": {
+                "lr": 3e-3,
+                "warmup_steps": 5,
+                "total_steps": 60,
+                "ema_decay": 0.9,
+                "optimizer": optimizer,
+            },
             "trainer": {
                 "max_steps": 60,
                 "val_every_steps": 30,
@@ -84,17 +90,16 @@ def test_autoregressive_baseline_trains_with_the_same_loop(tmp_path: Path) -> No
     assert evaluate_file(model, TEST, passes=1, limit=200)["nats_per_token"] < 2.95
 
 
-def test_resume_gives_the_same_next_steps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_gives_the_same_next_steps(tmp_path: Path, optimizer: str) -> None:
+    """Also with Muon: its momentum and AdamW's moments both come back from the checkpoint."""
+    every = {"checkpoint_every_steps": 3, "val_every_steps": 100, "optimizer": optimizer}
     straight = tmp_path / "straight"
-    train(tiny_config(straight, max_steps=6, checkpoint_every_steps=3, val_every_steps=100), ProteinAdapter())
+    train(tiny_config(straight, max_steps=6, **every), ProteinAdapter())
     interrupted = tmp_path / "interrupted"
-    train(
-        tiny_config(interrupted, max_steps=3, checkpoint_every_steps=3, val_every_steps=100), ProteinAdapter()
-    )
+    train(tiny_config(interrupted, max_steps=3, **every), ProteinAdapter())
     assert (interrupted / "checkpoints" / "last.ckpt").exists()
-    train(
-        tiny_config(interrupted, max_steps=6, checkpoint_every_steps=3, val_every_steps=100), ProteinAdapter()
-    )
+    train(tiny_config(interrupted, max_steps=6, **every), ProteinAdapter())
     a, b = train_losses(straight), train_losses(interrupted)
     assert sorted(a) == sorted(b) == list(range(6))
     for step in range(6):

@@ -49,12 +49,18 @@ def frame_of_array(X: Any, names: Sequence[str] | None = None, source: str = "ta
         return X
     if hasattr(X, "toarray"):  # a SciPy sparse matrix: each missing cell is NaN, each absent one 0
         raise SeqdiffError(f"{source}: sparse input is not supported; pass a dense array (X.toarray())")
-    frame = pd.DataFrame(np.asarray(X) if hasattr(X, "__array__") else list(X))
-    if frame.ndim != 2 or (isinstance(X, np.ndarray) and X.ndim != 2):
+    if hasattr(X, "__array__"):
+        X = np.asarray(X)
+        rows_of_columns = X.ndim == 2
+    else:
+        X = list(X)
+        rows_of_columns = all(isinstance(row, list | tuple | np.ndarray) for row in X)
+    if not rows_of_columns:
         raise SeqdiffError(
             f"{source}: expected rows x columns (a 2-D array), got shape {np.shape(X)}. Reshape your data: "
             "X.reshape(-1, 1) for one column, X.reshape(1, -1) for one row"
         )
+    frame = pd.DataFrame(X)
     if names is not None and len(names) != frame.shape[1]:
         raise SeqdiffError(  # scikit-learn's words
             f"{source}: X has {frame.shape[1]} features, but MaskedDiffusionImputer is expecting {len(names)} "

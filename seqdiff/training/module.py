@@ -2,7 +2,8 @@
 
 AdamW (or Muon for the blocks' matrices: `seqdiff.training.optim`) with linear warmup and cosine
 decay, gradient clipping (set on the Trainer), an EMA of the weights that is used for validation and
-for the saved model, bf16 autocast on GPU (the Trainer's ``precision``). Batches are ``(x, valid)`` pairs of token ids and a non-padding mask.
+for the saved model, bf16 autocast on GPU (the Trainer's ``precision``). Batches are ``(x, valid)``
+pairs of token ids and a non-padding mask.
 """
 
 from __future__ import annotations

@@ -22,8 +22,7 @@ import numpy as np
 
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import MAX_BIN_WIDTH, N_BINS
-from seqdiff.training.module import extension_round
-from seqdiff.training.optim import OPTIMIZERS
+from seqdiff.training.lr_schedule import extension_round
 
 # The default training budget. Each batch holds at least BATCH_ROWS rows and BATCH_CELLS cells: a step
 # has a fixed cost besides its per-row one, so a narrow table's step carries more rows (BENCHMARKS.md,
@@ -37,6 +36,7 @@ SCHEDULE_ROWS = 2000 * BATCH_ROWS
 MUON_ROWS = 16_000
 SCHEDULES = ("linear", "cosine", "polynomial", "geometric", "genmd4")  # seqdiff.core.schedules, and genmd4
 TIE_RATES = ("value", "column")
+OPTIMIZERS = ("auto", "muon", "adamw")  # "auto", and seqdiff.training.optim.OPTIMIZERS
 LOSS_WEIGHTINGS = ("auto", "elbo", "uniform")  # "auto", and seqdiff.core.diffusion.WEIGHTINGS
 PRECISIONS = ("auto", "32-true", "bf16-mixed")  # Lightning's names
 
@@ -243,7 +243,7 @@ class FitSettings:
             ("tie_rates", TIE_RATES),
             ("loss_weighting", LOSS_WEIGHTINGS),
             ("precision", PRECISIONS),
-            ("optimizer", ("auto", *OPTIMIZERS)),
+            ("optimizer", OPTIMIZERS),
         ]:
             check_choice(name, getattr(self, name), allowed)
         if self.lr <= 0 or (self.max_minutes is not None and self.max_minutes <= 0):

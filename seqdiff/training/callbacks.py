@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from tqdm.auto import tqdm
 
-from seqdiff.training.module import extension_round
+from seqdiff.training.lr_schedule import extension_round
 
 TIME_CHECK_EVERY = 20  # steps between two re-estimates of what fits in a time budget
 

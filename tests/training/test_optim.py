@@ -9,7 +9,7 @@ import torch
 
 from seqdiff.core.bundle import ModelSpec, build_model
 from seqdiff.core.denoiser import DenoiserConfig
-from seqdiff.training.module import warmup_cosine
+from seqdiff.training.lr_schedule import warmup_cosine
 from seqdiff.training.optim import MuonAdamW, build_optimizer
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from seqdiff.core.bundle import ModelSpec, build_model
 from seqdiff.training.lr_schedule import warmup_cosine
-from seqdiff.training.optim import build_optimizer
+from seqdiff.training.optim import build_optimizer, check_optimizer
 
 
 @dataclass
@@ -37,6 +37,9 @@ class OptimConfig:
     ema_decay: float = 0.999
     restart_ratio: float = 0.0  # past total_steps (training extended): see warmup_cosine
     optimizer: str = "adamw"  # or "muon": Muon for the blocks' matrices (seqdiff.training.optim)
+
+    def __post_init__(self) -> None:
+        check_optimizer(self.optimizer)  # a config's typo is one line before any work
 
 
 class DiffusionModule(L.LightningModule):

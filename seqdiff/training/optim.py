@@ -24,7 +24,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqdiff.errors import SeqdiffError
+
 OPTIMIZERS = ("adamw", "muon")
+
+
+def check_optimizer(name: str) -> None:
+    """A one-line SeqdiffError for an optimizer name not in OPTIMIZERS (a training config's typo)."""
+    if name not in OPTIMIZERS:
+        raise SeqdiffError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {name!r}")
 
 
 def _parameter_groups(model: nn.Module, muon: bool) -> tuple[list, list, list]:
@@ -74,8 +82,7 @@ def build_optimizer(
     model: nn.Module, name: str, *, lr: float, betas: tuple[float, float], weight_decay: float
 ) -> torch.optim.Optimizer:
     """AdamW (``name="adamw"``) or `MuonAdamW` (``"muon"``) over `model`'s parameters."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {name!r}")
+    check_optimizer(name)
     decay, no_decay, orthogonal = _parameter_groups(model, name == "muon")
     # Multi-tensor updates, not a loop over tensors. Not fused=True: Lightning refuses gradient
     # clipping with a fused optimizer under mixed precision.

@@ -9,6 +9,8 @@ import torch
 
 from seqdiff.core.bundle import ModelSpec, build_model
 from seqdiff.core.denoiser import DenoiserConfig
+from seqdiff.errors import SeqdiffError
+from seqdiff.training.config import TrainConfig
 from seqdiff.training.lr_schedule import warmup_cosine
 from seqdiff.training.optim import MuonAdamW, build_optimizer
 
@@ -86,3 +88,10 @@ def test_a_saved_state_resumes_the_same_steps():
             s.step()
     for (name, a), b in zip(model.named_parameters(), other.parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_training_configs_unknown_optimizer_is_one_line_before_any_work():
+    """`optim.optimizer: sgd` in a YAML config was a ValueError traceback after the data had loaded."""
+    with pytest.raises(SeqdiffError, match="optimizer must be one of adamw, muon, not 'sgd'"):
+        TrainConfig.from_dict({"optim": {"optimizer": "sgd"}})
+    assert TrainConfig.from_dict({"optim": {"optimizer": "muon"}}).optim.optimizer == "muon"

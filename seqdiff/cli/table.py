@@ -88,8 +88,8 @@ def _impute(args: argparse.Namespace, output: str) -> None:
     )
     if report.blank_rows:
         say(f"{report.blank_rows:,} blank row(s), no cell filled: left blank (nothing to impute them from)")
-    shown = "stdout" if args.output == "-" else report.output
-    say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {shown}")
+    written = "stdout" if args.output == "-" else report.output
+    say(f"imputed {report.imputed_cells:,} cells in {report.rows:,} rows -> {written}")
     if report.draws:
         say(f"{len(report.draws)} draws, each a completed table -> {report.draws[0]} .. {report.draws[-1]}")
 

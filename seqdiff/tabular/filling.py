@@ -71,10 +71,10 @@ def frame_of_array(X: Any, names: Sequence[str] | None = None, source: str = "ta
     return frame
 
 
-def as_table(X: Any, source: str, names: Sequence[str] | None = None) -> pa.Table:
-    """`X` (a DataFrame, an Arrow table or record batch, or an array as `frame_of_array` names its
-    columns) as an Arrow table; anything else is a SeqdiffError naming `source`."""
-    X = frame_of_array(X, names, source)
+def as_table(X: Any, source: str) -> pa.Table:
+    """`X` (a DataFrame, an Arrow table or record batch, or an array, its columns x0, x1, ...:
+    `frame_of_array`) as an Arrow table; anything else is a SeqdiffError naming `source`."""
+    X = frame_of_array(X, source=source)
     if not isinstance(X, pd.DataFrame | pa.Table | pa.RecordBatch):
         raise SeqdiffError(
             f"{source}: expected a pandas DataFrame, a pyarrow Table or a 2-D array, got {type(X).__name__}"
@@ -162,13 +162,8 @@ def fill_frame(encoder: TableEncoder, df: pd.DataFrame, draws: Draws, values: pa
     return out
 
 
-def fill(
-    encoder: TableEncoder, X: TableLike, draws: Draws, values: pa.Table, names: Sequence[str] | None = None
-) -> TableLike | np.ndarray:
-    """`fill_frame` for a DataFrame, or an array (returned as a NumPy array, its columns read as
-    `names`), else `fill_arrow` (a record batch comes back as a table)."""
-    if is_array(X):
-        return fill_frame(encoder, frame_of_array(X, names), draws, values).to_numpy()
+def fill(encoder: TableEncoder, X: TableLike, draws: Draws, values: pa.Table) -> TableLike:
+    """`fill_frame` for a DataFrame, else `fill_arrow` (a record batch comes back as a table)."""
     if isinstance(X, pd.DataFrame):
         return fill_frame(encoder, X, draws, values)
     return fill_arrow(encoder, to_arrow(X), draws, values)

@@ -48,7 +48,7 @@ from seqdiff.core.bundle import load_bundle, save_bundle
 from seqdiff.core.device import resolve_device
 from seqdiff.errors import SeqdiffError
 from seqdiff.tabular.encoding import NUMERIC_POINTS, TableEncoder
-from seqdiff.tabular.filling import as_table, fill, fill_arrow, partial_rows
+from seqdiff.tabular.filling import as_table, fill, fill_arrow, frame_of_array, is_array, partial_rows
 from seqdiff.tabular.fitting import fit_table
 from seqdiff.tabular.prediction import POINT_ESTIMATES, Draws, point_of_draws, predict, sample_draws
 from seqdiff.tabular.schema import Schema, TableLike
@@ -265,20 +265,26 @@ class MaskedDiffusionImputer(TransformerMixin, BaseEstimator):
         """Fill the missing cells of `X` (a DataFrame, an Arrow table / record batch, or a 2-D array
         whose columns are the fitted ones in order, returned as the same kind: a DataFrame, an Arrow
         table, a NumPy array) with the point estimate of ``point``."""
-        check_is_fitted(self, "model_")
-        names = self.feature_names_in_
-        draws = self._estimate(as_table(X, "table", names), 0, None, "table")
-        return fill(self.encoder_, X, draws, point_of_draws(self.encoder_, draws, self.numeric_point), names)
+        frame = self._readable(X)
+        draws = self._estimate(as_table(frame, "table"), 0, None, "table")
+        filled = fill(self.encoder_, frame, draws, point_of_draws(self.encoder_, draws, self.numeric_point))
+        return filled.to_numpy() if is_array(X) else filled
 
     def transform_samples(self, X: TableLike, n_samples: int) -> list[TableLike]:
         """`n_samples` imputed copies of `X`, one per draw (the draws `transform` summarises with
         ``point="draws"``)."""
         if n_samples < 1:
             raise SeqdiffError(f"n_samples must be at least 1, got {n_samples}")
+        frame = self._readable(X)
+        draws = self._sample(as_table(frame, "table"), 0, n_samples, self.seed, "table")
+        filled = [fill(self.encoder_, frame, draws, values) for values in draws.tables]
+        return [f.to_numpy() for f in filled] if is_array(X) else filled
+
+    def _readable(self, X: TableLike) -> TableLike:
+        """`X` as given, or an array as a DataFrame of the fitted columns (read once, filled, returned
+        as an array again)."""
         check_is_fitted(self, "model_")
-        names = self.feature_names_in_
-        draws = self._sample(as_table(X, "table", names), 0, n_samples, self.seed, "table")
-        return [fill(self.encoder_, X, draws, values, names) for values in draws.tables]
+        return frame_of_array(X, self.feature_names_in_)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

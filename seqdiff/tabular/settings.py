@@ -138,6 +138,16 @@ class FitSettings:
             action=argparse.BooleanOptionalAction,
         ),
     )
+    n_iter_no_change: int = field(
+        default=3,
+        metadata=_flag(
+            "--n-iter-no-change",
+            "with early stopping, stop after this many checks of the held-out cells (one per 100 steps) "
+            "without improvement (default {default})",
+            type=int,
+            metavar="N",
+        ),
+    )
     loss_weighting: str = field(
         default="auto",
         metadata=_flag(
@@ -182,7 +192,6 @@ class FitSettings:
     schedule: str = "linear"
     tie_rates: str = "value"
     validation_fraction: float = 0.05
-    n_iter_no_change: int = 5
     lr: float = 3e-3
     max_fit_rows: int = 200_000
 

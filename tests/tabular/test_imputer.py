@@ -554,6 +554,8 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
         "7",
         "--extend-tol",
         "0.02",
+        "--n-iter-no-change",
+        "4",
     ]
     run_cli("impute", str(src), "-o", str(tmp_path / "out.parquet"), "--save-model", str(model), *flags)
     imputer = MaskedDiffusionImputer.load(model)
@@ -563,7 +565,7 @@ def test_cli_fitting_flags_reach_the_imputer(holed, tmp_path):
     assert imputer.precision == imputer.training_["precision"] == "32-true"
     assert imputer.value_frequencies == imputer.spec_.denoiser.value_frequencies == 3
     assert imputer.max_bin_width == 0
-    assert (imputer.max_extra_steps, imputer.extend_tol) == (7, 0.02)
+    assert (imputer.max_extra_steps, imputer.extend_tol, imputer.n_iter_no_change) == (7, 0.02, 4)
     assert imputer.training_["steps"] == 3 and max(imputer.encoder_.vocab_sizes) <= 4
     with pytest.raises(SeqdiffError, match="--bins, --fit-batch-rows: only when fitting"):
         run_cli(

@@ -50,6 +50,7 @@ def test_the_cli_flags_map_to_the_settings():
         "--value-frequencies",
         "--fit-batch-rows",
         "--early-stopping",
+        "--n-iter-no-change",
         "--loss-weighting",
         "--optimizer",
         "--precision",

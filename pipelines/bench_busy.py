@@ -36,6 +36,7 @@ from pipelines.masks import metrics  # noqa: E402
 from pipelines.tabular_baselines import missforest_impute  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.schema import Schema  # noqa: E402
+from seqdiff.threads import default_threads  # noqa: E402
 
 SPIN = "while True: pass"
 
@@ -54,26 +55,28 @@ def busy_processes(n: int, settle: float) -> Iterator[list[subprocess.Popen]]:
             p.wait()
 
 
-def seqdiff_cli(holed: Path, out: Path, max_steps: int | None) -> float:
-    """Seconds ``seqdiff impute holed -o out`` took (its own defaults: threads, steps)."""
+def seqdiff_cli(holed: Path, out: Path, max_steps: int | None) -> tuple[float, dict]:
+    """Seconds ``seqdiff impute holed -o out`` took (its own defaults: threads, steps), and the 1-minute
+    load average it started at with the threads that load gives it (`default_threads`)."""
     cmd = [sys.executable, "-m", "seqdiff.cli", "impute", str(holed), "-o", str(out)]
     if max_steps is not None:
         cmd += ["--max-steps", str(max_steps)]
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, {"load": load, "threads": default_threads(load=load)}
 
 
 def run_both(
     holed: pd.DataFrame, path: Path, schema: Schema, max_steps: int | None, max_iter: int
-) -> dict[str, tuple[pd.DataFrame, float]]:
-    """Each tool's imputed table and seconds."""
+) -> dict[str, tuple[pd.DataFrame, float, dict]]:
+    """Each tool's imputed table, seconds and what else is known of its run."""
     out = path.with_name("imputed.parquet")
-    seconds = seqdiff_cli(path, out, max_steps)
-    result = {"seqdiff": (pd.read_parquet(out), seconds)}
+    seconds, started = seqdiff_cli(path, out, max_steps)
+    result = {"seqdiff": (pd.read_parquet(out), seconds, started)}
     start = time.perf_counter()
     forest = missforest_impute(holed, schema, n_jobs=os.cpu_count() or 1, max_iter=max_iter)
-    result["missforest"] = (forest, time.perf_counter() - start)
+    result["missforest"] = (forest, time.perf_counter() - start, {"n_jobs": os.cpu_count() or 1})
     return result
 
 
@@ -98,8 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
             with busy_processes(n, args.settle):
                 outputs = run_both(holed, path, schema, args.max_steps, args.max_iter)
             runs[condition] = {
-                tool: {"seconds": seconds, **metrics(df, imputed, mask, schema)}
-                for tool, (imputed, seconds) in outputs.items()
+                tool: {"seconds": seconds, **run, **metrics(df, imputed, mask, schema)}
+                for tool, (imputed, seconds, run) in outputs.items()
             }
     result = {
         "dataset": args.dataset,

@@ -74,9 +74,10 @@ def run_both(
     out = path.with_name("imputed.parquet")
     seconds, started = seqdiff_cli(path, out, max_steps)
     result = {"seqdiff": (pd.read_parquet(out), seconds, started)}
+    n_jobs = os.cpu_count() or 1
     start = time.perf_counter()
-    forest = missforest_impute(holed, schema, n_jobs=os.cpu_count() or 1, max_iter=max_iter)
-    result["missforest"] = (forest, time.perf_counter() - start, {"n_jobs": os.cpu_count() or 1})
+    forest = missforest_impute(holed, schema, n_jobs=n_jobs, max_iter=max_iter)
+    result["missforest"] = (forest, time.perf_counter() - start, {"n_jobs": n_jobs})
     return result
 
 

@@ -1,13 +1,12 @@
 """Imputation on a shared machine: ``seqdiff impute`` and MissForest (reference settings) on one table,
 first on a quiet machine, then with ``--busy`` processes spinning beside them, each tool at the thread
-count a user gets without asking: seqdiff's CLI takes the cores the load average leaves free
+count a user gets without asking: seqdiff's CLI takes the cores the rest of the machine leaves free
 (`seqdiff.threads.default_threads`), MissForest's forests ``n_jobs`` = every core.
 
 The table is one of the tabular benchmark's: its complete rows, 30% of cells hidden (MCAR), written to
 a Parquet file that ``seqdiff impute`` reads as a user would; MissForest runs in this process. The
-busy processes start ``--settle`` seconds before the first timed run, so that the 1-minute load average
-sees them, and are stopped whatever happens. Results (seconds, MAE, accuracy, each tool's slowdown)
-go to ``--out``.
+busy processes start ``--settle`` seconds before the first timed run and are stopped whatever happens.
+Results (seconds, MAE, accuracy, each tool's slowdown) go to ``--out``.
 
 Example:
     .venv/bin/python pipelines/bench_busy.py --out pipelines/results/tabular_busy.json \\
@@ -36,7 +35,7 @@ from pipelines.masks import metrics  # noqa: E402
 from pipelines.tabular_baselines import missforest_impute  # noqa: E402
 from seqdiff.atomic import atomic_path  # noqa: E402
 from seqdiff.tabular.schema import Schema  # noqa: E402
-from seqdiff.threads import default_threads  # noqa: E402
+from seqdiff.threads import busy_cores, default_threads  # noqa: E402
 
 SPIN = "while True: pass"
 
@@ -56,15 +55,16 @@ def busy_processes(n: int, settle: float) -> Iterator[list[subprocess.Popen]]:
 
 
 def seqdiff_cli(holed: Path, out: Path, max_steps: int | None) -> tuple[float, dict]:
-    """Seconds ``seqdiff impute holed -o out`` took (its own defaults: threads, steps), and the 1-minute
-    load average it started at with the threads that load gives it (`default_threads`)."""
+    """Seconds ``seqdiff impute holed -o out`` took (its own defaults: threads, steps), and the busy
+    cores it started beside (`busy_cores`, measured just before) with the threads they leave it
+    (`default_threads`)."""
     cmd = [sys.executable, "-m", "seqdiff.cli", "impute", str(holed), "-o", str(out)]
     if max_steps is not None:
         cmd += ["--max-steps", str(max_steps)]
-    load = os.getloadavg()[0]
+    busy = busy_cores()
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - start, {"load": load, "threads": default_threads(load=load)}
+    return time.perf_counter() - start, {"busy_cores": busy, "threads": default_threads(busy=busy)}
 
 
 def run_both(
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dataset", choices=DATASETS, default="california")
     parser.add_argument("--rows", type=int, default=20_000, help="subsample to this many rows")
     parser.add_argument("--busy", type=int, default=2, help="spinning processes beside the tools")
-    parser.add_argument("--settle", type=float, default=60.0, help="seconds the spinners run first")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds the spinners run first")
     parser.add_argument("--max-steps", type=int, help="seqdiff's --max-steps (default: its own)")
     parser.add_argument("--max-iter", type=int, default=10, help="MissForest's iterations at most")
     parser.add_argument("--seed", type=int, default=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,22 +29,58 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_threads(cores: int | None = None, load: float | None = None) -> int:
-    """The cores left free by the rest of the machine: cores minus the 1-minute load average, to the
-    nearest whole core, at least 1. A quiet machine gets every core; a busy one gets 1 thread, which is never slower
-    than threads that must wait for a core.
+def _cpu_times(cpus: set[int]) -> tuple[int, int] | None:
+    """(busy, total) clock ticks the kernel has counted on `cpus` since boot (Linux's ``/proc/stat``), or
+    None where it cannot be read."""
+    busy = total = 0
+    try:
+        with open("/proc/stat") as stat:
+            for line in stat:
+                name, *ticks = line.split()
+                if not (name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+                    continue
+                counts = [int(t) for t in ticks[:8]]  # user nice system idle iowait irq softirq steal
+                busy += sum(counts) - counts[3] - counts[4]
+                total += sum(counts)
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy, total) if total else None
+
+
+def busy_cores(window: float = 0.2) -> float:
+    """How many of this process's cores (`usable_cores`) the rest of the machine keeps busy now: their
+    busy share over the next `window` seconds, while this process sleeps. Where the kernel does not
+    count per-core time (macOS, Windows): the 1-minute load average, or 0 without one.
+
+    Now, not the last minute: a job that has just finished, such as the previous ``seqdiff`` command,
+    still holds up the 1-minute load average for a minute or two, and would cost the next command its
+    threads on a machine that is quiet again."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    before = _cpu_times(cpus)
+    if before is None:
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average (Windows): assume the machine is ours
+            return 0.0
+    time.sleep(window)
+    after = _cpu_times(cpus)
+    if after is None or after[1] == before[1]:
+        return 0.0
+    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def default_threads(cores: int | None = None, busy: float | None = None) -> int:
+    """The cores left free by the rest of the machine: cores minus the `busy` ones (default: `busy_cores`),
+    to the nearest whole core, at least 1. A quiet machine gets every core; a busy one gets 1 thread,
+    which is never slower than threads that must wait for a core.
 
     Example:
-        >>> default_threads(cores=8, load=0.2), default_threads(cores=8, load=5.5), default_threads(2, 3.9)
+        >>> default_threads(cores=8, busy=0.2), default_threads(cores=8, busy=5.5), default_threads(2, 3.9)
         (8, 3, 1)
     """
     cores = usable_cores() if cores is None else cores
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # no load average (Windows): assume the machine is ours
-            load = 0.0
-    return max(1, min(cores, int(cores - load + 0.5)))
+    busy = busy_cores() if busy is None else busy
+    return max(1, min(cores, int(cores - busy + 0.5)))
 
 
 def set_threads(n: int | None) -> int:

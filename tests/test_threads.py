@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ import torch
 
 from seqdiff.cli import main
 from seqdiff.cli.main import build_parser
-from seqdiff.threads import default_threads, usable_cores
+from seqdiff.threads import busy_cores, default_threads, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 FASTA = ROOT / "data" / "examples" / "masked.fasta"
@@ -34,12 +37,28 @@ def test_every_computing_command_takes_threads(command: str) -> None:
 
 
 def test_default_threads_are_the_free_cores() -> None:
-    assert default_threads(cores=8, load=0.0) == 8
-    assert default_threads(cores=8, load=0.3) == 8  # an idle process or two: still every core
-    assert default_threads(cores=8, load=2.6) == 5
-    assert default_threads(cores=2, load=1.2) == 1
-    assert default_threads(cores=2, load=7.0) == 1  # a busy machine: one thread, never zero
+    assert default_threads(cores=8, busy=0.0) == 8
+    assert default_threads(cores=8, busy=0.3) == 8  # an idle process or two: still every core
+    assert default_threads(cores=8, busy=2.6) == 5
+    assert default_threads(cores=2, busy=1.0) == 1
+    assert default_threads(cores=2, busy=7.0) == 1  # a busy machine: one thread, never zero
     assert 1 <= default_threads() <= usable_cores()
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="per-core times: Linux")
+def test_busy_cores_sees_a_process_spinning_on_our_cores() -> None:
+    """A spinner pinned to this process's first core counts as (nearly) one busy core, whatever else
+    runs; `busy_cores` measures while this process sleeps, so it does not count itself."""
+    core = min(os.sched_getaffinity(0))
+    spin = f"import os; os.sched_setaffinity(0, {{{core}}}); print(flush=True)\nwhile True: pass"
+    spinner = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
+    try:
+        spinner.stdout.readline()  # pinned and spinning
+        assert busy_cores(0.5) >= 0.7
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert 0 <= busy_cores(0.05) <= usable_cores()
 
 
 def _threads_seen_by_eval(monkeypatch: pytest.MonkeyPatch, model: Path, *extra: str) -> int:
@@ -72,3 +91,16 @@ def test_threads_reach_torch_and_come_back(
 def test_threads_below_one_is_one_line(capsys: pytest.CaptureFixture) -> None:
     assert main(["eval", str(FASTA), "--threads", "0"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["seqdiff: error: --threads 0: must be at least 1"]
+
+
+def test_a_terminal_is_told_when_other_work_takes_cores(
+    tiny_protein_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr("seqdiff.threads.default_threads", lambda: 1)
+    monkeypatch.setattr("seqdiff.threads.usable_cores", lambda: 4)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert _threads_seen_by_eval(monkeypatch, tiny_protein_model) == 1
+    line = "seqdiff: other work keeps 3 of 4 cores busy: 1 thread(s) (--threads N to choose)"
+    assert line in capsys.readouterr().err.splitlines()
+    _threads_seen_by_eval(monkeypatch, tiny_protein_model, "--threads", "1")  # chosen: nothing to say
+    assert "cores busy" not in capsys.readouterr().err

@@ -153,15 +153,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from seqdiff.threads import thread_count
+@contextmanager
+def computing_threads(threads: int | None) -> Iterator[int]:
+    """`thread_count` for a command, which at a terminal says when other work leaves it fewer threads
+    than cores (so that a slow run on a shared machine is not a surprise)."""
+    from seqdiff.threads import thread_count, usable_cores
 
+    with thread_count(threads) as n:
+        cores = usable_cores()
+        if threads is None and n < cores and sys.stderr.isatty():
+            say(f"other work keeps {cores - n} of {cores} cores busy: {n} thread(s) (--threads N to choose)")
+        yield n
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         with one_line_notices(), stdin_file(args):
             if hasattr(args, "threads"):  # a command that computes: its --threads, or the free cores
-                with thread_count(args.threads):
+                with computing_threads(args.threads):
                     args.func(args)
             else:
                 args.func(args)

@@ -210,5 +210,5 @@ def add_threads_flag(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="CPU threads (torch, BLAS, numba) of this process, and of each Ray actor (default: the cores "
-        "the machine has free, cores minus the load average, at least 1; Ray actors 1 each)",
+        "other work leaves free, measured as the command starts, at least 1; Ray actors 1 each)",
     )

@@ -35,8 +35,9 @@ def test_both_tools_impute_quiet_and_busy(tmp_path: Path, shared: Path) -> None:
             assert run["seconds"] > 0 and 0 < run["mae"] < 2 and 0.4 < run["accuracy"] <= 1
             assert run["n_numeric"] + run["n_categorical"] > 0.25 * 300 * 11
         seqdiff, forest = result["runs"][condition]["seqdiff"], result["runs"][condition]["missforest"]
-        assert seqdiff["load"] >= 0 and 1 <= seqdiff["threads"] <= result["cores"]
+        assert seqdiff["busy_cores"] >= 0 and 1 <= seqdiff["threads"] <= result["cores"]
         assert forest["n_jobs"] == result["cores"]
+    assert result["runs"]["busy"]["seqdiff"]["busy_cores"] >= 0.5  # the spinner, seen as it runs
     for tool, slowdown in result["slowdown"].items():
         runs = result["runs"]
         assert slowdown == pytest.approx(runs["busy"][tool]["seconds"] / runs["quiet"][tool]["seconds"])

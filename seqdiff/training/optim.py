@@ -71,8 +71,8 @@ def orthogonalise(
 class NativeMuon(torch.optim.Muon):
     """`torch.optim.Muon` (same parameters, groups and state) whose Newton-Schulz iteration runs in
     bfloat16 only where the parameters' device multiplies bf16 natively (`native_bf16`), else in
-    float32. torch's runs in bf16 everywhere, which a CPU without AVX512-BF16 or AMX emulates: 10 to 18
-    times slower than float32 on a table model's matrices, a third of its whole training step."""
+    float32. torch's runs in bf16 everywhere, which a CPU without AVX512-BF16 or AMX emulates, many
+    times slower than float32 (BENCHMARKS.md, "MCAR on a CPU without native bf16")."""
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

@@ -19,12 +19,12 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim._muon import _adjust_lr
 
 from seqdiff.core.device import native_bf16
 from seqdiff.errors import SeqdiffError
@@ -85,28 +85,20 @@ class NativeMuon(torch.optim.Muon):
             grads: list[torch.Tensor] = []
             buffers: list[torch.Tensor] = []
             self._init_group(group, params, grads, buffers)
+            if not params:
+                continue
             lr, momentum = group["lr"], group["momentum"]
+            dtype = torch.bfloat16 if native_bf16(params[0].device) else torch.float32
             for param, grad, buffer in zip(params, grads, buffers, strict=True):
                 buffer.lerp_(grad, 1 - momentum)
                 update = grad.lerp(buffer, momentum) if group["nesterov"] else buffer
-                dtype = torch.bfloat16 if native_bf16(param.device) else torch.float32
                 update = orthogonalise(
                     update, dtype, group["ns_coefficients"], group["ns_steps"], group["eps"]
                 )
                 param.mul_(1 - lr * group["weight_decay"])
-                param.add_(
-                    update.to(param.dtype), alpha=-lr * _update_scale(group["adjust_lr_fn"], param.shape)
-                )
+                # torch's own learning-rate factor per matrix shape (adjust_lr_fn), not a copy of it
+                param.add_(update.to(param.dtype), alpha=-_adjust_lr(lr, group["adjust_lr_fn"], param.shape))
         return loss
-
-
-def _update_scale(adjust_lr_fn: str | None, shape: torch.Size) -> float:
-    """`torch.optim.Muon`'s learning-rate factor for a matrix of `shape`: ``match_rms_adamw`` gives the
-    update AdamW's RMS (Moonshot's 0.2 sqrt(max(A, B))), ``original`` Keller Jordan's."""
-    rows, cols = shape[:2]
-    if adjust_lr_fn == "match_rms_adamw":
-        return 0.2 * math.sqrt(max(rows, cols))
-    return math.sqrt(max(1, rows / cols))
 
 
 class MuonAdamW(torch.optim.Optimizer):
